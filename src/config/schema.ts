@@ -1,0 +1,90 @@
+/**
+ * Configuration types and built-in defaults. Defaults live here and only here:
+ * commander options never carry a .default() for anything the config can set.
+ */
+
+export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
+export type Device = (typeof DEVICES)[number];
+
+export const CUDNN_ALGO_SEARCH = ['exhaustive', 'heuristic', 'default'] as const;
+export type CudnnConvAlgoSearch = (typeof CUDNN_ALGO_SEARCH)[number];
+
+export interface ProfileValues {
+  maxCpuThreads: number;
+  cpuUsageLimit: number;
+  maxConcurrentTts: number;
+  maxConcurrentVideo: number;
+  maxConcurrentHeavyTasks: number;
+}
+
+/** Presets from the CPU guide stemkit grew from. `medium` is the default. */
+export const BUILTIN_PROFILES: Readonly<Record<string, ProfileValues>> = {
+  small: { maxCpuThreads: 2, cpuUsageLimit: 0.5, maxConcurrentTts: 1, maxConcurrentVideo: 1, maxConcurrentHeavyTasks: 2 },
+  medium: { maxCpuThreads: 4, cpuUsageLimit: 0.7, maxConcurrentTts: 2, maxConcurrentVideo: 1, maxConcurrentHeavyTasks: 3 },
+  large: { maxCpuThreads: 6, cpuUsageLimit: 0.8, maxConcurrentTts: 3, maxConcurrentVideo: 1, maxConcurrentHeavyTasks: 4 },
+};
+export const DEFAULT_PROFILE = 'medium';
+
+export interface GpuConfig {
+  deviceId: number;
+  /** Fraction of the device's memory ONNX Runtime's arena may use (CUDA gpu_mem_limit). */
+  memoryFraction: number;
+  cudnnConvAlgoSearch: CudnnConvAlgoSearch;
+  tf32: boolean;
+}
+
+export interface ModelsConfig {
+  /** Base URL replacing the original host of every model file (see README "Mirrors"). */
+  mirror: string | undefined;
+  offline: boolean;
+  /** fp32 | fp16 | int8 | auto (fp32 on CPU, fp16 on CUDA where a variant exists). */
+  precision: 'auto' | 'fp32' | 'fp16' | 'int8';
+}
+
+export interface BenchTarget {
+  /** Upper bound on total seconds for one track of the default length. */
+  maxSeconds: number;
+  /** Lower bound on throughput in MB/s of input WAV data. */
+  minMBps: number;
+}
+
+/** The fully resolved configuration every command receives. */
+export interface ResolvedConfig extends ProfileValues {
+  profile: string;
+  device: Device;
+  /** Explicit thread count (flag/config); undefined means computed from the profile. */
+  threads: number | undefined;
+  /** Threads actually used for CPU inference: see computeThreads(). */
+  cpuThreads: number;
+  /** Logical cores the computation saw. */
+  cores: number;
+  gpu: GpuConfig;
+  cacheDir: string;
+  runtimeDir: string | undefined;
+  ffmpegPath: string | undefined;
+  ffprobePath: string | undefined;
+  models: ModelsConfig;
+  bench: { targets: Record<'2' | '4' | '6', BenchTarget> };
+}
+
+/** The values that do not depend on the machine or environment. */
+export const DEFAULTS = {
+  device: 'auto' as Device,
+  gpu: { deviceId: 0, memoryFraction: 0.9, cudnnConvAlgoSearch: 'exhaustive' as CudnnConvAlgoSearch, tf32: true },
+  models: { mirror: undefined, offline: false, precision: 'auto' as const },
+  bench: {
+    targets: {
+      '2': { maxSeconds: 15, minMBps: 2 },
+      '4': { maxSeconds: 30, minMBps: 1 },
+      '6': { maxSeconds: 45, minMBps: 0.8 },
+    },
+  },
+} as const;
+
+/**
+ * CPU threads used = max(1, min(maxCpuThreads, floor(cores × cpuUsageLimit))), unless set explicitly.
+ */
+export function computeThreads(cores: number, values: Pick<ProfileValues, 'maxCpuThreads' | 'cpuUsageLimit'>, explicit?: number): number {
+  if (explicit !== undefined) return explicit;
+  return Math.max(1, Math.min(values.maxCpuThreads, Math.floor(cores * values.cpuUsageLimit)));
+}

@@ -1,0 +1,251 @@
+/**
+ * The only module that touches onnxruntime-node. It is imported lazily (`await import`) so that
+ * `stemkit --help`, config errors and pure-DSP work never load the native binding.
+ */
+import type * as Ort from 'onnxruntime-node';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { Device, GpuConfig } from '../config/schema.js';
+import { InternalError, UnavailableError, DataError, InputError } from '../errors.js';
+
+export type Provider = 'cpu' | 'cuda' | 'webgpu';
+
+export type TensorArray = Float32Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
+
+/** A plain tensor: stemkit code outside this module never sees an ort.Tensor. */
+export interface TensorData {
+  data: TensorArray;
+  dims: readonly number[];
+}
+
+export interface ValueInfo {
+  name: string;
+  /** 'float32', 'int64', 'int32', 'float16', … or undefined when the runtime did not say. */
+  type: string | undefined;
+  /** Dimensions; a symbolic or unknown dimension is a string or -1. */
+  shape: ReadonlyArray<number | string>;
+}
+
+export interface SessionOptions {
+  device: Device;
+  /** Intra-op threads for CPU sessions (the config's computed cap). */
+  threads: number;
+  gpu?: GpuConfig | undefined;
+  /** Total GPU memory in bytes, when known (nvidia-smi); used to turn memoryFraction into a limit. */
+  gpuMemoryBytes?: number | undefined;
+  /** ORT log verbosity; ORT is noisy at session creation, so default to errors only. */
+  logLevel?: 'verbose' | 'info' | 'warning' | 'error' | 'fatal';
+}
+
+export interface ModelSession {
+  readonly provider: Provider;
+  readonly threads: number;
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>>;
+  /** Releases the native session. Safe to call more than once. */
+  dispose(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+let ortPromise: Promise<typeof Ort> | undefined;
+
+/** Loads onnxruntime-node once, on first use. */
+export async function loadOrt(): Promise<typeof Ort> {
+  ortPromise ??= import('onnxruntime-node').catch((cause: unknown) => {
+    ortPromise = undefined;
+    throw new UnavailableError('onnxruntime-node could not be loaded', {
+      code: 'E_ORT_LOAD',
+      cause,
+      hint: 'Reinstall dependencies with `npm ci`; see `stemkit doctor`.',
+    });
+  });
+  return ortPromise;
+}
+
+/** The installed onnxruntime-node version (read from its package.json, no native load). */
+export function ortVersion(): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const pkg = require('onnxruntime-node/package.json') as { version?: string };
+    return pkg.version;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the CUDA provider library is present next to the binding. onnxruntime-node only has it
+ * when installed with ONNXRUNTIME_NODE_INSTALL=cuda12 on a machine with network access.
+ */
+export function cudaProviderInstalled(): boolean {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return false;
+  try {
+    const require = createRequire(import.meta.url);
+    const root = dirname(require.resolve('onnxruntime-node/package.json'));
+    const dir = join(root, 'bin', 'napi-v6', 'linux', 'x64');
+    return existsSync(join(dir, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
+}
+
+const LOG_LEVELS = { verbose: 0, info: 1, warning: 2, error: 3, fatal: 4 } as const;
+
+function baseOptions(opts: SessionOptions): Ort.InferenceSession.SessionOptions {
+  return {
+    // Inter-op 1 and sequential execution keep the total thread count at the configured cap.
+    intraOpNumThreads: Math.max(1, opts.threads),
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: LOG_LEVELS[opts.logLevel ?? 'error'],
+  };
+}
+
+function cudaProvider(opts: SessionOptions): Ort.InferenceSession.ExecutionProviderConfig {
+  const gpu = opts.gpu;
+  const provider: Record<string, unknown> = { name: 'cuda', deviceId: gpu?.deviceId ?? 0 };
+  if (gpu) {
+    // Keys follow ORT's CUDA provider option names; bindings that do not know a key ignore it.
+    provider['cudnn_conv_algo_search'] = { exhaustive: 'EXHAUSTIVE', heuristic: 'HEURISTIC', default: 'DEFAULT' }[gpu.cudnnConvAlgoSearch];
+    provider['use_tf32'] = gpu.tf32 ? '1' : '0';
+    if (opts.gpuMemoryBytes) provider['gpu_mem_limit'] = String(Math.floor(opts.gpuMemoryBytes * gpu.memoryFraction));
+  }
+  return provider as unknown as Ort.InferenceSession.ExecutionProviderConfig;
+}
+
+function describeValue(name: string, meta: Ort.InferenceSession.ValueMetadata | undefined): ValueInfo {
+  if (meta && meta.isTensor) {
+    return { name, type: meta.type, shape: meta.shape.map((d) => (typeof d === 'number' ? d : String(d))) };
+  }
+  return { name, type: undefined, shape: [] };
+}
+
+async function openSession(
+  ort: typeof Ort,
+  model: string | Uint8Array,
+  options: Ort.InferenceSession.SessionOptions,
+): Promise<Ort.InferenceSession> {
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+}
+
+function providerFailure(device: 'cuda' | 'webgpu', cause: unknown): UnavailableError {
+  const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  if (device === 'cuda') {
+    return new UnavailableError(
+      cudaProviderInstalled()
+        ? `CUDA was requested but its provider failed to initialise: ${reason}`
+        : 'CUDA was requested but onnxruntime-node was installed without the CUDA provider',
+      {
+        code: 'E_DEVICE_UNAVAILABLE',
+        cause,
+        hint: 'Reinstall with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` on a machine with network access and CUDA 12 + cuDNN 9, or use `--device cpu`.',
+      },
+    );
+  }
+  return new UnavailableError(`WebGPU was requested but could not be initialised: ${reason}`, {
+    code: 'E_DEVICE_UNAVAILABLE',
+    cause,
+    hint: 'WebGPU needs a GPU with Vulkan drivers (Linux) or Metal/D3D12; use `--device cpu` or `--device cuda` instead.',
+  });
+}
+
+/**
+ * Creates a session on the requested device.
+ * - `auto`: CUDA when its provider is installed and a session actually initialises, else CPU.
+ * - `cuda` / `webgpu`: that provider or an UnavailableError (exit 69), never a silent fallback.
+ */
+export async function createSession(model: string | Uint8Array, opts: SessionOptions): Promise<ModelSession> {
+  if (typeof model === 'string' && !existsSync(model)) {
+    throw new InputError(`model file not found: ${model}`, { code: 'E_MODEL_NOT_FOUND', hint: 'Check the path, or run `stemkit models list`.' });
+  }
+  const ort = await loadOrt();
+  const base = baseOptions(opts);
+  const attempts: Array<{ provider: Provider; eps: Ort.InferenceSession.ExecutionProviderConfig[] }> = [];
+  if (opts.device === 'cuda' && !cudaProviderInstalled()) {
+    // Fail before asking ORT, which would log a native stack trace for the missing library.
+    throw providerFailure('cuda', new Error('libonnxruntime_providers_cuda.so is not installed'));
+  }
+  if (opts.device === 'cuda' || (opts.device === 'auto' && cudaProviderInstalled())) {
+    attempts.push({ provider: 'cuda', eps: [cudaProvider(opts)] });
+  }
+  if (opts.device === 'webgpu') attempts.push({ provider: 'webgpu', eps: ['webgpu'] });
+  if (opts.device === 'cpu' || opts.device === 'auto') attempts.push({ provider: 'cpu', eps: ['cpu'] });
+
+  let lastError: unknown;
+  for (const attempt of attempts) {
+    let session: Ort.InferenceSession;
+    try {
+      session = await openSession(ort, model, { ...base, executionProviders: attempt.eps });
+    } catch (cause) {
+      lastError = cause;
+      if (opts.device === 'cuda' || opts.device === 'webgpu') throw providerFailure(opts.device, cause);
+      if (attempt.provider === 'cpu') break;
+      continue; // auto: CUDA did not initialise, try the CPU.
+    }
+    return wrapSession(ort, session, attempt.provider, attempt.provider === 'cpu' ? base.intraOpNumThreads ?? 1 : 0);
+  }
+  throw new DataError(`the model could not be loaded: ${lastError instanceof Error ? lastError.message.split('\n')[0] : String(lastError)}`, {
+    code: 'E_MODEL_INVALID',
+    cause: lastError,
+    hint: 'The file may be truncated or not an ONNX model; `stemkit models verify` checks downloaded models.',
+  });
+}
+
+function wrapSession(ort: typeof Ort, session: Ort.InferenceSession, provider: Provider, threads: number): ModelSession {
+  const inputs = session.inputNames.map((n, i) => describeValue(n, session.inputMetadata?.[i]));
+  const outputs = session.outputNames.map((n, i) => describeValue(n, session.outputMetadata?.[i]));
+  let released = false;
+  const dispose = async (): Promise<void> => {
+    if (released) return;
+    released = true;
+    await session.release();
+  };
+  return {
+    provider,
+    threads,
+    inputs,
+    outputs,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds) {
+      if (released) throw new InternalError('run() called on a released session');
+      const missing = session.inputNames.filter((n) => !(n in feeds));
+      if (missing.length > 0) throw new InternalError(`missing model inputs: ${missing.join(', ')}`);
+      const ortFeeds: Record<string, Ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(ort, t);
+      const result = await session.run(ortFeeds);
+      const out: Record<string, TensorData> = {};
+      for (const [name, t] of Object.entries(result)) {
+        out[name] = { data: t.data as TensorArray, dims: t.dims };
+        t.dispose();
+      }
+      return out;
+    },
+    dispose,
+    [Symbol.asyncDispose]: dispose,
+  };
+}
+
+function toOrtTensor(ort: typeof Ort, t: TensorData): Ort.Tensor {
+  const dims = [...t.dims];
+  if (t.data instanceof Float32Array) return new ort.Tensor('float32', t.data, dims);
+  if (t.data instanceof BigInt64Array) return new ort.Tensor('int64', t.data, dims);
+  if (t.data instanceof Int32Array) return new ort.Tensor('int32', t.data, dims);
+  if (t.data instanceof Uint16Array) return new ort.Tensor('float16', t.data, dims);
+  return new ort.Tensor('uint8', t.data, dims);
+}
+
+/** Runs `fn` with a session and always releases it, also when `fn` throws or is interrupted. */
+export async function withSession<T>(model: string | Uint8Array, opts: SessionOptions, fn: (s: ModelSession) => Promise<T>): Promise<T> {
+  const session = await createSession(model, opts);
+  try {
+    return await fn(session);
+  } finally {
+    await session.dispose();
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Atomic output: every file stemkit writes goes to `<name>.tmp.<pid>.<n>` beside its destination and is
+ * renamed into place only when complete. Live temp files are tracked so an interrupt can remove them.
+ */
+import { renameSync, unlinkSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+const live = new Set<string>();
+let counter = 0;
+
+/** A fresh temp path beside `finalPath` (same directory, so rename() is atomic). */
+export function tempPathFor(finalPath: string): string {
+  counter += 1;
+  return `${finalPath}.tmp.${process.pid}.${counter}`;
+}
+
+export function trackTemp(path: string): void {
+  live.add(path);
+}
+
+export function untrackTemp(path: string): void {
+  live.delete(path);
+}
+
+/** Renames a finished temp file into place. */
+export async function commitTemp(tempPath: string, finalPath: string): Promise<void> {
+  await rename(tempPath, finalPath);
+  live.delete(tempPath);
+}
+
+/** Removes a temp file (ignoring absence). */
+export async function discardTemp(tempPath: string): Promise<void> {
+  live.delete(tempPath);
+  await rm(tempPath, { force: true });
+}
+
+/** Synchronously removes every tracked temp file: for signal handlers and process exit. */
+export function cleanupTempFilesSync(): string[] {
+  const removed: string[] = [];
+  for (const p of live) {
+    try {
+      unlinkSync(p);
+      removed.push(p);
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+  return removed;
+}
+
+/** Writes a whole buffer atomically. */
+export async function atomicWriteFile(finalPath: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(finalPath), { recursive: true });
+  const tmp = tempPathFor(finalPath);
+  trackTemp(tmp);
+  try {
+    await writeFile(tmp, data);
+    await commitTemp(tmp, finalPath);
+  } catch (e) {
+    await discardTemp(tmp);
+    throw e;
+  }
+}
+
+/** Sync rename for exit paths. */
+export function commitTempSync(tempPath: string, finalPath: string): void {
+  renameSync(tempPath, finalPath);
+  live.delete(tempPath);
+}
