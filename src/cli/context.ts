@@ -8,8 +8,18 @@
  * thrown errors to one printed line and an exit code.
  */
 import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
+import type { Writable } from 'node:stream';
+import { loadConfigFile } from '../config/load.js';
+import { resolveConfig, type CliOverrides } from '../config/resolve.js';
 import type { ResolvedConfig } from '../config/schema.js';
+import { InterruptedError } from '../errors.js';
 import type { LogEvent, ProgressEvent } from '../progress.js';
+import { cleanupTempFilesSync } from '../util/atomic.js';
+import { interruptNotice } from './messages.js';
+import { createRenderer, type Renderer } from './render/renderer.js';
+import { selectRenderer } from './render/select.js';
+import { createStyle, useColor } from './render/style.js';
 
 export interface GlobalFlags {
   profile?: string;
@@ -46,3 +56,186 @@ export interface CliContext {
 }
 
 export type ActionHandler<A extends unknown[]> = (ctx: CliContext, ...args: A) => Promise<number | void>;
+
+/** The streams and environment of one CLI run (injectable for in-process tests). */
+export interface CliIO {
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  /** Where the config file search starts (default process.cwd()). */
+  cwd: string;
+  /** Logical cores (default os.availableParallelism()). */
+  cores: number;
+  /** An extra abort signal (tests use it to simulate Ctrl-C); SIGINT/SIGTERM are always wired. */
+  signal: AbortSignal | undefined;
+}
+
+/** State shared between main() and the action wrapper for one run. */
+export interface RunState {
+  io: CliIO;
+  /** The exit code the action returned (undefined when no action ran). */
+  exitCode: number | undefined;
+}
+
+let current: RunState | undefined;
+
+/** @internal main() installs the state of the run it drives; runAction reads it. */
+export function setRunState(state: RunState | undefined): RunState | undefined {
+  const prev = current;
+  current = state;
+  return prev;
+}
+
+/** Fills unset io members from the real process. */
+export function defaultIO(io: Partial<CliIO> = {}): CliIO {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  return {
+    stdout,
+    stderr,
+    env: io.env ?? process.env,
+    stdoutIsTTY: io.stdoutIsTTY ?? (io.stdout === undefined ? process.stdout.isTTY === true : false),
+    stderrIsTTY: io.stderrIsTTY ?? (io.stderr === undefined ? process.stderr.isTTY === true : false),
+    cwd: io.cwd ?? process.cwd(),
+    cores: io.cores ?? availableParallelism(),
+    signal: io.signal,
+  };
+}
+
+function optionKey(option: string): string {
+  // '--no-color' → 'color', '--cache-dir' → 'cacheDir'
+  const bare = option.replace(/^--?/, '').replace(/^no-/, '');
+  return bare.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** True when the user typed the option (for this command or a global one) on the command line. */
+export function typedOption(cmd: Command, option: string): boolean {
+  return cmd.getOptionValueSourceWithGlobals(optionKey(option)) === 'cli';
+}
+
+/**
+ * The config-relevant options the user typed, from the command and the root program.
+ * Options a command defines with these names (`--offline`, `--precision`, `--mirror`, `--cache-dir`)
+ * take part in config resolution automatically.
+ */
+export function collectOverrides(cmd: Command): CliOverrides {
+  const all = cmd.optsWithGlobals<Record<string, unknown>>();
+  const out: CliOverrides = {};
+  const str = (k: 'profile' | 'device' | 'precision' | 'mirror' | 'cacheDir'): void => {
+    if (typedOption(cmd, k) && typeof all[k] === 'string') out[k] = all[k];
+  };
+  str('profile');
+  str('device');
+  str('precision');
+  str('mirror');
+  str('cacheDir');
+  if (typedOption(cmd, 'threads') && (typeof all['threads'] === 'string' || typeof all['threads'] === 'number')) out.threads = all['threads'];
+  if (typedOption(cmd, 'offline') && typeof all['offline'] === 'boolean') out.offline = all['offline'];
+  return out;
+}
+
+/** Reads the global flags from a parsed command (values, not sources). */
+export function globalFlags(cmd: Command): GlobalFlags {
+  const all = cmd.optsWithGlobals<Record<string, unknown>>();
+  const flags: GlobalFlags = {
+    json: all['json'] === true,
+    quiet: all['quiet'] === true,
+    verbose: all['verbose'] === true,
+    color: all['color'] !== false,
+  };
+  if (typeof all['profile'] === 'string') flags.profile = all['profile'];
+  if (typeof all['config'] === 'string') flags.config = all['config'];
+  if (typeof all['device'] === 'string') flags.device = all['device'];
+  if (typeof all['threads'] === 'string') flags.threads = all['threads'];
+  return flags;
+}
+
+/**
+ * Wraps a command handler: resolves the configuration (defaults < file < profile < env < typed flags),
+ * builds the renderer, wires SIGINT/SIGTERM to `ctx.signal` and records the returned exit code for main().
+ *
+ * First SIGINT/SIGTERM aborts `ctx.signal` (handlers should end with InterruptedError, exit 130);
+ * a second one removes tracked temp files and exits 130 at once.
+ *
+ * @example
+ * cmd.action(runAction(async (ctx, inputs: string[], opts: Flags, cmd: Command) => { ... }))
+ */
+export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...args: A) => Promise<void> {
+  return async (...args: A): Promise<void> => {
+    const cmd = args[args.length - 1] as Command;
+    const state = current ?? { io: defaultIO(), exitCode: undefined };
+    const { io } = state;
+    const flags = globalFlags(cmd);
+
+    const file = await loadConfigFile({ configPath: flags.config, cwd: io.cwd });
+    const { config, sources } = resolveConfig({
+      file: file.path !== undefined ? { path: file.path, config: file.config } : undefined,
+      env: io.env,
+      flags: collectOverrides(cmd),
+      cores: io.cores,
+    });
+
+    const style = createStyle(useColor(flags, io.env, io.stderrIsTTY));
+    const outStyle = createStyle(useColor(flags, io.env, io.stdoutIsTTY));
+    const renderer: Renderer = await createRenderer(selectRenderer(flags, io.env, io.stderrIsTTY), {
+      stderr: io.stderr,
+      style,
+      verbose: flags.verbose,
+    });
+
+    const controller = new AbortController();
+    let signals = 0;
+    const onSignal = (): void => {
+      signals += 1;
+      if (signals === 1) {
+        controller.abort(new InterruptedError());
+        renderer.writeLine(io.stderr, style.warn(interruptNotice()));
+        return;
+      }
+      renderer.stop();
+      cleanupTempFilesSync();
+      // The only process.exit in stemkit: the user asked twice, nothing may delay the exit.
+      process.exit(130);
+    };
+    const onExternalAbort = (): void => onSignal();
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    io.signal?.addEventListener('abort', onExternalAbort, { once: true });
+
+    const ctx: CliContext = {
+      config,
+      sources,
+      configFile: file.path,
+      flags,
+      signal: controller.signal,
+      onProgress: (e) => renderer.onProgress(e),
+      onLog: (e) => renderer.onLog(e),
+      print: (text) => {
+        if (!flags.json) renderer.writeLine(io.stdout, text);
+      },
+      emitJson: (record) => {
+        if (flags.json) io.stdout.write(`${JSON.stringify(record)}\n`);
+      },
+      typed: (c, option) => typedOption(c, option),
+      style: outStyle,
+    };
+
+    let failed = true;
+    try {
+      const code = await handler(ctx, ...args);
+      failed = false;
+      state.exitCode = controller.signal.aborted ? 130 : code ?? 0;
+    } catch (e) {
+      if (controller.signal.aborted && !(e instanceof InterruptedError)) throw new InterruptedError('interrupted', { cause: e });
+      throw e;
+    } finally {
+      renderer.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      io.signal?.removeEventListener('abort', onExternalAbort);
+      if (failed || controller.signal.aborted) cleanupTempFilesSync();
+    }
+  };
+}

@@ -1,0 +1,42 @@
+import { Command } from 'commander';
+import { runAction } from '../context.js';
+import { cpuSummary } from '../messages.js';
+
+/** Flattens the resolved config into dotted keys, in a stable order. */
+export function flattenConfig(obj: Record<string, unknown>, prefix = ''): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) out.push(...flattenConfig(v as Record<string, unknown>, key));
+    else out.push([key, v]);
+  }
+  return out;
+}
+
+export function configCommand(): Command {
+  return new Command('config')
+    .description('Show the resolved configuration and where every value comes from')
+    .action(
+      runAction(async (ctx) => {
+        const entries = flattenConfig(ctx.config as unknown as Record<string, unknown>);
+        if (ctx.flags.json) {
+          ctx.emitJson({
+            type: 'config',
+            configFile: ctx.configFile ?? null,
+            config: ctx.config,
+            sources: Object.fromEntries(entries.map(([k]) => [k, ctx.sources[k] ?? 'default'])),
+            cpu: cpuSummary(ctx.config),
+          });
+          return 0;
+        }
+        ctx.print(`config file: ${ctx.configFile ?? '(none found)'}`);
+        const width = Math.max(...entries.map(([k]) => k.length));
+        for (const [k, v] of entries) {
+          const shown = v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v);
+          ctx.print(`${k.padEnd(width)}  ${shown.padEnd(14)}  ${ctx.style.dim(ctx.sources[k] ?? 'default')}`);
+        }
+        ctx.print(cpuSummary(ctx.config));
+        return 0;
+      }),
+    );
+}

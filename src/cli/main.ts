@@ -1,0 +1,171 @@
+/**
+ * The CLI entry: builds the commander program, runs it, and maps every thrown error to one printed
+ * line and an exit code (the only place that does). Command modules stay light at import time so
+ * `stemkit --help` never loads onnxruntime.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import type { Writable } from 'node:stream';
+import { ConfigError, ExitCode, InternalError, StemkitError, UsageError } from '../errors.js';
+import { benchCommand } from './commands/bench.js';
+import { configCommand } from './commands/config.js';
+import { doctorCommand } from './commands/doctor.js';
+import { evalCommand } from './commands/eval.js';
+import { modelsCommand } from './commands/models.js';
+import { separateCommand } from './commands/separate.js';
+import { statusCommand } from './commands/status.js';
+import { ttsCommand } from './commands/tts.js';
+import { defaultIO, setRunState, type CliIO, type RunState } from './context.js';
+import { commanderSuggestion, configProblemLine, internalErrorHint, internalErrorLine, usageHint } from './messages.js';
+import { createStyle, useColor } from './render/style.js';
+
+export interface MainIO {
+  stdout?: Writable;
+  stderr?: Writable;
+  env?: NodeJS.ProcessEnv;
+  stdoutIsTTY?: boolean;
+  stderrIsTTY?: boolean;
+  /** Where the config search starts (default process.cwd()). */
+  cwd?: string;
+  /** Logical cores seen by the thread computation (default os.availableParallelism()). */
+  cores?: number;
+  /** Aborting it acts like one Ctrl-C (for tests). */
+  signal?: AbortSignal;
+}
+
+function packageVersion(): string {
+  // dist/cli/main.js and src/cli/main.ts are both two levels below the package root.
+  const require = createRequire(import.meta.url);
+  return (require('../../package.json') as { version: string }).version;
+}
+
+/** Exit codes and what they mean (shown in `--help`). */
+const EXIT_CODES_HELP = `
+Exit codes:
+  0 ok, 64 usage, 65 bad input data, 66 input not found, 69 unavailable (model, device, ffmpeg),
+  70 internal error, 73 cannot write output, 75 busy (retry later), 78 configuration, 130 interrupted`;
+
+/** Builds the program with every command registered. Exposed for tests and docs generation. */
+export function buildProgram(io: Pick<CliIO, 'stdout' | 'stderr' | 'stdoutIsTTY' | 'stderrIsTTY'>): Command {
+  const program = new Command('stemkit')
+    .description('Separate music and speech into stems and turn text into speech, locally, on a GPU or a thread-capped CPU.')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    // No .default() on anything the config can set: a default would override the config file (style.md §10).
+    .option('--profile <name>', 'resource profile: small, medium, large, or one defined in the config file')
+    .option('--config <file>', 'use this config file instead of searching for .stemrc / stemkit.config.*')
+    .addOption(new Option('--device <device>', 'where to run models').choices(['auto', 'cpu', 'cuda', 'webgpu']))
+    .option('--threads <n>', 'CPU threads for inference (overrides the profile computation)')
+    .option('--json', 'machine-readable output: results as JSON lines on stdout, progress as JSON lines on stderr')
+    .option('--quiet', 'no progress output (warnings and errors still go to stderr)')
+    .option('--verbose', 'debug messages, and stack traces for errors')
+    .option('--no-color', 'no colours (also NO_COLOR=1, or when the output is not a terminal)')
+    .helpOption('-h, --help', 'show help')
+    .addHelpText('after', EXIT_CODES_HELP);
+
+  for (const cmd of [separateCommand(), ttsCommand(), benchCommand(), modelsCommand(), evalCommand(), statusCommand(), configCommand(), doctorCommand()]) {
+    program.addCommand(cmd);
+  }
+  program.helpCommand('help [command]', 'show help for a command');
+
+  // addCommand() does not copy these settings to subcommands, so apply them to the whole tree.
+  const apply = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.showSuggestionAfterError(true);
+    cmd.configureHelp({ showGlobalOptions: true, sortSubcommands: false });
+    cmd.configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      // Errors are printed once, by main(), in stemkit's format.
+      outputError: () => {},
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+      getOutHelpWidth: () => (io.stdoutIsTTY ? (process.stdout.columns ?? 100) : 100),
+      getErrHelpWidth: () => (io.stderrIsTTY ? (process.stderr.columns ?? 100) : 100),
+    });
+    for (const sub of cmd.commands) apply(sub);
+  };
+  apply(program);
+  return program;
+}
+
+/** Flags needed to report an error that happens before (or during) option parsing. */
+function prescan(argv: readonly string[]): { json: boolean; verbose: boolean; color: boolean } {
+  const args = argv.slice(2);
+  const end = args.indexOf('--');
+  const opts = end === -1 ? args : args.slice(0, end);
+  return { json: opts.includes('--json'), verbose: opts.includes('--verbose'), color: !opts.includes('--no-color') };
+}
+
+/** Turns a commander error into stemkit's, or undefined for help/version (not errors). */
+function fromCommander(e: CommanderError): StemkitError | undefined {
+  if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return undefined;
+  if (e.code === 'commander.help' && e.exitCode === 0) return undefined;
+  if (e.code === 'commander.help' || e.code === 'commander.executeSubCommandAsync') {
+    return new UsageError('no command given', { code: 'E_USAGE', hint: usageHint() });
+  }
+  const lines = e.message.split('\n');
+  const first = (lines[0] ?? '').replace(/^error:\s*/, '');
+  const suggestion = commanderSuggestion(e.message);
+  const message = first.replace(/\s*\(Did you mean.*$/, '');
+  return new UsageError(message, {
+    code: e.code === 'commander.unknownCommand' ? 'E_UNKNOWN_COMMAND' : e.code === 'commander.unknownOption' ? 'E_UNKNOWN_OPTION' : 'E_USAGE',
+    hint: suggestion ? `${suggestion} ${usageHint()}` : usageHint(),
+    cause: e,
+  });
+}
+
+/** Prints an error in the one stemkit format and returns its exit code. */
+export function reportError(err: unknown, io: CliIO, flags: { json: boolean; verbose: boolean; color: boolean }): number {
+  const style = createStyle(useColor(flags, io.env, io.stderrIsTTY));
+  const known = err instanceof StemkitError ? err : undefined;
+  const error =
+    known ??
+    new InternalError(err instanceof Error ? err.message : String(err), { cause: err, hint: internalErrorHint() });
+  const headline = known ? error.message : internalErrorLine(error.message);
+  const lines = [style.fail(`stemkit: ${headline}`)];
+  if (error instanceof ConfigError) for (const p of error.problems) lines.push(configProblemLine(p));
+  if (error.hint) lines.push(style.dim(`hint: ${error.hint}`));
+  if (flags.verbose) {
+    const stackOf = known ? (error.cause instanceof Error ? error.cause : error) : err instanceof Error ? err : undefined;
+    if (stackOf?.stack) lines.push(style.dim(stackOf.stack));
+  }
+  io.stderr.write(`${lines.join('\n')}\n`);
+  if (flags.json) {
+    const record: Record<string, unknown> = {
+      type: 'error',
+      code: error.code,
+      exitCode: error.exitCode,
+      message: headline,
+      hint: error.hint ?? null,
+    };
+    if (error.details) record['details'] = error.details;
+    io.stdout.write(`${JSON.stringify(record)}\n`);
+  }
+  return error.exitCode;
+}
+
+/**
+ * Runs the CLI and returns the exit code (bin/stemkit.js sets process.exitCode). Never calls
+ * process.exit, except on a second Ctrl-C.
+ * @param argv Like process.argv: `[node, script, ...args]`.
+ */
+export async function main(argv: string[], io: MainIO = {}): Promise<number> {
+  const fullIO = defaultIO(io);
+  const state: RunState = { io: fullIO, exitCode: undefined };
+  const prev = setRunState(state);
+  const pre = prescan(argv);
+  try {
+    const program = buildProgram(fullIO);
+    await program.parseAsync(argv, { from: 'node' });
+    return state.exitCode ?? ExitCode.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const mapped = fromCommander(e);
+      if (!mapped) return ExitCode.ok;
+      return reportError(mapped, fullIO, pre);
+    }
+    return reportError(e, fullIO, pre);
+  } finally {
+    setRunState(prev);
+  }
+}

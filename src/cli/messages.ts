@@ -1,0 +1,50 @@
+/**
+ * User-facing text of the CLI shell, as small formatters, so wording lives in one place.
+ */
+import type { ConfigProblem } from '../errors.js';
+
+export function interruptNotice(): string {
+  return 'interrupting... (press Ctrl-C again to stop immediately)';
+}
+
+/** `CPU: 2 cores available, using 1 thread (limit: 4, usage limit 0.7)` */
+export function cpuSummary(c: { cores: number; cpuThreads: number; maxCpuThreads: number; cpuUsageLimit: number; threads: number | undefined }): string {
+  const cores = `${c.cores} ${c.cores === 1 ? 'core' : 'cores'} available`;
+  const using = `using ${c.cpuThreads} ${c.cpuThreads === 1 ? 'thread' : 'threads'}`;
+  const why = c.threads !== undefined ? `set explicitly; profile limit: ${c.maxCpuThreads}, usage limit ${c.cpuUsageLimit}` : `limit: ${c.maxCpuThreads}, usage limit ${c.cpuUsageLimit}`;
+  return `CPU: ${cores}, ${using} (${why})`;
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** One line per config problem: `  - gpu.memoryFraction = 1.5 (from .stemrc.json): expected a number in (0, 1]` */
+export function configProblemLine(p: ConfigProblem): string {
+  return `  - ${p.key} = ${show(p.value)} (from ${p.source}): expected ${p.expected}`;
+}
+
+export function internalErrorLine(message: string): string {
+  return `internal error: ${message}`;
+}
+
+export function internalErrorHint(): string {
+  return 'This is a bug in stemkit. Re-run with --verbose for the stack trace and report it.';
+}
+
+export function usageHint(): string {
+  return 'Run `stemkit --help` for the commands and options.';
+}
+
+/** Commander's `(Did you mean separate?)` tail → `did you mean "separate"?` */
+export function commanderSuggestion(text: string): string | undefined {
+  const m = /Did you mean (?:one of )?(.+?)\?\)?\s*$/m.exec(text);
+  if (!m?.[1]) return undefined;
+  return `did you mean ${m[1]}?`;
+}
