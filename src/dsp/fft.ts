@@ -1,0 +1,479 @@
+/**
+ * Real FFT for every size n = 2^a·3^b·5^c (n even): 512, 1024, 2048, 4096, 5120, 6144, 7680, …
+ *
+ * Hand-written rather than a dependency: fft.js is power-of-two only, and PFFFT (WASM) needs n to be a
+ * multiple of 32 plus a copy in and out of WASM memory per frame, while this plain-JS mixed-radix version
+ * already beats PyTorch's single-thread STFT round trip by a wide margin (scripts/bench-dsp.mjs).
+ *
+ * Method: the real input of length n is packed as n/2 complex samples z[k] = x[2k] + i·x[2k+1], transformed by a
+ * self-sorting (Stockham) mixed-radix complex FFT with radix-4/2/3/5 stages and precomputed twiddles, and
+ * unpacked into the n/2+1 bins of the real spectrum. Everything runs in float64 on buffers owned by the
+ * instance, so no call allocates.
+ */
+import { UsageError } from '../errors.js';
+
+interface Stage {
+  radix: 2 | 3 | 4 | 5;
+  /** Number of butterflies per stride position (n_cur / radix). */
+  m: number;
+  /** Distance between neighbouring butterflies' inputs (product of earlier radices). */
+  s: number;
+  /** Twiddles w^(p·j), w = exp(−2πi / n_cur), stored at p·(radix−1) + (j−1). */
+  twr: Float64Array;
+  twi: Float64Array;
+}
+
+const S3 = Math.sqrt(3) / 2;
+const C51 = Math.cos((2 * Math.PI) / 5);
+const C52 = Math.cos((4 * Math.PI) / 5);
+const S51 = Math.sin((2 * Math.PI) / 5);
+const S52 = Math.sin((4 * Math.PI) / 5);
+
+/** Radices of m in stage order (4s first, then 2, 3, 5), or null when m has another prime factor. */
+function factorize(m: number): Array<2 | 3 | 4 | 5> | null {
+  const out: Array<2 | 3 | 4 | 5> = [];
+  let r = m;
+  while (r % 4 === 0) {
+    out.push(4);
+    r /= 4;
+  }
+  if (r % 2 === 0) {
+    out.push(2);
+    r /= 2;
+  }
+  while (r % 3 === 0) {
+    out.push(3);
+    r /= 3;
+  }
+  while (r % 5 === 0) {
+    out.push(5);
+    r /= 5;
+  }
+  return r === 1 ? out : null;
+}
+
+/** True when {@link RealFFT} supports size n (n even and n = 2^a·3^b·5^c). */
+export function isSupportedFftSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 2 && n % 2 === 0 && factorize(n / 2) !== null;
+}
+
+/**
+ * Real-input FFT of a fixed size n. Not thread-safe across concurrent callers of the same instance
+ * (it reuses internal scratch buffers), which is irrelevant in single-threaded JS.
+ */
+export class RealFFT {
+  readonly n: number;
+  /** n/2: size of the inner complex FFT. */
+  private readonly half: number;
+  private readonly stages: Stage[];
+  /** exp(−2πik/n) for k = 0..n/2, for the real/complex unpacking. */
+  private readonly wr: Float64Array;
+  private readonly wi: Float64Array;
+  private readonly ar: Float64Array;
+  private readonly ai: Float64Array;
+  private readonly br: Float64Array;
+  private readonly bi: Float64Array;
+
+  /**
+   * @param n transform length: even and of the form 2^a·3^b·5^c.
+   * @throws UsageError for any other n.
+   */
+  constructor(n: number) {
+    if (!isSupportedFftSize(n)) {
+      throw new UsageError(`FFT size ${n} is not supported`, {
+        hint: 'use an even size of the form 2^a·3^b·5^c, e.g. 512, 4096, 5120, 6144 or 7680',
+      });
+    }
+    this.n = n;
+    const m = n / 2;
+    this.half = m;
+    const radices = factorize(m) ?? [];
+    this.stages = [];
+    let s = 1;
+    let ncur = m;
+    for (const radix of radices) {
+      const mm = ncur / radix;
+      const twr = new Float64Array(mm * (radix - 1));
+      const twi = new Float64Array(mm * (radix - 1));
+      for (let p = 0; p < mm; p++) {
+        for (let j = 1; j < radix; j++) {
+          const a = (-2 * Math.PI * p * j) / ncur;
+          twr[p * (radix - 1) + j - 1] = Math.cos(a);
+          twi[p * (radix - 1) + j - 1] = Math.sin(a);
+        }
+      }
+      this.stages.push({ radix, m: mm, s, twr, twi });
+      s *= radix;
+      ncur = mm;
+    }
+    this.wr = new Float64Array(m + 1);
+    this.wi = new Float64Array(m + 1);
+    for (let k = 0; k <= m; k++) {
+      const a = (-2 * Math.PI * k) / n;
+      this.wr[k] = Math.cos(a);
+      this.wi[k] = Math.sin(a);
+    }
+    this.ar = new Float64Array(m);
+    this.ai = new Float64Array(m);
+    this.br = new Float64Array(m);
+    this.bi = new Float64Array(m);
+  }
+
+  /**
+   * Forward transform, unnormalised (like numpy.fft.rfft).
+   * @param input n real samples.
+   * @param re receives n/2+1 real parts.
+   * @param im receives n/2+1 imaginary parts.
+   */
+  forward(input: ArrayLike<number>, re: Float64Array, im: Float64Array): void {
+    const m = this.half;
+    const ar = this.ar;
+    const ai = this.ai;
+    for (let k = 0; k < m; k++) {
+      ar[k] = input[2 * k]!;
+      ai[k] = input[2 * k + 1]!;
+    }
+    this.finishForward(re, im, 1);
+  }
+
+  /**
+   * Forward transform of input[offset .. offset+n) multiplied sample-wise by `window` and by `scale`.
+   * The fused form of `forward` used by the STFT, so that the windowed frame is never copied.
+   */
+  forwardWindowed(
+    input: ArrayLike<number>,
+    offset: number,
+    window: ArrayLike<number>,
+    scale: number,
+    re: Float64Array,
+    im: Float64Array,
+  ): void {
+    const m = this.half;
+    const ar = this.ar;
+    const ai = this.ai;
+    for (let k = 0; k < m; k++) {
+      const j = 2 * k;
+      ar[k] = input[offset + j]! * window[j]!;
+      ai[k] = input[offset + j + 1]! * window[j + 1]!;
+    }
+    this.finishForward(re, im, scale);
+  }
+
+  /**
+   * Inverse transform including the 1/n factor (like numpy.fft.irfft). The imaginary parts of the DC and
+   * Nyquist bins are ignored, as numpy and torch do.
+   * @param re n/2+1 real parts.
+   * @param im n/2+1 imaginary parts.
+   * @param out receives n real samples.
+   */
+  inverse(re: ArrayLike<number>, im: ArrayLike<number>, out: Float64Array): void {
+    this.startInverse(re, im);
+    const m = this.half;
+    const inv = 1 / this.n;
+    const [rr, ri] = this.run();
+    // The complex FFT ran on swapped (re, im) to compute an inverse transform: swap back while unpacking.
+    for (let k = 0; k < m; k++) {
+      out[2 * k] = ri[k]! * inv;
+      out[2 * k + 1] = rr[k]! * inv;
+    }
+  }
+
+  /**
+   * Inverse transform of (re, im)·scale, multiplied by `window` and added into out[offset .. offset+n).
+   * The fused synthesis step of the iSTFT (overlap-add); `scale` is applied on top of the usual 1/n.
+   */
+  inverseWindowedAdd(
+    re: ArrayLike<number>,
+    im: ArrayLike<number>,
+    window: ArrayLike<number>,
+    scale: number,
+    out: Float64Array | Float32Array,
+    offset: number,
+  ): void {
+    this.startInverse(re, im);
+    const m = this.half;
+    const inv = scale / this.n;
+    const [rr, ri] = this.run();
+    for (let k = 0; k < m; k++) {
+      const j = 2 * k;
+      out[offset + j] = out[offset + j]! + ri[k]! * inv * window[j]!;
+      out[offset + j + 1] = out[offset + j + 1]! + rr[k]! * inv * window[j + 1]!;
+    }
+  }
+
+  /** Runs the complex FFT on (ar, ai), unpacks the real spectrum into (re, im) and scales it. */
+  private finishForward(re: Float64Array, im: Float64Array, scale: number): void {
+    const m = this.half;
+    const [zr, zi] = this.run();
+    const wr = this.wr;
+    const wi = this.wi;
+    const h = 0.5 * scale;
+    // DC and Nyquist: X[0] = Re z0 + Im z0, X[m] = Re z0 − Im z0 (both real).
+    re[0] = (zr[0]! + zi[0]!) * scale;
+    im[0] = 0;
+    re[m] = (zr[0]! - zi[0]!) * scale;
+    im[m] = 0;
+    for (let k = 1; k < m; k++) {
+      const ar = zr[k]!;
+      const ai = zi[k]!;
+      const br = zr[m - k]!;
+      const bi = zi[m - k]!;
+      // Even part Xe = (Z[k] + conj Z[m−k]) / 2, odd part Xo = −i (Z[k] − conj Z[m−k]) / 2; X = Xe + W^k Xo.
+      const er = ar + br;
+      const ei = ai - bi;
+      const or = ai + bi;
+      const oi = br - ar;
+      const c = wr[k]!;
+      const s = wi[k]!;
+      re[k] = (er + c * or - s * oi) * h;
+      im[k] = (ei + c * oi + s * or) * h;
+    }
+  }
+
+  /**
+   * Packs the half spectrum into the n/2-point complex sequence whose inverse DFT is x[2k] + i·x[2k+1],
+   * stored swapped (Im in ar, Re in ai) so that the forward FFT computes the inverse DFT.
+   * Values are 2× the true ones; the caller's 1/n accounts for the 1/2 and the 1/(n/2).
+   */
+  private startInverse(re: ArrayLike<number>, im: ArrayLike<number>): void {
+    const m = this.half;
+    const wr = this.wr;
+    const wi = this.wi;
+    const ar = this.ar;
+    const ai = this.ai;
+    for (let k = 0; k < m; k++) {
+      const xr = re[k]!;
+      const xi = k === 0 ? 0 : im[k]!;
+      const yr = re[m - k]!;
+      const yi = k === 0 ? 0 : -im[m - k]!;
+      // Xe = Xa + Xb, Xo = (Xa − Xb)·conj(W^k), Z = Xe + i·Xo (all ×2), with Xb = conj X[m−k].
+      const er = xr + yr;
+      const ei = xi + yi;
+      const dr = xr - yr;
+      const di = xi - yi;
+      const c = wr[k]!;
+      const s = -wi[k]!;
+      const or = dr * c - di * s;
+      const oi = dr * s + di * c;
+      ai[k] = er - oi;
+      ar[k] = ei + or;
+    }
+  }
+
+  /** Runs all Stockham stages starting from (ar, ai); returns the buffers holding the result. */
+  private run(): [Float64Array, Float64Array] {
+    let xr = this.ar;
+    let xi = this.ai;
+    let yr = this.br;
+    let yi = this.bi;
+    for (const st of this.stages) {
+      switch (st.radix) {
+        case 4:
+          radix4(st, xr, xi, yr, yi);
+          break;
+        case 2:
+          radix2(st, xr, xi, yr, yi);
+          break;
+        case 3:
+          radix3(st, xr, xi, yr, yi);
+          break;
+        case 5:
+          radix5(st, xr, xi, yr, yi);
+          break;
+      }
+      const tr = xr;
+      const ti = xi;
+      xr = yr;
+      xi = yi;
+      yr = tr;
+      yi = ti;
+    }
+    return [xr, xi];
+  }
+}
+
+// Stockham DIF stage: inputs a_k = x[q + s·(p + k·m)], outputs y[q + s·(r·p + j)] = w^(p·j) · DFT_r(a)_j.
+
+function radix2(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const { m, s, twr, twi } = st;
+  const sm = s * m;
+  for (let p = 0; p < m; p++) {
+    const w1r = twr[p]!;
+    const w1i = twi[p]!;
+    const ib = s * p;
+    const ob = 2 * s * p;
+    for (let q = 0; q < s; q++) {
+      const i0 = ib + q;
+      const i1 = i0 + sm;
+      const a0r = xr[i0]!;
+      const a0i = xi[i0]!;
+      const a1r = xr[i1]!;
+      const a1i = xi[i1]!;
+      const o = ob + q;
+      yr[o] = a0r + a1r;
+      yi[o] = a0i + a1i;
+      const dr = a0r - a1r;
+      const di = a0i - a1i;
+      yr[o + s] = dr * w1r - di * w1i;
+      yi[o + s] = dr * w1i + di * w1r;
+    }
+  }
+}
+
+function radix4(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const { m, s, twr, twi } = st;
+  const sm = s * m;
+  for (let p = 0; p < m; p++) {
+    const t = 3 * p;
+    const w1r = twr[t]!;
+    const w1i = twi[t]!;
+    const w2r = twr[t + 1]!;
+    const w2i = twi[t + 1]!;
+    const w3r = twr[t + 2]!;
+    const w3i = twi[t + 2]!;
+    const ib = s * p;
+    const ob = 4 * s * p;
+    for (let q = 0; q < s; q++) {
+      const i0 = ib + q;
+      const a0r = xr[i0]!;
+      const a0i = xi[i0]!;
+      const a1r = xr[i0 + sm]!;
+      const a1i = xi[i0 + sm]!;
+      const a2r = xr[i0 + 2 * sm]!;
+      const a2i = xi[i0 + 2 * sm]!;
+      const a3r = xr[i0 + 3 * sm]!;
+      const a3i = xi[i0 + 3 * sm]!;
+      const t0r = a0r + a2r;
+      const t0i = a0i + a2i;
+      const t1r = a0r - a2r;
+      const t1i = a0i - a2i;
+      const t2r = a1r + a3r;
+      const t2i = a1i + a3i;
+      const t3r = a1r - a3r;
+      const t3i = a1i - a3i;
+      const o = ob + q;
+      yr[o] = t0r + t2r;
+      yi[o] = t0i + t2i;
+      // b1 = t1 − i·t3, b2 = t0 − t2, b3 = t1 + i·t3
+      const b1r = t1r + t3i;
+      const b1i = t1i - t3r;
+      const b2r = t0r - t2r;
+      const b2i = t0i - t2i;
+      const b3r = t1r - t3i;
+      const b3i = t1i + t3r;
+      yr[o + s] = b1r * w1r - b1i * w1i;
+      yi[o + s] = b1r * w1i + b1i * w1r;
+      yr[o + 2 * s] = b2r * w2r - b2i * w2i;
+      yi[o + 2 * s] = b2r * w2i + b2i * w2r;
+      yr[o + 3 * s] = b3r * w3r - b3i * w3i;
+      yi[o + 3 * s] = b3r * w3i + b3i * w3r;
+    }
+  }
+}
+
+function radix3(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const { m, s, twr, twi } = st;
+  const sm = s * m;
+  for (let p = 0; p < m; p++) {
+    const t = 2 * p;
+    const w1r = twr[t]!;
+    const w1i = twi[t]!;
+    const w2r = twr[t + 1]!;
+    const w2i = twi[t + 1]!;
+    const ib = s * p;
+    const ob = 3 * s * p;
+    for (let q = 0; q < s; q++) {
+      const i0 = ib + q;
+      const a0r = xr[i0]!;
+      const a0i = xi[i0]!;
+      const a1r = xr[i0 + sm]!;
+      const a1i = xi[i0 + sm]!;
+      const a2r = xr[i0 + 2 * sm]!;
+      const a2i = xi[i0 + 2 * sm]!;
+      const tr = a1r + a2r;
+      const ti = a1i + a2i;
+      const dr = (a1r - a2r) * S3;
+      const di = (a1i - a2i) * S3;
+      const mr = a0r - 0.5 * tr;
+      const mi = a0i - 0.5 * ti;
+      const o = ob + q;
+      yr[o] = a0r + tr;
+      yi[o] = a0i + ti;
+      const b1r = mr + di;
+      const b1i = mi - dr;
+      const b2r = mr - di;
+      const b2i = mi + dr;
+      yr[o + s] = b1r * w1r - b1i * w1i;
+      yi[o + s] = b1r * w1i + b1i * w1r;
+      yr[o + 2 * s] = b2r * w2r - b2i * w2i;
+      yi[o + 2 * s] = b2r * w2i + b2i * w2r;
+    }
+  }
+}
+
+function radix5(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const { m, s, twr, twi } = st;
+  const sm = s * m;
+  for (let p = 0; p < m; p++) {
+    const t = 4 * p;
+    const w1r = twr[t]!;
+    const w1i = twi[t]!;
+    const w2r = twr[t + 1]!;
+    const w2i = twi[t + 1]!;
+    const w3r = twr[t + 2]!;
+    const w3i = twi[t + 2]!;
+    const w4r = twr[t + 3]!;
+    const w4i = twi[t + 3]!;
+    const ib = s * p;
+    const ob = 5 * s * p;
+    for (let q = 0; q < s; q++) {
+      const i0 = ib + q;
+      const a0r = xr[i0]!;
+      const a0i = xi[i0]!;
+      const a1r = xr[i0 + sm]!;
+      const a1i = xi[i0 + sm]!;
+      const a2r = xr[i0 + 2 * sm]!;
+      const a2i = xi[i0 + 2 * sm]!;
+      const a3r = xr[i0 + 3 * sm]!;
+      const a3i = xi[i0 + 3 * sm]!;
+      const a4r = xr[i0 + 4 * sm]!;
+      const a4i = xi[i0 + 4 * sm]!;
+      const t1r = a1r + a4r;
+      const t1i = a1i + a4i;
+      const t2r = a2r + a3r;
+      const t2i = a2i + a3i;
+      const d1r = a1r - a4r;
+      const d1i = a1i - a4i;
+      const d2r = a2r - a3r;
+      const d2i = a2i - a3i;
+      const m1r = a0r + C51 * t1r + C52 * t2r;
+      const m1i = a0i + C51 * t1i + C52 * t2i;
+      const m2r = a0r + C52 * t1r + C51 * t2r;
+      const m2i = a0i + C52 * t1i + C51 * t2i;
+      const n1r = S51 * d1r + S52 * d2r;
+      const n1i = S51 * d1i + S52 * d2i;
+      const n2r = S52 * d1r - S51 * d2r;
+      const n2i = S52 * d1i - S51 * d2i;
+      const o = ob + q;
+      yr[o] = a0r + t1r + t2r;
+      yi[o] = a0i + t1i + t2i;
+      // b1 = m1 − i·n1, b4 = m1 + i·n1, b2 = m2 − i·n2, b3 = m2 + i·n2
+      const b1r = m1r + n1i;
+      const b1i = m1i - n1r;
+      const b4r = m1r - n1i;
+      const b4i = m1i + n1r;
+      const b2r = m2r + n2i;
+      const b2i = m2i - n2r;
+      const b3r = m2r - n2i;
+      const b3i = m2i + n2r;
+      yr[o + s] = b1r * w1r - b1i * w1i;
+      yi[o + s] = b1r * w1i + b1i * w1r;
+      yr[o + 2 * s] = b2r * w2r - b2i * w2i;
+      yi[o + 2 * s] = b2r * w2i + b2i * w2r;
+      yr[o + 3 * s] = b3r * w3r - b3i * w3i;
+      yi[o + 3 * s] = b3r * w3i + b3i * w3r;
+      yr[o + 4 * s] = b4r * w4r - b4i * w4i;
+      yi[o + 4 * s] = b4r * w4i + b4i * w4r;
+    }
+  }
+}

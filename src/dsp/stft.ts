@@ -1,0 +1,256 @@
+/**
+ * STFT and inverse STFT with the conventions of torch.stft / torch.istft (onesided, `center=True` with reflect
+ * padding by default, optional `normalized` scaling), which the separation models were trained with
+ * (/work/shared/docs/model-io.md §1.4 HTDemucs and §2.3 MDX-Net).
+ *
+ * Spectrograms are bin-major ([bins][frames], like torch's [F, T]), float32, as the ONNX graphs want them.
+ * Per-frame helpers (`stftFrame`, `istftFrameAdd`, `steadyStateEnvelope`) serve streaming callers such as the
+ * 16 kHz speech models, which analyse and synthesise one hop at a time.
+ */
+import { UsageError } from '../errors.js';
+import { RealFFT } from './fft.js';
+
+export interface StftOptions {
+  /** FFT length; also the window length (win_length == n_fft). Even, of the form 2^a·3^b·5^c. */
+  nFft: number;
+  /** Hop between frames in samples. */
+  hop: number;
+  /** Window of length nFft (e.g. `hannPeriodic(nFft)`). */
+  window: Float32Array;
+  /** Reflect-pad nFft/2 samples on both sides so that frame t is centred on sample t·hop (default true). */
+  center?: boolean;
+  /** Scale the forward transform by 1/√nFft, and the inverse input by √nFft (default false). */
+  normalized?: boolean;
+}
+
+/** A onesided complex spectrogram, bin-major: value (k, t) is at index k·frames + t. */
+export interface Spectrogram {
+  re: Float32Array;
+  im: Float32Array;
+  /** nFft/2 + 1. */
+  bins: number;
+  frames: number;
+}
+
+/**
+ * Envelope values below this are treated as "no window energy": the output sample is set to 0 instead of
+ * dividing by (almost) zero. torch.istft raises when the envelope is below 1e-11 inside the output; this only
+ * happens with windows/hops that violate NOLA or with center=false edges, and a 0 there is the useful answer.
+ */
+export const ENVELOPE_FLOOR = 1e-11;
+
+const fftCache = new Map<number, RealFFT>();
+
+/** A shared RealFFT per size: construction computes twiddles, so repeated STFT calls reuse them. */
+export function getRealFFT(n: number): RealFFT {
+  let fft = fftCache.get(n);
+  if (fft === undefined) {
+    fft = new RealFFT(n);
+    fftCache.set(n, fft);
+  }
+  return fft;
+}
+
+/**
+ * Frames are transformed in groups of GROUP and transposed through small frame-major scratch columns, so that
+ * the bin-major spectrogram is read/written in runs of GROUP contiguous values instead of one scattered value
+ * per bin per frame.
+ */
+const GROUP = 8;
+
+function scratchColumns(bins: number): Float64Array[] {
+  return Array.from({ length: GROUP }, () => new Float64Array(bins));
+}
+
+function checkOptions(opts: StftOptions, where: string): void {
+  const { nFft, hop, window } = opts;
+  if (!Number.isInteger(nFft) || nFft < 2 || nFft % 2 !== 0) {
+    throw new UsageError(`${where}: nFft must be an even integer ≥ 2, got ${nFft}`, {
+      hint: 'use an FFT size such as 512, 4096, 5120, 6144 or 7680',
+    });
+  }
+  if (!Number.isInteger(hop) || hop < 1) {
+    throw new UsageError(`${where}: hop must be a positive integer, got ${hop}`, { hint: 'pass e.g. hop = nFft / 4' });
+  }
+  if (window.length !== nFft) {
+    throw new UsageError(`${where}: window length ${window.length} differs from nFft ${nFft}`, {
+      hint: 'build the window with the same length as nFft, e.g. hannPeriodic(nFft)',
+    });
+  }
+}
+
+/**
+ * Index into a signal of length len with numpy/torch "reflect" rules: the edge sample is not repeated
+ * (x[−1] → x[1], x[len] → x[len−2]); pads longer than the signal keep reflecting (numpy behaviour;
+ * torch refuses them).
+ */
+function reflectIndex(i: number, len: number): number {
+  if (len === 1) return 0;
+  const period = 2 * (len - 1);
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < len ? j : period - j;
+}
+
+/** Copy of `signal` with `pad` reflected samples on both sides. */
+export function reflectPad(signal: Float32Array, pad: number): Float32Array {
+  const len = signal.length;
+  const out = new Float32Array(len + 2 * pad);
+  out.set(signal, pad);
+  if (len > 0) {
+    for (let i = 0; i < pad; i++) {
+      out[i] = signal[reflectIndex(i - pad, len)]!;
+      out[pad + len + i] = signal[reflectIndex(len + i, len)]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * Windowed FFT of one frame: input[offset .. offset+n) · window, times `scale`, into n/2+1 bins.
+ * With scale = 1/√n this is one column of a `normalized` STFT.
+ */
+export function stftFrame(
+  input: ArrayLike<number>,
+  offset: number,
+  window: ArrayLike<number>,
+  fft: RealFFT,
+  outRe: Float64Array,
+  outIm: Float64Array,
+  scale = 1,
+): void {
+  fft.forwardWindowed(input, offset, window, scale, outRe, outIm);
+}
+
+/**
+ * Synthesis of one frame: inverse FFT of (re, im)·scale (including the usual 1/n), times `window`, added into
+ * out[offset .. offset+n). With scale = √n this inverts a `normalized` frame. Dividing the accumulated output
+ * by the window-square envelope (see {@link steadyStateEnvelope}) completes the iSTFT.
+ */
+export function istftFrameAdd(
+  re: ArrayLike<number>,
+  im: ArrayLike<number>,
+  window: ArrayLike<number>,
+  fft: RealFFT,
+  out: Float64Array | Float32Array,
+  offset: number,
+  scale = 1,
+): void {
+  fft.inverseWindowedAdd(re, im, window, scale, out, offset);
+}
+
+/**
+ * Window-square envelope of a long frame sequence away from its edges: e[i] = Σ_k w²(i + k·hop), i = 0..hop−1.
+ * For a streaming iSTFT, output sample j (far from the start) is ola[j] / e[j mod hop].
+ * For sqrt-Hann 512/256 every value is 1; for periodic Hann with hop n/4 every value is 1.5.
+ */
+export function steadyStateEnvelope(window: ArrayLike<number>, hop: number): Float64Array {
+  const e = new Float64Array(hop);
+  for (let j = 0; j < window.length; j++) {
+    const w = window[j]!;
+    e[j % hop] = e[j % hop]! + w * w;
+  }
+  return e;
+}
+
+/**
+ * Short-time Fourier transform, like `torch.stft(x, nFft, hop, window=window, center, pad_mode='reflect',
+ * normalized, onesided=True, return_complex=True)`.
+ *
+ * Frames: 1 + ⌊(len + 2·pad − nFft) / hop⌋ with pad = nFft/2 when centred, else 0.
+ * @throws UsageError on inconsistent options or a (non-centred) signal shorter than nFft.
+ */
+export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
+  checkOptions(opts, 'stft');
+  const { nFft, hop, window } = opts;
+  const center = opts.center ?? true;
+  const scale = opts.normalized === true ? 1 / Math.sqrt(nFft) : 1;
+  const padded = center ? reflectPad(signal, nFft / 2) : signal;
+  if (padded.length < nFft) {
+    throw new UsageError(`stft: signal of ${signal.length} samples is shorter than nFft ${nFft}`, {
+      hint: 'pad the signal or use center=true',
+    });
+  }
+  const frames = 1 + Math.floor((padded.length - nFft) / hop);
+  const bins = nFft / 2 + 1;
+  const re = new Float32Array(bins * frames);
+  const im = new Float32Array(bins * frames);
+  const fft = getRealFFT(nFft);
+  // Frames are transformed in groups and transposed through a small frame-major scratch, so that the
+  // bin-major output is written in runs of G contiguous values instead of one scattered value per bin.
+  const fr = scratchColumns(bins);
+  const fi = scratchColumns(bins);
+  for (let t0 = 0; t0 < frames; t0 += GROUP) {
+    const g = Math.min(GROUP, frames - t0);
+    for (let u = 0; u < g; u++) fft.forwardWindowed(padded, (t0 + u) * hop, window, scale, fr[u]!, fi[u]!);
+    for (let k = 0; k < bins; k++) {
+      const o = k * frames + t0;
+      for (let u = 0; u < g; u++) {
+        re[o + u] = fr[u]![k]!;
+        im[o + u] = fi[u]![k]!;
+      }
+    }
+  }
+  return { re, im, bins, frames };
+}
+
+/**
+ * Inverse STFT, like `torch.istft(X, nFft, hop, window=window, center, normalized, onesided=True, length)`:
+ * inverse FFT per frame (×√nFft first when normalized), window, overlap-add, divide by the window-square
+ * envelope Σ_t w²(n − t·hop) (samples whose envelope is below {@link ENVELOPE_FLOOR} become 0), then drop
+ * nFft/2 samples at the start when centred.
+ *
+ * Output length: `length` when given (zero-padded if it runs past the overlap-add buffer), otherwise
+ * hop·(frames − 1) when centred and nFft + hop·(frames − 1) when not.
+ * @throws UsageError when spec.bins ≠ nFft/2 + 1 or the arrays do not match bins·frames.
+ */
+export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }): Float32Array {
+  checkOptions(opts, 'istft');
+  const { nFft, hop, window } = opts;
+  const center = opts.center ?? true;
+  const scale = opts.normalized === true ? Math.sqrt(nFft) : 1;
+  const bins = nFft / 2 + 1;
+  const frames = spec.frames;
+  if (spec.bins !== bins || spec.re.length !== bins * frames || spec.im.length !== bins * frames) {
+    throw new UsageError(
+      `istft: spectrogram has ${spec.bins} bins × ${frames} frames (${spec.re.length} values), expected ${bins} bins for nFft ${nFft}`,
+      { hint: 'pad the frequency axis back to nFft/2 + 1 bins (zeros) before the inverse' },
+    );
+  }
+  const start = center ? nFft / 2 : 0;
+  const olaLen = frames > 0 ? nFft + hop * (frames - 1) : 0;
+  const outLen = opts.length ?? Math.max(0, olaLen - 2 * start);
+  const out = new Float32Array(outLen);
+  if (frames === 0) return out;
+
+  const ola = new Float64Array(olaLen);
+  const fft = getRealFFT(nFft);
+  const fr = scratchColumns(bins);
+  const fi = scratchColumns(bins);
+  const { re, im } = spec;
+  for (let t0 = 0; t0 < frames; t0 += GROUP) {
+    const g = Math.min(GROUP, frames - t0);
+    for (let k = 0; k < bins; k++) {
+      const o = k * frames + t0;
+      for (let u = 0; u < g; u++) {
+        fr[u]![k] = re[o + u]!;
+        fi[u]![k] = im[o + u]!;
+      }
+    }
+    for (let u = 0; u < g; u++) fft.inverseWindowedAdd(fr[u]!, fi[u]!, window, scale, ola, (t0 + u) * hop);
+  }
+
+  const env = new Float64Array(olaLen);
+  const w2 = new Float64Array(nFft);
+  for (let j = 0; j < nFft; j++) w2[j] = window[j]! * window[j]!;
+  for (let t = 0; t < frames; t++) {
+    const o = t * hop;
+    for (let j = 0; j < nFft; j++) env[o + j] = env[o + j]! + w2[j]!;
+  }
+  const end = Math.min(outLen, olaLen - start);
+  for (let i = 0; i < end; i++) {
+    const e = env[start + i]!;
+    out[i] = e > ENVELOPE_FLOOR ? ola[start + i]! / e : 0;
+  }
+  return out;
+}
