@@ -400,8 +400,12 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   // 6. Merge: defaults < [default profile] < file < [chosen profile] < env < flags.
   const values = new Map<string, unknown>();
   const sources: Record<string, string> = {};
+  // Every layer is validated, not only the merged result: a bad value in the file is worth fixing
+  // even while an environment variable happens to override it.
   const put = (layer: Layer, source: (key: string) => string): void => {
     for (const [k, v] of layer) {
+      const r = CHECKS[k]?.(v);
+      if (r && !r.ok) problems.push({ key: k, value: v, expected: r.expected, source: source(k) });
       values.set(k, v);
       sources[k] = source(k);
     }
@@ -420,20 +424,15 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     defaults.set(`bench.targets.${tier}.minMBps`, DEFAULTS.bench.targets[tier].minMBps);
   }
   put(defaults, () => 'default');
-  if (!profileChosen) put(selectedProfileLayer, () => `default (profile ${profileName})`);
+  // The built-in default profile is the floor for profile keys, also under a custom profile that sets only some.
+  const floor: Layer = new Map(Object.entries(BUILTIN_PROFILES[DEFAULT_PROFILE] ?? {}));
+  put(floor, () => `default (profile ${DEFAULT_PROFILE})`);
   put(fileLayer, () => fileSource);
   if (profileChosen) put(selectedProfileLayer, () => profile.source);
   put(envLayer, (k) => envSources.get(k) ?? 'env');
   put(flagLayer, (k) => flagSources.get(k) ?? 'flag');
 
-  // 7. Validate every value once.
-  for (const [key, value] of values) {
-    const check = CHECKS[key];
-    if (!check) continue;
-    const r = check(value);
-    if (r.ok) values.set(key, r.value);
-    else problems.push({ key, value, expected: r.expected, source: sources[key] ?? 'unknown' });
-  }
+  // 7. Validation of the layers happened in put(); what is left are the profiles not selected.
   // A chosen custom profile's own unknown keys were reported above; also validate the unselected
   // file profiles so a typo in `profiles.large` is caught before someone selects it.
   if (isRecord(fileProfiles)) {

@@ -1,0 +1,182 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli-run.js';
+
+const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+function projectWith(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'stemkit-main-'));
+  writeFileSync(join(dir, 'package.json'), '{"name":"t"}');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+describe('stemkit help and version', () => {
+  it('--help lists every command and the global options, exit 0', async () => {
+    const r = await runCli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: stemkit [options] [command]');
+    for (const c of ['separate', 'tts', 'bench', 'models', 'eval', 'status', 'config', 'doctor']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    for (const o of ['--profile <name>', '--config <file>', '--device <device>', '--threads <n>', '--json', '--quiet', '--verbose', '--no-color', '--version']) {
+      expect(r.stdout).toContain(o);
+    }
+    expect(r.stderr).toBe('');
+  });
+
+  it('a subcommand --help shows the global options too', async () => {
+    const r = await runCli(['config', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: stemkit config');
+    expect(r.stdout).toContain('Global Options:');
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await runCli(['--version']);
+    expect(r).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('no command is a usage error (64) with the help on stderr', async () => {
+    const r = await runCli([]);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toContain('Usage: stemkit');
+    expect(r.stderr).toContain('stemkit: no command given');
+  });
+});
+
+describe('usage errors', () => {
+  it('unknown command → 64 with a suggestion', async () => {
+    const r = await runCli(['sepratae', 'x.wav']);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toBe("stemkit: unknown command 'sepratae'\nhint: did you mean separate? Run `stemkit --help` for the commands and options.\n");
+    expect(r.stdout).toBe('');
+  });
+
+  it('unknown option → 64 with a suggestion, global options included', async () => {
+    const r = await runCli(['config', '--jsn']);
+    expect(r.code).toBe(64);
+    expect(r.stderr.split('\n')[0]).toBe("stemkit: unknown option '--jsn'");
+    expect(r.stderr).toContain('hint: did you mean --json?');
+  });
+
+  it('an invalid --device choice → 64 naming the choices', async () => {
+    const r = await runCli(['config', '--device', 'gpu']);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toContain('Allowed choices are auto, cpu, cuda, webgpu');
+  });
+
+  it('--json adds one JSON error record on stdout', async () => {
+    const r = await runCli(['--json', 'sepratae']);
+    expect(r.code).toBe(64);
+    expect(r.json()).toEqual([
+      {
+        type: 'error',
+        code: 'E_UNKNOWN_COMMAND',
+        exitCode: 64,
+        message: "unknown command 'sepratae'",
+        hint: 'did you mean separate? Run `stemkit --help` for the commands and options.',
+      },
+    ]);
+  });
+});
+
+describe('stemkit config', () => {
+  it('prints every value with its source and the CPU line', async () => {
+    const r = await runCli(['config'], { cores: 2 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('CPU: 2 cores available, using 1 thread (limit: 4, usage limit 0.7)\n');
+    expect(r.stdout).toMatch(/^maxCpuThreads\s+4\s+default \(profile medium\)$/m);
+    expect(r.stdout).toMatch(/^cacheDir\s+\/home\/test\/\.cache\/stemkit\s+default$/m);
+    expect(r.stdout).toMatch(/^gpu\.memoryFraction\s+0\.9\s+default$/m);
+    expect(r.stdout).toContain('config file: (none found)');
+  });
+
+  it.each([
+    { cores: 1, args: [], line: 'CPU: 1 core available, using 1 thread (limit: 4, usage limit 0.7)' },
+    { cores: 16, args: ['--profile', 'large'], line: 'CPU: 16 cores available, using 6 threads (limit: 6, usage limit 0.8)' },
+    { cores: 16, args: ['--profile', 'small'], line: 'CPU: 16 cores available, using 2 threads (limit: 2, usage limit 0.5)' },
+  ])('CPU line on $cores cores $args', async ({ cores, args, line }) => {
+    const r = await runCli(['config', ...args], { cores });
+    expect(r.stdout).toContain(`${line}\n`);
+  });
+
+  it('global options work after the subcommand and before it', async () => {
+    const after = await runCli(['config', '--json', '--profile', 'large']);
+    const before = await runCli(['--json', '--profile', 'large', 'config']);
+    for (const r of [after, before]) {
+      expect(r.code).toBe(0);
+      const [rec] = r.json();
+      expect((rec!['config'] as { profile: string }).profile).toBe('large');
+      expect((rec!['sources'] as Record<string, string>)['maxCpuThreads']).toBe('profile large');
+    }
+  });
+
+  it('--json emits one record with config, sources and the CPU line', async () => {
+    const r = await runCli(['config', '--json', '--threads', '3'], { cores: 2 });
+    const recs = r.json();
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ type: 'config', configFile: null, config: { cpuThreads: 3, threads: 3 } });
+    expect((recs[0]!['sources'] as Record<string, string>)['threads']).toBe('flag --threads');
+  });
+
+  it('a flag the user did not type does not override env or file (no commander defaults)', async () => {
+    const dir = projectWith({ '.stemrc.json': '{"threads": 2, "gpu": {"tf32": false}}' });
+    const r = await runCli(['config', '--json'], { cwd: dir, env: { HOME: '/h', STEMKIT_DEVICE: 'cpu' } });
+    const rec = r.json()[0]!;
+    expect(rec['configFile']).toBe(join(dir, '.stemrc.json'));
+    expect(rec['config']).toMatchObject({ device: 'cpu', threads: 2, gpu: { tf32: false } });
+    expect((rec['sources'] as Record<string, string>)['device']).toBe('env STEMKIT_DEVICE');
+  });
+
+  it('profile selection from the file, env and flag', async () => {
+    const dir = projectWith({ '.stemrc.yaml': 'defaultProfile: small\n' });
+    const profileOf = async (args: string[], env: NodeJS.ProcessEnv = { HOME: '/h' }): Promise<string> =>
+      ((await runCli(['config', '--json', ...args], { cwd: dir, env })).json()[0]!['config'] as { profile: string }).profile;
+    expect(await profileOf([])).toBe('small');
+    expect(await profileOf([], { HOME: '/h', STEMKIT_PROFILE: 'large' })).toBe('large');
+    expect(await profileOf(['--profile', 'medium'], { HOME: '/h', STEMKIT_PROFILE: 'large' })).toBe('medium');
+  });
+
+  it('--config <file> is used instead of the search', async () => {
+    const dir = projectWith({ '.stemrc.json': '{"device":"cpu"}', 'alt.json': '{"device":"webgpu"}' });
+    const r = await runCli(['config', '--json', '--config', 'alt.json'], { cwd: dir });
+    expect(r.json()[0]).toMatchObject({ configFile: join(dir, 'alt.json'), config: { device: 'webgpu' } });
+  });
+
+  it('invalid configuration → 78 with every problem listed', async () => {
+    const dir = projectWith({ '.stemrc.json': '{"maxCpuThreads": 0, "gpu": {"memoryFraction": 2}}' });
+    const r = await runCli(['config', '--threads', 'many'], { cwd: dir, env: { HOME: '/h', CPU_USAGE_LIMIT: '1.5' } });
+    expect(r.code).toBe(78);
+    const file = join(dir, '.stemrc.json');
+    expect(r.stderr).toBe(
+      [
+        'stemkit: invalid configuration: 4 problems',
+        `  - maxCpuThreads = 0 (from ${file}): expected an integer >= 1`,
+        `  - gpu.memoryFraction = 2 (from ${file}): expected a number in (0, 1]`,
+        '  - cpuUsageLimit = 1.5 (from env CPU_USAGE_LIMIT): expected a number in (0, 1]',
+        '  - threads = "many" (from flag --threads): expected an integer >= 1',
+        `hint: Fix the values listed above (config file: ${file}); \`stemkit config\` shows where each value comes from.`,
+        '',
+      ].join('\n'),
+    );
+    expect(r.stdout).toBe('');
+  });
+
+  it('invalid configuration with --json → the problems in the error record', async () => {
+    const r = await runCli(['config', '--json', '--profile', 'huge']);
+    expect(r.code).toBe(78);
+    const [rec] = r.json();
+    expect(rec).toMatchObject({ type: 'error', code: 'E_CONFIG_INVALID', exitCode: 78, message: 'invalid configuration: 1 problem' });
+    expect((rec!['details'] as { problems: unknown[] }).problems).toEqual([
+      { key: 'profile', value: 'huge', expected: 'one of: small, medium, large', source: 'flag --profile' },
+    ]);
+  });
+
+  it('--config pointing at a missing file → 78', async () => {
+    const r = await runCli(['config', '--config', 'missing.json']);
+    expect(r.code).toBe(78);
+    expect(r.stderr.split('\n')[0]).toBe('stemkit: config file not found: missing.json');
+  });
+});

@@ -1,0 +1,77 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigFile } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+
+const dirs: string[] = [];
+function project(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'stemkit-load-'));
+  dirs.push(dir);
+  // A package.json marks the project root, where the upward search stops.
+  if (!('package.json' in files)) writeFileSync(join(dir, 'package.json'), '{"name":"x"}');
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('loadConfigFile', () => {
+  it.each([
+    ['.stemrc', 'maxCpuThreads: 3\n'],
+    ['.stemrc', '{"maxCpuThreads": 3}'],
+    ['.stemrc.json', '{"maxCpuThreads": 3}'],
+    ['.stemrc.yaml', 'maxCpuThreads: 3\n'],
+    ['stemkit.config.mjs', 'export default { maxCpuThreads: 3 };\n'],
+    ['stemkit.config.cjs', 'module.exports = { maxCpuThreads: 3 };\n'],
+  ])('finds %s', async (name, text) => {
+    const dir = project({ [name]: text });
+    const r = await loadConfigFile({ cwd: dir });
+    expect(r.path).toBe(join(dir, name));
+    expect(r.config).toEqual({ maxCpuThreads: 3 });
+  });
+
+  it('reads package.json#stemkit', async () => {
+    const dir = project({ 'package.json': '{"name":"x","stemkit":{"device":"cpu"}}' });
+    const r = await loadConfigFile({ cwd: dir });
+    expect(r).toEqual({ path: join(dir, 'package.json'), config: { device: 'cpu' } });
+  });
+
+  it('searches upwards from a subdirectory to the project root', async () => {
+    const dir = project({ '.stemrc.json': '{"device":"cpu"}', 'a/b/keep': '' });
+    const r = await loadConfigFile({ cwd: join(dir, 'a', 'b') });
+    expect(r.path).toBe(join(dir, '.stemrc.json'));
+  });
+
+  it('finds nothing in a project without a config', async () => {
+    const dir = project({});
+    expect(await loadConfigFile({ cwd: dir })).toEqual({ path: undefined, config: undefined });
+  });
+
+  it('--config loads exactly that file', async () => {
+    const dir = project({ '.stemrc.json': '{"device":"cpu"}', 'other.yaml': 'device: cuda\n' });
+    const r = await loadConfigFile({ cwd: dir, configPath: 'other.yaml' });
+    expect(r).toEqual({ path: join(dir, 'other.yaml'), config: { device: 'cuda' } });
+  });
+
+  it('--config with a missing file is a config error naming it', async () => {
+    const dir = project({});
+    const err = await loadConfigFile({ cwd: dir, configPath: 'nope.json' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toBe('config file not found: nope.json');
+    expect((err as ConfigError).exitCode).toBe(78);
+  });
+
+  it('a syntax error is a config error with the file path', async () => {
+    const dir = project({ '.stemrc.json': '{"device": ' });
+    const err = await loadConfigFile({ cwd: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('E_CONFIG_PARSE');
+    expect((err as ConfigError).message).toContain(join(dir, '.stemrc.json'));
+  });
+});
