@@ -59,6 +59,8 @@ export interface SlotLease {
   readonly slots: readonly HeldSlot[];
   /** Seconds spent waiting before the slots were obtained. */
   readonly waitedSec: number;
+  /** When the slots were obtained (epoch ms): the start of the job's turn, for `--json` reports. */
+  readonly acquiredAt: number;
   /** Removes this lease's slot files. Idempotent. */
   release(): Promise<void>;
 }
@@ -482,7 +484,7 @@ export async function acquireSlots(opts: AcquireSlotsOptions): Promise<SlotLease
       const r = await tryAcquireAll(dir, pools, limits, base);
       if (Array.isArray(r)) {
         if (waiting) opts.onProgress?.({ stage: 'wait', status: 'done', ...file, done: 1, total: 1, message: 'got a free slot' });
-        return makeLease(r, (Date.now() - started) / 1000);
+        return makeLease(r, started);
       }
       if (!opts.wait) {
         throw new BusyError(`busy: ${busyText(r)}; retry later`, {
@@ -538,11 +540,13 @@ function sleepUntilWoken(ms: number, signal: AbortSignal | undefined, setWake: (
   });
 }
 
-function makeLease(taken: Array<{ slot: HeldSlot; token: string }>, waitedSec: number): SlotLease {
+function makeLease(taken: Array<{ slot: HeldSlot; token: string }>, started: number): SlotLease {
   let released = false;
+  const acquiredAt = Date.now();
   return {
     slots: taken.map((t) => t.slot),
-    waitedSec,
+    waitedSec: (acquiredAt - started) / 1000,
+    acquiredAt,
     async release() {
       if (released) return;
       released = true;
@@ -587,4 +591,28 @@ export async function readPools(
   }
   for (const s of out.values()) s.holders.sort((a, b) => a.index - b.index);
   return [...out.values()];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Conveniences for command engines
+
+/** The pools one file job takes: heavy always; tts for speech synthesis; video when the input is a video. */
+export function poolsForJob(job: { tts?: boolean; video?: boolean }): PoolName[] {
+  const pools: PoolName[] = ['heavy'];
+  if (job.tts) pools.push('tts');
+  if (job.video) pools.push('video');
+  return pools;
+}
+
+/**
+ * Runs `fn` while holding the slots: acquireSlots, then `fn(lease)`, then release (also on error or abort).
+ * @throws whatever acquireSlots or `fn` throws.
+ */
+export async function withSlots<R>(opts: AcquireSlotsOptions, fn: (lease: SlotLease) => Promise<R>): Promise<R> {
+  const lease = await acquireSlots(opts);
+  try {
+    return await fn(lease);
+  } finally {
+    await lease.release();
+  }
 }

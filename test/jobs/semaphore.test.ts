@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BusyError, InterruptedError, StemkitError } from '../../src/errors.js';
 import type { LogEvent, ProgressEvent } from '../../src/progress.js';
-import { acquireSlots, isProcessAlive, processIdentity, readPools, resolveRuntimeDir, type SlotLease } from '../../src/jobs/semaphore.js';
+import { acquireSlots, isProcessAlive, poolsForJob, processIdentity, readPools, resolveRuntimeDir, withSlots, type SlotLease } from '../../src/jobs/semaphore.js';
 import { assertBuilt, deadPid, maxOverlap, spawnHolder } from '../helpers/jobs-procs.js';
 
 const limits = (heavy: number, tts = 1, video = 1) => ({
@@ -123,6 +123,20 @@ describe('acquireSlots in one process', () => {
     expect(err).toBeInstanceOf(InterruptedError);
     expect((err as StemkitError).exitCode).toBe(130);
     expect(slotFiles()).toEqual(['heavy-0.slot']);
+  });
+
+  it('withSlots holds the slots exactly while fn runs, also when fn throws', async () => {
+    const opts = { pools: poolsForJob({ video: true }), config: limits(2), wait: false, runtimeDir: dir };
+    expect(opts.pools).toEqual(['heavy', 'video']);
+    expect(poolsForJob({ tts: true })).toEqual(['heavy', 'tts']);
+    const seen = await withSlots(opts, async (lease) => {
+      expect(lease.waitedSec).toBeGreaterThanOrEqual(0);
+      return slotFiles();
+    });
+    expect(seen).toEqual(['heavy-0.slot', 'video-0.slot']);
+    expect(slotFiles()).toEqual([]);
+    await expect(withSlots(opts, async () => { throw new Error('job failed'); })).rejects.toThrow('job failed');
+    expect(slotFiles()).toEqual([]);
   });
 
   it('rejects a pool limit below 1 with ConfigError 78', async () => {
