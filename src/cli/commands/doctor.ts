@@ -1,11 +1,285 @@
+/**
+ * `stemkit doctor`: what this installation can do. Every check is optional: doctor exits 0 and says
+ * what is missing and what that affects. Heavy modules (onnxruntime, execa, the model cache) are
+ * imported inside the action so `--help` stays fast.
+ */
 import { Command } from 'commander';
-import { runAction } from '../context.js';
+import type { ResolvedConfig } from '../../config/schema.js';
+import { runAction, type CliContext } from '../context.js';
+import { cpuSummary } from '../messages.js';
+
+export type CheckStatus = 'ok' | 'missing' | 'failed';
+
+export interface ProviderCheck {
+  provider: 'cpu' | 'cuda' | 'webgpu';
+  /** Listed by the onnxruntime-node binding (or, for CUDA, its provider library is installed). */
+  present: boolean;
+  /** A tiny model actually ran on it. */
+  initialises: boolean;
+  status: CheckStatus;
+  detail: string;
+  /** Seconds to create the session and run it once, when it worked. */
+  seconds?: number;
+  hint?: string;
+}
+
+export interface ToolCheck {
+  name: 'ffmpeg' | 'ffprobe' | 'espeak-ng';
+  command: string;
+  status: CheckStatus;
+  version?: string;
+  detail: string;
+  affects: string;
+}
+
+export interface GpuInfo {
+  index: number;
+  name: string;
+  memoryMiB: number;
+  driver: string;
+}
+
+export interface DoctorReport {
+  type: 'doctor';
+  node: string;
+  platform: string;
+  onnxruntime: string | null;
+  providers: ProviderCheck[];
+  gpus: { status: CheckStatus; detail: string; devices: GpuInfo[] };
+  tools: ToolCheck[];
+  cache: { dir: string; exists: boolean; totalBytes: number; entries: Array<{ name: string; bytes: number; detail: string }> };
+  config: { file: string | null; profile: string; device: string; cpuThreads: number; cpu: string };
+}
+
+const TOOL_AFFECTS: Record<ToolCheck['name'], string> = {
+  ffmpeg: 'decoding anything but WAV (mp3, flac, m4a, video), writing flac/mp3/opus/ogg/m4a, and video remux',
+  ffprobe: 'reading the streams of non-WAV inputs and videos',
+  'espeak-ng': 'phonemizing TTS text in languages other than English (English uses the bundled WASM espeak-ng)',
+};
+
+/** `ffmpeg version 5.1.6-0+deb12u1 Copyright …` → `5.1.6-0+deb12u1`; `eSpeak NG text-to-speech: 1.51  Data at: …` → `1.51`. Pure. */
+export function parseToolVersion(name: ToolCheck['name'], stdout: string): string | undefined {
+  const first = stdout.split('\n').find((l) => l.trim() !== '') ?? '';
+  if (name === 'espeak-ng') return /text-to-speech:\s*(\S+)/.exec(first)?.[1];
+  return /version\s+(\S+)/.exec(first)?.[1];
+}
+
+/** Parses `nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader,nounits`. Pure. */
+export function parseNvidiaSmi(stdout: string): GpuInfo[] {
+  const gpus: GpuInfo[] = [];
+  for (const line of stdout.split('\n')) {
+    const parts = line.split(',').map((s) => s.trim());
+    if (parts.length < 4) continue;
+    const index = Number(parts[0]);
+    const memoryMiB = Number(parts[2]);
+    if (!Number.isInteger(index) || !Number.isFinite(memoryMiB)) continue;
+    gpus.push({ index, name: parts[1] ?? '', memoryMiB, driver: parts[3] ?? '' });
+  }
+  return gpus;
+}
+
+function isMissingCommand(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ENOENT';
+}
+
+function firstLine(e: unknown): string {
+  const text = e instanceof Error ? (e as { shortMessage?: string }).shortMessage ?? e.message : String(e);
+  // ORT prefixes provider failures with its source location and the failed check; the reason follows it.
+  return (text.split('\n')[0] ?? '').replace(/\/onnxruntime_src\/\S+:\d+ .*? was false\. /, '');
+}
+
+async function checkTool(name: ToolCheck['name'], command: string, signal: AbortSignal): Promise<ToolCheck> {
+  const { execa } = await import('execa');
+  const affects = TOOL_AFFECTS[name];
+  try {
+    const r = await execa(command, [name === 'espeak-ng' ? '--version' : '-version'], { timeout: 15_000, cancelSignal: signal });
+    const version = parseToolVersion(name, String(r.stdout));
+    return { name, command, status: 'ok', ...(version ? { version } : {}), detail: version ? `version ${version}` : 'found (version not recognised)', affects };
+  } catch (e) {
+    if (isMissingCommand(e)) return { name, command, status: 'missing', detail: `not found (${command})`, affects };
+    return { name, command, status: 'failed', detail: `could not run ${command}: ${firstLine(e)}`, affects };
+  }
+}
+
+async function checkGpus(signal: AbortSignal): Promise<DoctorReport['gpus']> {
+  const { execa } = await import('execa');
+  try {
+    const r = await execa('nvidia-smi', ['--query-gpu=index,name,memory.total,driver_version', '--format=csv,noheader,nounits'], {
+      timeout: 15_000,
+      cancelSignal: signal,
+    });
+    const devices = parseNvidiaSmi(String(r.stdout));
+    return { status: devices.length > 0 ? 'ok' : 'missing', detail: devices.length > 0 ? `${devices.length} NVIDIA GPU(s)` : 'nvidia-smi lists no GPU', devices };
+  } catch (e) {
+    if (isMissingCommand(e)) return { status: 'missing', detail: 'nvidia-smi not found (no NVIDIA driver)', devices: [] };
+    return { status: 'failed', detail: `nvidia-smi failed: ${firstLine(e)}`, devices: [] };
+  }
+}
+
+/** A two-node model (x·2) built in memory: enough to prove a provider initialises and runs. */
+async function probeModel(): Promise<Uint8Array> {
+  const { GraphBuilder } = await import('../../onnx/builder.js');
+  const g = new GraphBuilder();
+  g.input('x', 'float32', [1, 4]);
+  const two = g.constant(new Float32Array([2]), [1]);
+  g.op('Mul', ['x', two], {}, 'y');
+  g.output('y', 'float32', [1, 4]);
+  return g.build();
+}
+
+const PROBE_TIMEOUT_MS = 60_000;
+
+async function checkProviders(config: ResolvedConfig, gpuMemoryBytes: number | undefined): Promise<ProviderCheck[]> {
+  const rt = await import('../../runtime/onnx.js');
+  let listed: string[] = [];
+  try {
+    const ort = await rt.loadOrt();
+    listed = (ort.listSupportedBackends?.() ?? []).map((b) => b.name.toLowerCase());
+  } catch (e) {
+    const detail = `onnxruntime-node could not be loaded: ${firstLine(e)}`;
+    const hint = 'Reinstall dependencies with `npm ci`.';
+    return (['cpu', 'cuda', 'webgpu'] as const).map((provider) => ({ provider, present: false, initialises: false, status: 'failed', detail, hint }));
+  }
+  const model = await probeModel();
+  const out: ProviderCheck[] = [];
+  for (const provider of ['cpu', 'cuda', 'webgpu'] as const) {
+    const present = provider === 'cuda' ? rt.cudaProviderInstalled() : listed.includes(provider);
+    if (provider === 'cuda' && !present) {
+      out.push({
+        provider,
+        present,
+        initialises: false,
+        status: 'missing',
+        detail: 'the CUDA provider is not installed (onnxruntime-node was installed without it)',
+        hint: 'On a machine with network access and CUDA 12 + cuDNN 9: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci`.',
+      });
+      continue;
+    }
+    const t0 = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const probe = (async () => {
+        const s = await rt.createSession(model, { device: provider, threads: config.cpuThreads, gpu: config.gpu, gpuMemoryBytes });
+        try {
+          const r = await s.run({ x: { data: new Float32Array([1, 2, 3, 4]), dims: [1, 4] } });
+          const y = Array.from(r['y']?.data as Float32Array);
+          if (y.join(',') !== '2,4,6,8') throw new Error(`wrong result ${y.join(',')}`);
+          return s.provider;
+        } finally {
+          await s.dispose();
+        }
+      })();
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
+      });
+      const used = await Promise.race([probe, timeout]);
+      const seconds = (performance.now() - t0) / 1000;
+      out.push({ provider, present: true, initialises: true, status: 'ok', detail: `a test model ran on ${used} in ${seconds.toFixed(2)} s`, seconds });
+    } catch (e) {
+      const hint = (e as { hint?: string }).hint;
+      out.push({ provider, present, initialises: false, status: present ? 'failed' : 'missing', detail: firstLine(e), ...(hint ? { hint } : {}) });
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+  return out;
+}
+
+async function checkCache(config: ResolvedConfig): Promise<DoctorReport['cache']> {
+  const { listCache } = await import('../../models/cache.js');
+  const listing = await listCache(config);
+  return {
+    dir: listing.dir,
+    exists: listing.exists,
+    totalBytes: listing.totalBytes,
+    entries: listing.models.map((m) => {
+      const bits = [m.installed.length > 0 ? `installed: ${m.installed.join(', ')}` : 'not complete'];
+      if (m.partial.length > 0) bits.push(`${m.partial.length} partial download(s)`);
+      if (!m.known) bits.push('not in the registry');
+      return { name: m.id, bytes: m.bytes, detail: bits.join('; ') };
+    }),
+  };
+}
+
+/** Runs every check. Never throws for a missing optional component. */
+export async function collectDoctorReport(ctx: Pick<CliContext, 'config' | 'configFile' | 'signal'>): Promise<DoctorReport> {
+  const { config } = ctx;
+  const [gpus, ffmpeg, ffprobe, espeak, cache] = await Promise.all([
+    checkGpus(ctx.signal),
+    checkTool('ffmpeg', config.ffmpegPath ?? 'ffmpeg', ctx.signal),
+    checkTool('ffprobe', config.ffprobePath ?? 'ffprobe', ctx.signal),
+    checkTool('espeak-ng', 'espeak-ng', ctx.signal),
+    checkCache(config),
+  ]);
+  const gpu = gpus.devices.find((d) => d.index === config.gpu.deviceId);
+  const providers = await checkProviders(config, gpu ? gpu.memoryMiB * 1024 * 1024 : undefined);
+  const rt = await import('../../runtime/onnx.js');
+  return {
+    type: 'doctor',
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    onnxruntime: rt.ortVersion() ?? null,
+    providers,
+    gpus,
+    tools: [ffmpeg, ffprobe, espeak],
+    cache,
+    config: { file: ctx.configFile ?? null, profile: config.profile, device: config.device, cpuThreads: config.cpuThreads, cpu: cpuSummary(config) },
+  };
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** The human-readable report, one line per check. */
+export function formatDoctorReport(r: DoctorReport, style: CliContext['style']): string[] {
+  const mark = (s: CheckStatus): string => (s === 'ok' ? style.ok('ok     ') : s === 'missing' ? style.warn('missing') : style.fail('failed '));
+  const lines: string[] = [];
+  lines.push(style.bold('Runtime'));
+  lines.push(`  node          ${r.node} (${r.platform})`);
+  lines.push(`  onnxruntime   ${r.onnxruntime ?? 'not installed'}`);
+  lines.push(style.bold('Providers'));
+  for (const p of r.providers) {
+    lines.push(`  ${mark(p.status)} ${p.provider.padEnd(7)} ${p.detail}`);
+    if (p.hint && p.status !== 'ok') lines.push(`          ${style.dim(`fix: ${p.hint}`)}`);
+  }
+  lines.push(style.bold('GPUs'));
+  if (r.gpus.devices.length === 0) lines.push(`  ${mark(r.gpus.status)} ${r.gpus.detail}; affects: --device cuda`);
+  for (const g of r.gpus.devices) lines.push(`  ${mark('ok')} #${g.index} ${g.name}, ${g.memoryMiB} MiB, driver ${g.driver}`);
+  lines.push(style.bold('Tools'));
+  for (const t of r.tools) {
+    lines.push(`  ${mark(t.status)} ${t.name.padEnd(9)} ${t.detail}`);
+    if (t.status !== 'ok') lines.push(`          ${style.dim(`affects: ${t.affects}`)}`);
+  }
+  lines.push(style.bold('Model cache'));
+  lines.push(`  ${r.cache.dir}${r.cache.exists ? ` (${formatBytes(r.cache.totalBytes)})` : ' (does not exist yet: models are downloaded on first use)'}`);
+  for (const e of r.cache.entries) lines.push(`    ${e.name.padEnd(24)} ${formatBytes(e.bytes).padStart(10)}  ${e.detail}`);
+  if (r.cache.exists && r.cache.entries.length === 0) lines.push('    (empty)');
+  lines.push(style.bold('Configuration'));
+  lines.push(`  config file   ${r.config.file ?? '(none found)'}`);
+  lines.push(`  profile       ${r.config.profile}, device ${r.config.device}`);
+  lines.push(`  ${r.config.cpu}`);
+  return lines;
+}
 
 export function doctorCommand(): Command {
-  return new Command('doctor').description('Check the installation: runtime, devices, ffmpeg, espeak-ng, model cache').action(
-    runAction(async (ctx) => {
-      ctx.print('doctor: not implemented yet');
-      return 0;
-    }),
-  );
+  return new Command('doctor')
+    .description('Check the installation: onnxruntime providers, GPUs, ffmpeg/ffprobe/espeak-ng, model cache, config')
+    .addHelpText('after', '\nExits 0 even when optional parts are missing; each missing part says what it affects.')
+    .action(
+      runAction(async (ctx) => {
+        const report = await collectDoctorReport(ctx);
+        if (ctx.flags.json) ctx.emitJson(report as unknown as Record<string, unknown>);
+        else for (const line of formatDoctorReport(report, ctx.style)) ctx.print(line);
+        return 0;
+      }),
+    );
 }
