@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+// Starts N stemkit jobs at the same moment on one fresh runtime directory and reports the largest number
+// that ran at once, which must not exceed the profile's maxConcurrentHeavyTasks.
+//
+//   npm run build && node scripts/concurrency-check.mjs [--n 20] [--profile small] [--mode lib|cli] [--hold-ms 300] [--json]
+//
+// --mode lib (default): each job is a separate node process that takes a heavy slot through the built
+//   library (dist/jobs/semaphore.js), holds it for --hold-ms and releases it.
+// --mode cli: each job is a real `node bin/stemkit.js --profile <p> separate <wav> --model <slow.onnx> --json`
+//   on a model built with GraphBuilder that takes about a second per call (see --matmuls).
+//
+// Two independent measurements: (1) each process reports when its turn started and ended; the largest
+// number of overlapping [start, end] intervals; (2) a monitor in this process samples the slot files every
+// few milliseconds and records the largest number of live holders it ever saw.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => join(root, 'dist', p);
+
+function args(argv) {
+  const o = { n: 20, profile: 'small', mode: 'lib', holdMs: 300, json: false, matmuls: 24, keep: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--n') o.n = Number(argv[++i]);
+    else if (a === '--profile') o.profile = argv[++i];
+    else if (a === '--mode') o.mode = argv[++i];
+    else if (a === '--hold-ms') o.holdMs = Number(argv[++i]);
+    else if (a === '--matmuls') o.matmuls = Number(argv[++i]);
+    else if (a === '--json') o.json = true;
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--child') o.child = JSON.parse(argv[++i]);
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+/** Largest number of intervals covering one instant (an interval that ends when another starts does not overlap it). */
+export function maxOverlap(intervals) {
+  const pts = [];
+  for (const [s, e] of intervals) pts.push([s, 1], [e, -1]);
+  pts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let cur = 0;
+  let max = 0;
+  for (const [, d] of pts) max = Math.max(max, (cur += d));
+  return max;
+}
+
+async function child(c) {
+  const { acquireSlots } = await import(dist('jobs/semaphore.js'));
+  const lease = await acquireSlots({ pools: ['heavy'], config: c.config, wait: true, command: 'concurrency-check' });
+  const start = Date.now();
+  await new Promise((r) => setTimeout(r, c.holdMs));
+  const end = Date.now();
+  await lease.release();
+  process.stdout.write(`${JSON.stringify({ start, end, waitedSec: lease.waitedSec })}\n`);
+}
+
+function run(cmd, argv, env) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, argv, { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('close', (code, signal) => resolve({ code: code ?? signal, out, err }));
+  });
+}
+
+function jsonLines(text) {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        return undefined;
+      }
+    })
+    .filter(Boolean);
+}
+
+async function main() {
+  const o = args(process.argv.slice(2));
+  if (o.child) return child(o.child);
+
+  const { BUILTIN_PROFILES } = await import(dist('config/schema.js'));
+  const { readPools } = await import(dist('jobs/semaphore.js'));
+  const profile = BUILTIN_PROFILES[o.profile];
+  if (!profile) throw new Error(`unknown profile ${o.profile}`);
+  const config = { ...profile, runtimeDir: undefined };
+  const work = mkdtempSync(join(tmpdir(), 'stemkit-conc-'));
+  const runtimeDir = join(work, 'runtime');
+  mkdirSync(runtimeDir);
+
+  // Monitor: sample the slot files.
+  let monitorMax = 0;
+  let sampling = true;
+  const monitor = (async () => {
+    while (sampling) {
+      const pools = await readPools(config, runtimeDir);
+      monitorMax = Math.max(monitorMax, pools[0].used);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+
+  const t0 = Date.now();
+  let jobs;
+  if (o.mode === 'lib') {
+    const c = { config: { ...config, runtimeDir }, holdMs: o.holdMs };
+    jobs = await Promise.all(Array.from({ length: o.n }, () => run(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(c)], {})));
+  } else if (o.mode === 'cli') {
+    jobs = await runCli(o, work, runtimeDir);
+  } else {
+    throw new Error(`unknown mode ${o.mode}`);
+  }
+  const wallSec = (Date.now() - t0) / 1000;
+  sampling = false;
+  await monitor;
+
+  const intervals = [];
+  for (const j of jobs) {
+    const rec = o.mode === 'lib' ? jsonLines(j.out)[0] : cliInterval(j.out);
+    if (rec) intervals.push([rec.start, rec.end]);
+  }
+  const result = {
+    mode: o.mode,
+    profile: o.profile,
+    limit: profile.maxConcurrentHeavyTasks,
+    invocations: o.n,
+    exitCodes: jobs.map((j) => j.code),
+    intervalsReported: intervals.length,
+    maxConcurrencyFromTimestamps: maxOverlap(intervals),
+    maxConcurrencyFromSlotMonitor: monitorMax,
+    wallSec,
+  };
+  if (!o.keep) rmSync(work, { recursive: true, force: true });
+  if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else {
+    process.stdout.write(
+      `${o.n} simultaneous ${o.mode === 'cli' ? 'stemkit separate' : 'slot-holding'} processes, profile ${o.profile} (maxConcurrentHeavyTasks ${result.limit})\n` +
+        `  exit codes: ${JSON.stringify(countBy(result.exitCodes))}\n` +
+        `  max concurrency from per-process start/end timestamps: ${result.maxConcurrencyFromTimestamps} (${intervals.length} intervals)\n` +
+        `  max live slot holders seen by the monitor: ${monitorMax}\n` +
+        `  wall time: ${wallSec.toFixed(1)} s\n`,
+    );
+    for (const j of jobs) if (j.code !== 0) process.stderr.write(`failed job (${j.code}): ${j.err.slice(-500)}\n`);
+  }
+  const ok = result.exitCodes.every((c) => c === 0) && intervals.length === o.n && result.maxConcurrencyFromTimestamps <= result.limit && monitorMax <= result.limit;
+  process.exitCode = ok ? 0 : 1;
+}
+
+function countBy(xs) {
+  const m = {};
+  for (const x of xs) m[x] = (m[x] ?? 0) + 1;
+  return m;
+}
+
+// --- CLI mode ------------------------------------------------------------------------------------------
+
+/** The start/end of a separate job's turn, from its --json file record. */
+function cliInterval(stdout) {
+  for (const r of jsonLines(stdout)) {
+    const s = r.startedAt ?? r.slot?.acquiredAt;
+    const e = r.finishedAt ?? r.slot?.releasedAt;
+    if (s !== undefined && e !== undefined) return { start: Date.parse(s) || Number(s), end: Date.parse(e) || Number(e) };
+  }
+  return undefined;
+}
+
+async function runCli(o, work, runtimeDir) {
+  const { GraphBuilder } = await import(dist('onnx/builder.js'));
+  // Identity on the MDX-Net contract, made slow with a chain of 256×256 identity MatMuls (exact in float32).
+  const dimF = 2048;
+  const g = new GraphBuilder('slow_identity_mdx');
+  let x = g.input('input', 'float32', ['batch', 4, dimF, 256]);
+  const eye = new Float32Array(256 * 256);
+  for (let i = 0; i < 256; i++) eye[i * 256 + i] = 1;
+  const w = g.constant(eye, [256, 256], 'eye');
+  for (let i = 0; i < o.matmuls; i++) x = g.op('MatMul', [x, w], {}, i === o.matmuls - 1 ? 'output' : undefined);
+  g.output('output', 'float32', ['batch', 4, dimF, 256]);
+  const model = join(work, 'slow.onnx');
+  writeFileSync(model, g.build());
+  writeFileSync(`${model}.json`, JSON.stringify({ arch: 'mdxnet', nFft: 5120, dimF, dimT: 256, compensate: 1, primaryStem: 'vocals', secondaryStem: 'instrumental' }));
+  const input = join(work, 'in.wav');
+  writeFileSync(input, sineWav(44100, 2, 3));
+  const jobs = [];
+  for (let i = 0; i < o.n; i++) {
+    const out = join(work, `out-${i}`);
+    jobs.push(
+      run(process.execPath, [join(root, 'bin', 'stemkit.js'), '--profile', o.profile, '--json', '--device', 'cpu', 'separate', input, '--model', model, '--output-dir', out], {
+        STEMKIT_RUNTIME_DIR: runtimeDir,
+      }),
+    );
+  }
+  const done = await Promise.all(jobs);
+  void readdirSync;
+  return done;
+}
+
+/** A 16-bit PCM WAV of a 440 Hz sine at amplitude 0.3. */
+function sineWav(rate, channels, seconds) {
+  const frames = Math.round(rate * seconds);
+  const data = Buffer.alloc(frames * channels * 2);
+  for (let i = 0; i < frames; i++) {
+    const v = Math.round(0.3 * Math.sin((2 * Math.PI * 440 * i) / rate) * 32767);
+    for (let c = 0; c < channels; c++) data.writeInt16LE(v, (i * channels + c) * 2);
+  }
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVE', 8);
+  h.write('fmt ', 12);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(channels, 22);
+  h.writeUInt32LE(rate, 24);
+  h.writeUInt32LE(rate * channels * 2, 28);
+  h.writeUInt16LE(channels * 2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
+
+await main();
