@@ -13,7 +13,7 @@
 // number of overlapping [start, end] intervals; (2) a monitor in this process samples the slot files every
 // few milliseconds and records the largest number of live holders it ever saw.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,9 +123,11 @@ async function main() {
   await monitor;
 
   const intervals = [];
+  let maxWaitSec = 0;
   for (const j of jobs) {
     const rec = o.mode === 'lib' ? jsonLines(j.out)[0] : cliInterval(j.out);
     if (rec) intervals.push([rec.start, rec.end]);
+    if (rec?.waitedSec !== undefined) maxWaitSec = Math.max(maxWaitSec, rec.waitedSec);
   }
   const result = {
     mode: o.mode,
@@ -136,6 +138,7 @@ async function main() {
     intervalsReported: intervals.length,
     maxConcurrencyFromTimestamps: maxOverlap(intervals),
     maxConcurrencyFromSlotMonitor: monitorMax,
+    maxWaitSec,
     wallSec,
   };
   if (!o.keep) rmSync(work, { recursive: true, force: true });
@@ -146,7 +149,7 @@ async function main() {
         `  exit codes: ${JSON.stringify(countBy(result.exitCodes))}\n` +
         `  max concurrency from per-process start/end timestamps: ${result.maxConcurrencyFromTimestamps} (${intervals.length} intervals)\n` +
         `  max live slot holders seen by the monitor: ${monitorMax}\n` +
-        `  wall time: ${wallSec.toFixed(1)} s\n`,
+        `  longest wait for a slot: ${maxWaitSec.toFixed(1)} s; wall time: ${wallSec.toFixed(1)} s\n`,
     );
     for (const j of jobs) if (j.code !== 0) process.stderr.write(`failed job (${j.code}): ${j.err.slice(-500)}\n`);
   }
@@ -185,7 +188,8 @@ async function runCli(o, work, runtimeDir) {
   g.output('output', 'float32', ['batch', 4, dimF, 256]);
   const model = join(work, 'slow.onnx');
   writeFileSync(model, g.build());
-  writeFileSync(`${model}.json`, JSON.stringify({ arch: 'mdxnet', nFft: 5120, dimF, dimT: 256, compensate: 1, primaryStem: 'vocals', secondaryStem: 'instrumental' }));
+  // Sidecar in UVR's model-data format (what `separate --model x.onnx` reads from x.json).
+  writeFileSync(join(work, 'slow.json'), JSON.stringify({ compensate: 1, mdx_dim_f_set: dimF, mdx_dim_t_set: 8, mdx_n_fft_scale_set: 5120, primary_stem: 'Vocals' }));
   const input = join(work, 'in.wav');
   writeFileSync(input, sineWav(44100, 2, 3));
   const jobs = [];
@@ -197,9 +201,7 @@ async function runCli(o, work, runtimeDir) {
       }),
     );
   }
-  const done = await Promise.all(jobs);
-  void readdirSync;
-  return done;
+  return Promise.all(jobs);
 }
 
 /** A 16-bit PCM WAV of a 440 Hz sine at amplitude 0.3. */

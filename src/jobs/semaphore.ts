@@ -483,6 +483,11 @@ export async function acquireSlots(opts: AcquireSlotsOptions): Promise<SlotLease
       base.since = Date.now();
       const r = await tryAcquireAll(dir, pools, limits, base);
       if (Array.isArray(r)) {
+        if (opts.signal?.aborted) {
+          // Interrupted during the last attempt: the caller would never get to release these.
+          for (const t of r) await releaseOne(t.slot.path, t.token);
+          throw new InterruptedError();
+        }
         if (waiting) opts.onProgress?.({ stage: 'wait', status: 'done', ...file, done: 1, total: 1, message: 'got a free slot' });
         return makeLease(r, started);
       }
