@@ -34,6 +34,11 @@ export function createBarRenderer(opts: RendererOptions): Renderer {
   );
   const bars = new Map<string, BarState>();
   let stopped = false;
+  let pendingLogs = false;
+  const log = (text: string): void => {
+    pendingLogs = true;
+    multibar.log(text);
+  };
 
   const payload = (e: ProgressEvent): Record<string, string> => ({ stage: e.stage.padEnd(10), name: name(e.file), unit: e.unit ?? '' });
 
@@ -47,7 +52,7 @@ export function createBarRenderer(opts: RendererOptions): Renderer {
     if (e.stage === 'file' && e.status === 'done' && state) {
       multibar.remove(state.bar);
       bars.delete(k);
-      multibar.log(`${opts.style.ok('done')} ${e.file ?? ''}${e.message ? ` - ${e.message}` : ''}\n`);
+      log(`${opts.style.ok('done')} ${e.file ?? ''}${e.message ? ` - ${e.message}` : ''}\n`);
       return;
     }
     if (e.stage === 'file' && !state && e.status !== 'start') return;
@@ -73,12 +78,12 @@ export function createBarRenderer(opts: RendererOptions): Renderer {
       const where = e.file ? `${e.file}: ` : '';
       const text = e.level === 'warn' ? opts.style.warn(`warning: ${where}${e.message}`) : e.level === 'debug' ? opts.style.dim(`debug: ${where}${e.message}`) : `${where}${e.message}`;
       if (stopped) opts.stderr.write(`${text}\n`);
-      else multibar.log(`${text}\n`);
+      else log(`${text}\n`);
     },
     writeLine(stream: Writable, text: string) {
       if (stopped || stream === opts.stderr) {
         if (stopped) stream.write(`${text}\n`);
-        else multibar.log(`${text}\n`);
+        else log(`${text}\n`);
         return;
       }
       stream.write(`${text}\n`);
@@ -86,6 +91,8 @@ export function createBarRenderer(opts: RendererOptions): Renderer {
     stop() {
       if (stopped) return;
       stopped = true;
+      // log() only buffers until the next redraw, and stop() does not flush: redraw once first.
+      if (bars.size > 0 || pendingLogs) multibar.update();
       multibar.stop();
     },
   };
