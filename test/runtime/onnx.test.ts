@@ -56,7 +56,9 @@ describe('CPU sessions', () => {
 
   it('withSession releases the session when the callback throws', async () => {
     const ort = await loadOrt();
-    const release = vi.spyOn(ort.InferenceSession.prototype, 'release');
+    // The typings describe InferenceSession as a factory interface; at runtime it is a class whose instances share release().
+    const proto = (ort.InferenceSession as unknown as { prototype: { release(): Promise<void> } }).prototype;
+    const release = vi.spyOn(proto, 'release');
     await expect(
       withSession(tripleModel(), { device: 'cpu', threads: 1 }, async () => {
         throw new Error('boom');
