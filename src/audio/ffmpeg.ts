@@ -295,7 +295,7 @@ function mapFailure(e: unknown, what: string, exitCode: ExitCodeValue, hint: str
   }
   const how = f.exitCode !== undefined ? `exit code ${f.exitCode}` : f.signal !== undefined ? `killed by ${f.signal}` : (f.shortMessage ?? String(e));
   const text = typeof f.stderr === 'string' ? f.stderr : '';
-  return new FfmpegError(`${what} failed (${how})`, exitCode, stderrTail(text), { hint, cause: e });
+  return new FfmpegError(`${what} (${how})`, exitCode, stderrTail(text), { hint, cause: e });
 }
 
 /**
@@ -497,7 +497,7 @@ export async function createFfmpegSink(path: string, opts: FfmpegSinkOptions): P
   // EPIPE when ffmpeg dies early: the exit status carries the real reason, reported by write()/finish().
   stdin.on('error', () => undefined);
   let state: 'open' | 'finished' | 'aborted' = 'open';
-  const what = `ffmpeg could not encode ${path} (${opts.format})`;
+  const what = `ffmpeg could not encode ${path} as ${opts.format}`;
   const hint = opts.format === 'opus' || opts.format === 'ogg' || opts.format === 'mp3' ? 'check the bitrate option and that this ffmpeg has the encoder (ffmpeg -encoders)' : 'check free disk space and the ffmpeg installation';
   const cleanup = async (): Promise<void> => {
     if (!exited) ac.abort();
