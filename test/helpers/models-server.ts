@@ -1,0 +1,136 @@
+/**
+ * A real HTTP server on 127.0.0.1 (ephemeral port) for download tests. Each path has a behaviour; the server
+ * records every request (path and Range header) so tests can assert what the client asked for.
+ */
+import { createHash } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Behaviour =
+  | { kind: 'file'; body: Buffer; range?: boolean /* default true */; announce?: number /* Content-Length lie */ }
+  | { kind: 'cut'; body: Buffer; after: number; times: number /* cut the first N responses */ }
+  | { kind: 'short'; body: Buffer; missing: number }
+  | { kind: 'stall'; body: Buffer; after: number /* bytes sent before stalling */ }
+  | { kind: 'hang' /* never answers */ }
+  | { kind: 'status'; code: number }
+  | { kind: 'redirect'; to: string; code?: number };
+
+export interface RequestLog {
+  path: string;
+  range: string | undefined;
+}
+
+export interface TestServer {
+  url: string;
+  requests: RequestLog[];
+  route(path: string, b: Behaviour): void;
+  close(): Promise<void>;
+}
+
+/** Deterministic pseudo-random bytes (sha256 counter stream), so fixtures need no files. */
+export function fixtureBytes(n: number, seed = 'stemkit'): Buffer {
+  const out = Buffer.alloc(n);
+  let off = 0;
+  for (let i = 0; off < n; i++) {
+    const block = createHash('sha256').update(`${seed}:${i}`).digest();
+    off += block.copy(out, off);
+  }
+  return out;
+}
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function parseRange(h: string | undefined, size: number): number | undefined {
+  const m = h ? /^bytes=(\d+)-$/.exec(h) : null;
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  return start < size ? start : undefined;
+}
+
+/** Writes `data` and then destroys the socket once it is flushed, so the client gets exactly these bytes. */
+function writeThenCut(res: ServerResponse, data: Buffer): void {
+  res.write(data, () => res.socket?.destroy());
+}
+
+export async function startTestServer(): Promise<TestServer> {
+  const routes = new Map<string, Behaviour>();
+  const cutCount = new Map<string, number>();
+  const requests: RequestLog[] = [];
+  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    requests.push({ path, range: req.headers.range });
+    const b = routes.get(path);
+    if (!b) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    switch (b.kind) {
+      case 'status':
+        res.writeHead(b.code).end(`status ${b.code}`);
+        return;
+      case 'redirect':
+        res.writeHead(b.code ?? 302, { location: b.to }).end();
+        return;
+      case 'hang':
+        return;
+      case 'stall':
+        res.writeHead(200, { 'content-length': b.body.length });
+        res.write(b.body.subarray(0, b.after));
+        return;
+      case 'short':
+        res.writeHead(200, { 'content-length': b.body.length });
+        writeThenCut(res, b.body.subarray(0, b.body.length - b.missing));
+        return;
+      case 'cut': {
+        const n = cutCount.get(path) ?? 0;
+        const start = parseRange(req.headers.range, b.body.length);
+        if (n < b.times) {
+          cutCount.set(path, n + 1);
+          res.writeHead(200, { 'content-length': b.body.length, 'accept-ranges': 'bytes' });
+          writeThenCut(res, b.body.subarray(0, b.after));
+          return;
+        }
+        serve(res, b.body, start);
+        return;
+      }
+      case 'file': {
+        const start = b.range === false ? undefined : parseRange(req.headers.range, b.body.length);
+        if (b.announce !== undefined) {
+          res.writeHead(200, { 'content-length': b.announce });
+          res.end(b.body.subarray(0, Math.min(b.announce, b.body.length)));
+          return;
+        }
+        serve(res, b.body, start);
+        return;
+      }
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    route: (path, b) => {
+      routes.set(path, b);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function serve(res: ServerResponse, body: Buffer, start: number | undefined): void {
+  if (start !== undefined && start > 0) {
+    res.writeHead(206, {
+      'content-length': body.length - start,
+      'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+      'accept-ranges': 'bytes',
+    });
+    res.end(body.subarray(start));
+    return;
+  }
+  res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
+  res.end(body);
+}
