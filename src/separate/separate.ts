@@ -1,0 +1,831 @@
+/**
+ * The separation engine: load a model once, then per file decode → adapt channels → resample to the model
+ * rate → (first pass for whole-track statistics when the model needs them) → the adapter's StemStream →
+ * derived stems (two-stem mode) → resample back → write each stem (clip policy, temp + rename).
+ * Every stage streams in blocks, so memory does not grow with the track length.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import type { ResolvedConfig } from '../config/schema.js';
+import { DataError, InterruptedError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
+import type { Observer } from '../progress.js';
+import type { AudioSource, RawAudio } from '../audio/raw-audio.js';
+import { adaptChannels, downmixToMono } from '../audio/channels.js';
+import { createAudioSink, isVideoPath, openAudioSource, remuxVideo, type AudioFormat } from '../audio/open.js';
+import { createResampler, type Resampler } from '../dsp/resample.js';
+import { defaultModelForMode, getModel, type ModelEntry } from '../models/registry.js';
+import { ensureModel } from '../models/ensure.js';
+import { isInstalled } from '../models/cache.js';
+import { acquireSlots, summarizeBatch, type BatchSummary, type PoolName } from '../jobs/index.js';
+import { createSession, type ModelSession, type SessionOptions } from '../runtime/onnx.js';
+import { PlanarQueue } from './chunking.js';
+import { createHtdemucsModel } from './htdemucs.js';
+import { createMdxModel, resolveMdxParams, type MdxOverrides } from './mdxnet.js';
+import { createDtlnModel, createGtcrnModel } from './speech.js';
+import { readOnnxMetadata } from './onnx-metadata.js';
+import { DEFAULT_FILENAME_TEMPLATE, outputPath, trackName, validateFilenameTemplate } from './paths.js';
+import { StemWriter, type ClipMode } from './writer.js';
+import type { StemBlocks, StemModel, StemStream, TrackStats } from './types.js';
+
+/** What to load and how to run it (everything that is fixed for a whole batch). */
+export interface SeparatorSpec {
+  /** A registry id/alias, or a path to an .onnx file (adapter detected from its contract). Default: by `mode`, else `classic`. */
+  model?: string;
+  /** Use this local file (or folder holding the entry's files) for the chosen registry model: no download. */
+  modelPath?: string;
+  /** 2 = vocals + no_vocals, 4 = drums/bass/other/vocals, 6 = + guitar/piano; picks the default model. */
+  mode?: 2 | 4 | 6;
+  /** Write only these stems (the adapter may compute less, e.g. one htdemucs_ft sub-model). */
+  stems?: readonly string[];
+  /** Two-stem output: this stem and `no_<stem>` (demucs --two-stems). */
+  twoStems?: string;
+  /** How `no_<stem>` is made: 'add' = sum of the other stems (default), 'minus' = mix − stem. */
+  otherMethod?: 'add' | 'minus';
+  /** HTDemucs shift trick rounds (default 0: deterministic). */
+  shifts?: number;
+  /** Seed of the shift offsets (default 0). */
+  seed?: number;
+  /** Chunk overlap 0..0.9 (default 0.25). */
+  overlap?: number;
+  /** Segments per model call (default 1). */
+  batchSize?: number;
+  /** MDX-Net denoise (model(x) − model(−x))/2. */
+  denoise?: boolean;
+  /** MDX-Net parameters for files the hash table does not know (or overrides). */
+  mdx?: MdxOverrides;
+  /** Mono (speech) models on multi-channel input: run each channel (default) or the downmix. */
+  channelMode?: 'per-channel' | 'downmix';
+  /** Precision request passed to ensureModel ('auto' | 'fp32' | 'fp16' | 'int8'). */
+  precision?: string;
+  /** Intra-op threads of the sessions; default config.cpuThreads. */
+  threads?: number;
+}
+
+/** Per-file output options. */
+export interface SeparateFileOptions {
+  /** Output folder (default ./separated). */
+  outDir?: string;
+  /** Template with {track}, {stem}, {ext}, {model} (default "{track}/{stem}.{ext}"). */
+  filename?: string;
+  format?: AudioFormat;
+  bits?: 16 | 24 | 32;
+  bitrate?: string;
+  /** Default 'rescale'. */
+  clip?: ClipMode;
+  /** 'same' (default): stems at the input's rate; 'model': at the model's rate. */
+  sampleRate?: 'same' | 'model';
+  /** Overwrite existing outputs; otherwise a file whose outputs all exist is skipped. */
+  force?: boolean;
+  /** Video inputs: also write the video with these stems as its soundtrack (video stream copied). */
+  remux?: readonly string[];
+}
+
+/** Seconds per phase. `load` is the model load, counted on the first file a separator processes (0 after). */
+export interface PhaseTimes {
+  load: number;
+  decode: number;
+  infer: number;
+  write: number;
+  total: number;
+}
+
+export interface FileResult {
+  input: string;
+  status: 'ok' | 'skipped' | 'failed';
+  /** stem → written path (plus 'video' for a remux). */
+  outputs: Record<string, string>;
+  /** Seconds of input audio. */
+  durationSec: number;
+  times: PhaseTimes;
+  /** times.total / durationSec. */
+  rtf: number;
+  /** Input WAV-equivalent megabytes (frames·channels·2 bytes / 1e6, i.e. 16-bit PCM) per second of times.total. */
+  mbps: number;
+  provider: string;
+  threads: number;
+  warnings: string[];
+  error?: { code: string; message: string; exitCode: number; hint?: string };
+}
+
+export interface Separator {
+  readonly modelId: string;
+  /** The stems a file produces with this spec (after --two-stems / --stems). */
+  readonly stems: string[];
+  readonly sampleRate: number;
+  readonly provider: string;
+  readonly threads: number;
+  readonly loadSeconds: number;
+  /**
+   * Separates one file. Failures of that file come back as status 'failed' (with the error's code and exit
+   * code); only an interruption throws (InterruptedError).
+   */
+  separateFile(input: string, opts?: SeparateFileOptions & Observer): Promise<FileResult>;
+  dispose(): Promise<void>;
+}
+
+/** Frames read from the source per block. */
+const READ_BLOCK = 1 << 16;
+
+function isPathLike(model: string): boolean {
+  return /\.onnx$/i.test(model) || model.includes('/') || model.includes('\\');
+}
+
+/** Which adapter an unregistered .onnx file needs, from its metadata and tensor shapes. */
+function detectAdapter(session: ModelSession, meta: Record<string, string>, path: string): 'htdemucs' | 'mdxnet' | 'gtcrn' {
+  const ins = session.inputs;
+  if (meta['sources'] || ins.some((v) => v.name === 'spec_real')) return 'htdemucs';
+  if (ins.length === 2 && ins.some((v) => v.shape.length === 3) && ins.some((v) => v.shape.length === 4) && session.outputs.some((v) => v.shape.length === 5)) return 'htdemucs';
+  if (ins.length === 1 && ins[0]!.shape.length === 4 && ins[0]!.shape[1] === 4) return 'mdxnet';
+  if (ins.some((v) => v.shape.length === 4 && v.shape[1] === 257 && v.shape[3] === 2)) return 'gtcrn';
+  throw new DataError(`cannot tell which kind of separation model ${path} is`, {
+    code: 'E_MODEL_CONTRACT',
+    hint: `supported: HTDemucs exports, UVR MDX-Net, GTCRN; or use a registry id with --model-path (inputs: ${ins.map((v) => `${v.name}[${v.shape.join(',')}]`).join(' ')})`,
+  });
+}
+
+/** role → file for `entry` from a --model-path file or folder. */
+function pathsFromModelPath(entry: ModelEntry, modelPath: string): Record<string, string> {
+  if (!existsSync(modelPath)) {
+    throw new UsageError(`--model-path ${modelPath} does not exist`, { code: 'E_MODEL_NOT_FOUND', hint: 'give the path of the model file (or folder)' });
+  }
+  const isDir = statSync(modelPath).isDirectory();
+  const files = entry.files;
+  const out: Record<string, string> = {};
+  if (isDir) {
+    for (const f of files) out[f.role] = join(modelPath, f.name);
+  } else if (files.length === 1) {
+    out[files[0]!.role] = modelPath;
+  } else {
+    // A multi-file model given by one of its files: the others are its siblings under their registry names.
+    const dir = dirname(modelPath);
+    for (const f of files) out[f.role] = f.name === basename(modelPath) ? modelPath : join(dir, f.name);
+    if (!Object.values(out).includes(modelPath)) out[files[0]!.role] = modelPath;
+  }
+  const absent = Object.values(out).filter((p) => !existsSync(p));
+  if (absent.length > 0) {
+    throw new UsageError(`model ${entry.id} needs ${files.map((f) => f.name).join(', ')}; missing: ${absent.join(', ')}`, {
+      code: 'E_MODEL_NOT_FOUND',
+      hint: `put the files side by side and pass the folder (or one of them) with --model-path`,
+    });
+  }
+  return out;
+}
+
+interface OutputPlan {
+  /** Stems written, in order. */
+  stems: string[];
+  /** Stems the model must compute. */
+  wanted: string[];
+  /** The two-stem complement, if any: name, the chosen stem and the method. */
+  complement?: { name: string; of: string; method: 'add' | 'minus' };
+}
+
+/** Works out the written stems and what the model must compute. @throws UsageError (64) for unknown stems. */
+export function planOutputs(modelStems: readonly string[], spec: Pick<SeparatorSpec, 'twoStems' | 'otherMethod' | 'stems' | 'mode'>): OutputPlan {
+  let two = spec.twoStems;
+  if (two === undefined && spec.mode === 2 && modelStems.length > 2 && modelStems.includes('vocals')) two = 'vocals';
+  const validList = (l: readonly string[]): string => l.join(', ');
+  let stems: string[];
+  let wanted: string[];
+  let complement: OutputPlan['complement'];
+  if (two !== undefined) {
+    if (!modelStems.includes(two)) {
+      throw new UsageError(`--two-stems ${two}: the model has no stem "${two}"`, { hint: `choose one of: ${validList(modelStems)}` });
+    }
+    const method = spec.otherMethod ?? 'add';
+    const name = `no_${two}`;
+    complement = { name, of: two, method };
+    stems = [two, name];
+    wanted = method === 'minus' ? [two] : [...modelStems];
+  } else {
+    stems = [...modelStems];
+    wanted = [...modelStems];
+  }
+  if (spec.stems && spec.stems.length > 0) {
+    const unknown = spec.stems.filter((s) => !stems.includes(s));
+    if (unknown.length > 0) throw new UsageError(`--stems: unknown stem ${unknown.map((s) => `"${s}"`).join(', ')}`, { hint: `this model writes: ${validList(stems)}` });
+    const keep = stems.filter((s) => spec.stems!.includes(s));
+    const needComplement = complement !== undefined && keep.includes(complement.name);
+    stems = keep;
+    if (complement && !needComplement) complement = undefined;
+    if (!complement) wanted = keep.filter((s) => modelStems.includes(s));
+    else if (complement.method === 'add') wanted = [...modelStems];
+    else wanted = [complement.of];
+  }
+  const plan: OutputPlan = { stems, wanted };
+  if (complement) plan.complement = complement;
+  return plan;
+}
+
+/**
+ * Loads the model for `spec` (downloading it when needed, unless `modelPath` is given) and returns a
+ * Separator that runs files one at a time.
+ * @throws UsageError (64) bad options/ids; UnavailableError (69) model or device missing; DataError (65) bad model file.
+ */
+export async function loadSeparator(spec: SeparatorSpec, opts: { config: ResolvedConfig } & Observer): Promise<Separator> {
+  const t0 = performance.now();
+  validateSpec(spec);
+  const { config } = opts;
+  const session: SessionOptions = { device: config.device, threads: spec.threads ?? config.cpuThreads, gpu: config.gpu };
+  const observer: Observer = {};
+  if (opts.onProgress) observer.onProgress = opts.onProgress;
+  if (opts.onLog) observer.onLog = opts.onLog;
+  if (opts.signal) observer.signal = opts.signal;
+
+  let model: StemModel;
+  if (spec.model !== undefined && isPathLike(spec.model) && !spec.modelPath) {
+    model = await loadFromPath(spec.model, spec, session);
+  } else {
+    let id = spec.model;
+    if (id === undefined) {
+      if (spec.mode !== undefined) {
+        const installedIds = new Set<string>();
+        for (const cand of ['htdemucs', 'htdemucs_6s']) if (await isInstalled(getModel(cand), config)) installedIds.add(cand);
+        id = defaultModelForMode(spec.mode, (m) => installedIds.has(m));
+      } else id = 'classic';
+    }
+    const entry = getModel(id);
+    if (entry.task !== 'separate') throw new UsageError(`model "${entry.id}" is a ${entry.task} model, not a separation model`, { hint: 'see `stemkit models list --task separate`' });
+    let paths: Record<string, string>;
+    if (spec.modelPath) paths = pathsFromModelPath(entry, spec.modelPath);
+    else {
+      const ensureOpts: Parameters<typeof ensureModel>[1] = { config, ...observer };
+      if (spec.precision !== undefined) ensureOpts.precision = spec.precision;
+      paths = (await ensureModel(entry.id, ensureOpts)).paths;
+    }
+    model = await loadEntry(entry, paths, spec, session);
+  }
+  const loadSeconds = (performance.now() - t0) / 1000;
+  try {
+    const plan = planOutputs(model.stems, spec);
+    opts.onLog?.({ level: 'debug', message: `model ${model.id} on ${model.provider}${model.provider === 'cpu' ? ` ×${model.threads}` : ''}, loaded in ${loadSeconds.toFixed(2)}s` });
+    return createSeparator(model, plan, spec, config, loadSeconds);
+  } catch (e) {
+    await model.dispose();
+    throw e;
+  }
+}
+
+function validateSpec(spec: SeparatorSpec): void {
+  const range = (name: string, v: number | undefined, lo: number, hi: number, int: boolean): void => {
+    if (v === undefined) return;
+    if (!Number.isFinite(v) || v < lo || v > hi || (int && !Number.isInteger(v))) {
+      throw new UsageError(`${name} must be ${int ? 'an integer' : 'a number'} in ${lo}..${hi} (got ${v})`, { hint: `e.g. ${name} ${int ? lo + 1 : 0.25}` });
+    }
+  };
+  range('--shifts', spec.shifts, 0, 20, true);
+  range('--overlap', spec.overlap, 0, 0.9, false);
+  range('--batch-size', spec.batchSize, 1, 64, true);
+  range('--seed', spec.seed, 0, 2 ** 32 - 1, true);
+  if (spec.mode !== undefined && ![2, 4, 6].includes(spec.mode)) throw new UsageError(`--mode must be 2, 4 or 6 (got ${String(spec.mode)})`, { hint: '2 = vocals + no_vocals, 4 = drums/bass/other/vocals, 6 = + guitar/piano' });
+}
+
+async function loadFromPath(path: string, spec: SeparatorSpec, session: SessionOptions): Promise<StemModel> {
+  if (!existsSync(path)) throw new UsageError(`model file ${path} does not exist`, { code: 'E_MODEL_NOT_FOUND', hint: 'check the path, or give a registry id (`stemkit models list`)' });
+  const meta = await readOnnxMetadata(path);
+  const probe = await createSession(path, session);
+  let adapter: 'htdemucs' | 'mdxnet' | 'gtcrn';
+  try {
+    adapter = detectAdapter(probe, meta, path);
+  } catch (e) {
+    await probe.dispose();
+    throw e;
+  }
+  // The probe session becomes the model's session (no second load of a large file).
+  let reused = false;
+  const create = async (p: string, o: SessionOptions): Promise<ModelSession> => {
+    if (!reused && p === path) {
+      reused = true;
+      return probe;
+    }
+    return createSession(p, o);
+  };
+  const id = basename(path, extname(path));
+  try {
+    if (adapter === 'htdemucs') return await createHtdemucsModel({ id, files: [path], session, createSession: create });
+    if (adapter === 'gtcrn') return await createGtcrnModel(path, { id, session, createSession: create });
+    const mdxOpts: Parameters<typeof resolveMdxParams>[1] = {};
+    if (spec.mdx) mdxOpts.overrides = spec.mdx;
+    const params = await resolveMdxParams(path, mdxOpts);
+    return await createMdxModel({ id, path, params, denoise: spec.denoise === true, session, createSession: create });
+  } catch (e) {
+    if (!reused) await probe.dispose();
+    throw e;
+  }
+}
+
+async function loadEntry(entry: ModelEntry, paths: Record<string, string>, spec: SeparatorSpec, session: SessionOptions): Promise<StemModel> {
+  const params = entry.params ?? {};
+  const need = (role: string): string => {
+    const p = paths[role];
+    if (!p) throw new DataError(`model ${entry.id} has no file for role "${role}"`, { code: 'E_MODEL_CONTRACT', hint: 'check the registry entry' });
+    return p;
+  };
+  switch (entry.adapter) {
+    case 'classic': {
+      // classic.ts belongs to the classic-model engineer; the specifier is a variable so that this module
+      // type-checks and builds whether or not it has landed (the import's `any` is narrowed at once).
+      const specifier = './classic.js';
+      const mod = (await import(specifier)) as { createClassicModel(modelPath: string, session: SessionOptions): Promise<StemModel> };
+      return mod.createClassicModel(need('model'), session);
+    }
+    case 'htdemucs': {
+      const roles = entry.files.map((f) => f.role);
+      const files = roles.map(need);
+      const o: Parameters<typeof createHtdemucsModel>[0] = { id: entry.id, files, session, createSession };
+      if (Array.isArray(params['bagWeights'])) o.bagWeights = params['bagWeights'] as number[][];
+      const sources = (params['sources'] as string[] | undefined) ?? entry.stems;
+      if (sources) o.sources = sources;
+      return createHtdemucsModel(o);
+    }
+    case 'mdxnet': {
+      const path = need('model');
+      const mdxOpts: Parameters<typeof resolveMdxParams>[1] = { registry: params };
+      if (spec.mdx) mdxOpts.overrides = spec.mdx;
+      const p = await resolveMdxParams(path, mdxOpts);
+      return createMdxModel({ id: entry.id, path, params: p, denoise: spec.denoise === true, session, createSession });
+    }
+    case 'gtcrn':
+      return createGtcrnModel(need('model'), { id: entry.id, session, createSession });
+    case 'dtln':
+      return createDtlnModel(need('stage1'), need('stage2'), { id: entry.id, session, createSession });
+    default:
+      throw new UsageError(`model "${entry.id}" is not a separation model`, { hint: 'see `stemkit models list`' });
+  }
+}
+
+/** Adds b into a (same lengths). */
+function addInto(a: Float32Array[], b: Float32Array[]): void {
+  for (let c = 0; c < a.length; c++) {
+    const x = a[c]!;
+    const y = b[c]!;
+    for (let i = 0; i < x.length; i++) x[i] = x[i]! + y[i]!;
+  }
+}
+
+function createSeparator(model: StemModel, plan: OutputPlan, spec: SeparatorSpec, config: ResolvedConfig, loadSeconds: number): Separator {
+  let loadPending = loadSeconds;
+  const sep: Separator = {
+    modelId: model.id,
+    stems: plan.stems,
+    sampleRate: model.sampleRate,
+    provider: model.provider,
+    threads: model.threads,
+    loadSeconds,
+    async separateFile(input, fopts = {}) {
+      const load = loadPending;
+      loadPending = 0;
+      return separateOne(model, plan, spec, config, input, fopts, load);
+    },
+    dispose: () => model.dispose(),
+  };
+  return sep;
+}
+
+/** Output paths of one input (stems, and the remuxed video when asked for). */
+export function plannedOutputs(
+  input: string,
+  stems: readonly string[],
+  modelId: string,
+  opts: Pick<SeparateFileOptions, 'outDir' | 'filename' | 'format' | 'remux'>,
+): Record<string, string> {
+  const template = opts.filename ?? DEFAULT_FILENAME_TEMPLATE;
+  validateFilenameTemplate(template);
+  const outDir = opts.outDir ?? 'separated';
+  const ext = opts.format ?? 'wav';
+  const track = trackName(input);
+  const out: Record<string, string> = {};
+  for (const stem of stems) out[stem] = outputPath(outDir, template, { track, stem, ext, model: modelId });
+  if (opts.remux && opts.remux.length > 0 && isVideoPath(input)) {
+    out['video'] = outputPath(outDir, template, { track, stem: opts.remux.join('+'), ext: extname(input).slice(1) || 'mp4', model: modelId });
+  }
+  return out;
+}
+
+function emptyTimes(load: number): PhaseTimes {
+  return { load, decode: 0, infer: 0, write: 0, total: load };
+}
+
+async function separateOne(
+  model: StemModel,
+  plan: OutputPlan,
+  spec: SeparatorSpec,
+  config: ResolvedConfig,
+  input: string,
+  fopts: SeparateFileOptions & Observer,
+  load: number,
+): Promise<FileResult> {
+  const t0 = performance.now();
+  const warnings: string[] = [];
+  const result: FileResult = {
+    input,
+    status: 'ok',
+    outputs: {},
+    durationSec: 0,
+    times: emptyTimes(load),
+    rtf: 0,
+    mbps: 0,
+    provider: model.provider,
+    threads: model.threads,
+    warnings,
+  };
+  const warn = (message: string): void => {
+    warnings.push(message);
+    fopts.onLog?.({ level: 'warn', message, file: input });
+  };
+  const writers: StemWriter[] = [];
+  const sources: AudioSource[] = [];
+  try {
+    const outputs = plannedOutputs(input, plan.stems, model.id, fopts);
+    result.outputs = outputs;
+    if (!fopts.force && Object.values(outputs).every((p) => existsSync(p))) {
+      result.status = 'skipped';
+      return result;
+    }
+    if (fopts.remux && fopts.remux.length > 0) {
+      const bad = fopts.remux.filter((s) => !plan.stems.includes(s));
+      if (bad.length > 0) throw new UsageError(`--remux: ${bad.join(', ')} is not written by this run`, { hint: `choose from: ${plan.stems.join(', ')}` });
+      if (!isVideoPath(input)) warn(`--remux ignored for ${basename(input)}: not a video file`);
+    }
+    const times = await runPipeline(model, plan, spec, config, input, fopts, outputs, writers, sources, warn);
+    if (outputs['video']) {
+      const tw = performance.now();
+      const ro: Parameters<typeof remuxVideo>[0] = { video: input, audio: fopts.remux!.map((s) => outputs[s]!), out: outputs['video'] };
+      if (config.ffmpegPath) ro.ffmpegPath = config.ffmpegPath;
+      if (fopts.signal) ro.signal = fopts.signal;
+      await remuxVideo(ro);
+      times.write += (performance.now() - tw) / 1000;
+    }
+    const wall = (performance.now() - t0) / 1000;
+    result.durationSec = times.frames / times.inRate;
+    result.times = {
+      load,
+      decode: times.decode,
+      write: times.write,
+      infer: Math.max(0, wall - times.decode - times.write),
+      total: load + wall,
+    };
+    result.rtf = result.durationSec > 0 ? result.times.total / result.durationSec : 0;
+    // Input size as 16-bit PCM WAV (frames·channels·2 bytes), the unit of the original MB/s targets.
+    result.mbps = result.times.total > 0 ? (times.frames * times.inChannels * 2) / 1e6 / result.times.total : 0;
+    return result;
+  } catch (e) {
+    await Promise.all(writers.map((w) => w.abort()));
+    if (e instanceof InterruptedError || fopts.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError('interrupted', { cause: e });
+    result.status = 'failed';
+    const wall = (performance.now() - t0) / 1000;
+    result.times = { ...emptyTimes(load), total: load + wall };
+    if (e instanceof StemkitError) {
+      result.error = { code: e.code, message: e.message, exitCode: e.exitCode };
+      if (e.hint) result.error.hint = e.hint;
+    } else {
+      result.error = { code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e), exitCode: 70 };
+    }
+    return result;
+  } finally {
+    await Promise.all(sources.map((s) => s.close().catch(() => undefined)));
+  }
+}
+
+interface PipelineTimes {
+  decode: number;
+  write: number;
+  frames: number;
+  inRate: number;
+  inChannels: number;
+}
+
+async function openSource(input: string, config: ResolvedConfig, signal: AbortSignal | undefined): Promise<AudioSource> {
+  const o: Parameters<typeof openAudioSource>[1] = {};
+  if (config.ffmpegPath) o.ffmpegPath = config.ffmpegPath;
+  if (config.ffprobePath) o.ffprobePath = config.ffprobePath;
+  if (signal) o.signal = signal;
+  return openAudioSource(input, o);
+}
+
+/** The model-input channel layout: one stream per channel for mono models in per-channel mode. */
+function feedLayout(model: StemModel, inChannels: number, spec: SeparatorSpec): { streams: number; outChannels: number; adapt(block: RawAudio): RawAudio } {
+  if (model.channels === 2) return { streams: 1, outChannels: 2, adapt: (b) => adaptChannels(b, 2) };
+  if ((spec.channelMode ?? 'per-channel') === 'downmix' || inChannels === 1) return { streams: 1, outChannels: 1, adapt: (b) => downmixToMono(b) };
+  return { streams: inChannels, outChannels: inChannels, adapt: (b) => b };
+}
+
+async function runPipeline(
+  model: StemModel,
+  plan: OutputPlan,
+  spec: SeparatorSpec,
+  config: ResolvedConfig,
+  input: string,
+  fopts: SeparateFileOptions & Observer,
+  outputs: Record<string, string>,
+  writers: StemWriter[],
+  sources: AudioSource[],
+  warn: (m: string) => void,
+): Promise<PipelineTimes> {
+  const signal = fopts.signal;
+  const times: PipelineTimes = { decode: 0, write: 0, frames: 0, inRate: 0, inChannels: 0 };
+  const progress = fopts.onProgress;
+  const file = input;
+
+  let td = performance.now();
+  let source = await openSource(input, config, signal);
+  sources.push(source);
+  times.decode += (performance.now() - td) / 1000;
+  const info = source.info;
+  times.inRate = info.sampleRate;
+  times.inChannels = info.channels;
+  const modelRate = model.sampleRate;
+  const layout = feedLayout(model, info.channels, spec);
+  const modelFramesEstimate = info.frames !== undefined ? Math.round((info.frames * modelRate) / info.sampleRate) : 0;
+
+  // Pass 1: whole-track mean/std of the mono reference at the model rate (HTDemucs §1.5 step 1).
+  let trackStats: TrackStats | undefined;
+  if (model.needsTrackStats) {
+    td = performance.now();
+    progress?.({ stage: 'decode', status: 'start', file, done: 0, total: info.frames ?? 0, unit: 'samples' });
+    const rs = createResampler(info.sampleRate, modelRate, layout.outChannels);
+    let n = 0;
+    let sum = 0;
+    let sumSq = 0;
+    let read = 0;
+    const accumulate = (chs: Float32Array[]): void => {
+      const len = chs[0]?.length ?? 0;
+      for (let i = 0; i < len; i++) {
+        let v = 0;
+        for (const ch of chs) v += ch[i]!;
+        v /= chs.length;
+        sum += v;
+        sumSq += v * v;
+      }
+      n += len;
+    };
+    for (;;) {
+      throwIfAborted(signal);
+      const block = await source.read(READ_BLOCK);
+      if (!block) break;
+      read += block.channels[0]!.length;
+      accumulate(rs.process(layout.adapt(block).channels));
+      progress?.({ stage: 'decode', status: 'progress', file, done: read, total: info.frames ?? 0, unit: 'samples' });
+    }
+    accumulate(rs.flush());
+    progress?.({ stage: 'decode', status: 'done', file, done: read, total: info.frames ?? read, unit: 'samples' });
+    await source.close();
+    if (n === 0) throw new DataError(`${input} contains no audio`, { code: 'E_EMPTY_AUDIO', hint: 'check the file' });
+    const mean = sum / n;
+    // Unbiased (N−1) standard deviation, as torch.std.
+    const variance = n > 1 ? Math.max(0, (sumSq - n * mean * mean) / (n - 1)) : 0;
+    trackStats = { frames: n, mean, std: Math.sqrt(variance) };
+    source = await openSource(input, config, signal);
+    sources.push(source);
+    times.decode += (performance.now() - td) / 1000;
+  }
+
+  // Pass 2: streams, writers, resamplers.
+  const streamOpts = {
+    wantedStems: plan.wanted,
+    ...(trackStats ? { trackStats } : {}),
+    ...(modelFramesEstimate ? { totalFrames: modelFramesEstimate } : {}),
+    ...(spec.shifts !== undefined ? { shifts: spec.shifts } : {}),
+    ...(spec.seed !== undefined ? { seed: spec.seed } : {}),
+    ...(spec.overlap !== undefined ? { overlap: spec.overlap } : {}),
+    ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
+    ...(signal ? { signal } : {}),
+  };
+  let inferDone = 0;
+  const onInferProgress = (done: number): void => {
+    if (done <= inferDone) return;
+    inferDone = done;
+    progress?.({ stage: 'separate', status: 'progress', file, done: Math.min(done, modelFramesEstimate || done), total: modelFramesEstimate, unit: 'samples' });
+  };
+  const streams: StemStream[] = Array.from({ length: layout.streams }, (_, i) => model.createStream(i === 0 ? { ...streamOpts, onInferProgress } : streamOpts));
+  const inResampler = createResampler(info.sampleRate, modelRate, layout.outChannels);
+  const outRate = fopts.sampleRate === 'model' ? modelRate : info.sampleRate;
+  const C = layout.outChannels;
+  const outResamplers = new Map<string, Resampler>();
+  const stemWriters = new Map<string, StemWriter>();
+  for (const stem of plan.stems) {
+    const w = await StemWriter.create({
+      path: outputs[stem]!,
+      sampleRate: outRate,
+      channels: C,
+      clip: fopts.clip ?? 'rescale',
+      createSink: (p, sr, ch) => {
+        const o: Parameters<typeof createAudioSink>[1] = { sampleRate: sr, channels: ch, format: fopts.format ?? 'wav' };
+        if (fopts.bits !== undefined) o.bits = fopts.bits;
+        if (fopts.bitrate !== undefined) o.bitrate = fopts.bitrate;
+        if (config.ffmpegPath) o.ffmpegPath = config.ffmpegPath;
+        if (signal) o.signal = signal;
+        return createAudioSink(p, o);
+      },
+    });
+    writers.push(w);
+    stemWriters.set(stem, w);
+    outResamplers.set(stem, createResampler(modelRate, outRate, C));
+  }
+  // The model-rate mix, kept until the stems of the same samples arrive (for `minus`).
+  const mixQueue = plan.complement?.method === 'minus' ? new PlanarQueue(C) : undefined;
+
+  const emit = async (parts: StemBlocks[], final: boolean): Promise<void> => {
+    // Per-channel streams: stem channel c comes from stream c.
+    const merged: Record<string, Float32Array[]> = {};
+    const names = Object.keys(parts[0] ?? {});
+    for (const s of names) merged[s] = parts.flatMap((p) => p[s]!.channels);
+    const n = names.length > 0 ? merged[names[0]!]![0]!.length : 0;
+    if (plan.complement) {
+      const { name, of, method } = plan.complement;
+      if (method === 'minus') {
+        const m = mixQueue!.shift(n);
+        const stem = merged[of]!;
+        merged[name] = m.map((ch, c) => {
+          const o = new Float32Array(n);
+          for (let i = 0; i < n; i++) o[i] = ch[i]! - stem[c]![i]!;
+          return o;
+        });
+      } else {
+        const acc = Array.from({ length: C }, () => new Float32Array(n));
+        for (const s of model.stems) if (s !== of) addInto(acc, merged[s]!);
+        merged[name] = acc;
+      }
+    }
+    for (const stem of plan.stems) {
+      const rs = outResamplers.get(stem)!;
+      const w = stemWriters.get(stem)!;
+      const block = merged[stem];
+      const out = block && n > 0 ? rs.process(block) : undefined;
+      const tail = final ? rs.flush() : undefined;
+      if (out) await w.write(out);
+      if (tail) await w.write(tail);
+    }
+  };
+
+  const pushAll = async (block: RawAudio | null): Promise<void> => {
+    let parts: StemBlocks[];
+    if (block === null) parts = await Promise.all(streams.map((s) => s.flush()));
+    else {
+      mixQueue?.push(block.channels);
+      // Streams run one after another: a model session is not shared across concurrent calls.
+      parts = [];
+      for (let i = 0; i < streams.length; i++) {
+        const sub = layout.streams === 1 ? block : { channels: [block.channels[i]!], sampleRate: block.sampleRate };
+        parts.push(await streams[i]!.push(sub));
+      }
+    }
+    await emit(parts, block === null);
+  };
+
+  progress?.({ stage: 'separate', status: 'start', file, done: 0, total: modelFramesEstimate, unit: 'samples' });
+  let frames = 0;
+  for (;;) {
+    throwIfAborted(signal);
+    td = performance.now();
+    const block = await source.read(READ_BLOCK);
+    times.decode += (performance.now() - td) / 1000;
+    if (!block) break;
+    frames += block.channels[0]!.length;
+    const modelBlock = inResampler.process(layout.adapt(block).channels);
+    if ((modelBlock[0]?.length ?? 0) > 0) await pushAll({ channels: modelBlock, sampleRate: modelRate });
+  }
+  if (frames === 0) throw new DataError(`${input} contains no audio`, { code: 'E_EMPTY_AUDIO', hint: 'check the file' });
+  times.frames = frames;
+  const tailBlock = inResampler.flush();
+  if ((tailBlock[0]?.length ?? 0) > 0) await pushAll({ channels: tailBlock, sampleRate: modelRate });
+  // Outputs have exactly the input's length at the input rate (the resamplers can round by a sample).
+  const target = outRate === info.sampleRate ? frames : Math.round((frames * outRate) / info.sampleRate);
+  for (const w of stemWriters.values()) w.limit = target;
+  await pushAll(null);
+  progress?.({ stage: 'separate', status: 'done', file, done: modelFramesEstimate || inferDone, total: modelFramesEstimate || inferDone, unit: 'samples' });
+
+  progress?.({ stage: 'write', status: 'start', file, done: 0, total: plan.stems.length, unit: 'files' });
+  let written = 0;
+  for (const stem of plan.stems) {
+    const w = stemWriters.get(stem)!;
+    await w.finish(target);
+    if (w.gain < 1) warn(`${stem}: peak ${w.peakValue.toFixed(2)} was rescaled by ${(20 * Math.log10(w.gain)).toFixed(1)} dB to avoid clipping (--clip rescale)`);
+    written += 1;
+    progress?.({ stage: 'write', status: 'progress', file, done: written, total: plan.stems.length, unit: 'files' });
+  }
+  for (const w of stemWriters.values()) times.write += w.seconds;
+  progress?.({ stage: 'write', status: 'done', file, done: written, total: plan.stems.length, unit: 'files' });
+  const inferSec = streams.reduce((a, s) => a + s.inferSeconds, 0);
+  fopts.onLog?.({ level: 'debug', message: `${basename(input)}: model inference ${inferSec.toFixed(2)}s`, file });
+  return times;
+}
+
+/** Options of a batch run. */
+export interface SeparateBatchOptions extends Observer {
+  config: ResolvedConfig;
+  /** Expanded input files. */
+  inputs: readonly string[];
+  spec: SeparatorSpec;
+  file: SeparateFileOptions;
+  /** Wait for a free heavy (and, for videos, video) slot, or fail at once with BusyError (75). */
+  wait?: boolean;
+  timeoutSec?: number;
+  /** Called after each file (for the CLI's per-file lines and JSON records). */
+  onFile?(result: FileResult, index: number): void;
+  /** Called once the model is loaded. */
+  onLoaded?(separator: Separator): void;
+}
+
+export interface BatchResult {
+  results: FileResult[];
+  summary: BatchSummary;
+  modelId: string;
+  stems: string[];
+  /**
+   * 0 when no file failed; otherwise the exit code the failed files share (e.g. 66 when every failure is a
+   * missing input), or 1 when they differ.
+   */
+  exitCode: number;
+}
+
+/**
+ * Separates many files with one model load: files whose outputs all exist are skipped unless `force`,
+ * a failing file does not stop the others, and each file holds a heavy job slot (plus a video slot for video
+ * inputs) while it runs. Files run one after another: the model already uses the whole thread budget.
+ * @throws InterruptedError (130) on abort; errors of loading the model (usage, unavailable, bad model).
+ */
+export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchResult> {
+  const t0 = performance.now();
+  const observer: Observer = {};
+  if (opts.onProgress) observer.onProgress = opts.onProgress;
+  if (opts.onLog) observer.onLog = opts.onLog;
+  if (opts.signal) observer.signal = opts.signal;
+  const separator = await loadSeparator(opts.spec, { config: opts.config, ...observer });
+  opts.onLoaded?.(separator);
+  const results: FileResult[] = [];
+  try {
+    // Two inputs with the same track name would write the same files: the later one fails with a clear message.
+    const claimed = new Map<string, string>();
+    let index = 0;
+    for (const input of opts.inputs) {
+      throwIfAborted(opts.signal);
+      opts.onProgress?.({ stage: 'batch', status: index === 0 ? 'start' : 'progress', done: index, total: opts.inputs.length, unit: 'files' });
+      let result: FileResult;
+      const collision = (() => {
+        try {
+          const outs = plannedOutputs(input, separator.stems, separator.modelId, opts.file);
+          for (const p of Object.values(outs)) {
+            const other = claimed.get(p);
+            if (other) return { path: p, other };
+          }
+          for (const p of Object.values(outs)) claimed.set(p, input);
+        } catch {
+          // Template problems are reported by separateFile itself.
+        }
+        return undefined;
+      })();
+      if (collision) {
+        result = {
+          input,
+          status: 'failed',
+          outputs: {},
+          durationSec: 0,
+          times: emptyTimes(0),
+          rtf: 0,
+          mbps: 0,
+          provider: separator.provider,
+          threads: separator.threads,
+          warnings: [],
+          error: { code: 'E_OUTPUT_COLLISION', message: `its output ${collision.path} is also the output of ${collision.other}`, exitCode: 73, hint: 'use --filename with a distinguishing field, e.g. "{track}-{model}/{stem}.{ext}", or rename one input' },
+        };
+      } else {
+        const pools: PoolName[] = isVideoPath(input) ? ['heavy', 'video'] : ['heavy'];
+        const lease = await acquireSlots({
+          pools,
+          config: opts.config,
+          wait: opts.wait ?? true,
+          ...(opts.timeoutSec !== undefined ? { timeoutSec: opts.timeoutSec } : {}),
+          file: input,
+          ...observer,
+        });
+        try {
+          opts.onProgress?.({ stage: 'file', status: 'start', file: input, done: 0, total: 1 });
+          result = await separator.separateFile(input, { ...opts.file, ...observer });
+          opts.onProgress?.({ stage: 'file', status: 'done', file: input, done: 1, total: 1 });
+        } finally {
+          await lease.release();
+        }
+      }
+      results.push(result);
+      opts.onFile?.(result, index);
+      index += 1;
+    }
+    opts.onProgress?.({ stage: 'batch', status: 'done', done: opts.inputs.length, total: opts.inputs.length, unit: 'files' });
+  } finally {
+    await separator.dispose();
+  }
+  const failedCodes = new Set(results.filter((r) => r.status === 'failed').map((r) => r.error?.exitCode ?? 1));
+  const exitCode = failedCodes.size === 0 ? 0 : failedCodes.size === 1 ? [...failedCodes][0]! : 1;
+  return { results, summary: summarizeBatch(results, (performance.now() - t0) / 1000), modelId: separator.modelId, stems: separator.stems, exitCode };
+}
+
+/**
+ * The one-line timing summary, e.g. `load 0.41s | decode 0.30s | infer 12.8s | write 0.52s | total 14.0s | RTF 0.06 | cpu ×4`.
+ */
+export function formatTimingLine(r: Pick<FileResult, 'times' | 'rtf' | 'provider' | 'threads'>): string {
+  const s = (v: number): string => `${v < 10 ? v.toFixed(2) : v.toFixed(1)}s`;
+  const t = r.times;
+  const device = r.provider === 'cpu' ? `cpu ×${r.threads}` : r.provider;
+  return `load ${s(t.load)} | decode ${s(t.decode)} | infer ${s(t.infer)} | write ${s(t.write)} | total ${s(t.total)} | RTF ${r.rtf.toFixed(2)} | ${device}`;
+}

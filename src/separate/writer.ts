@@ -1,0 +1,160 @@
+/**
+ * Writes one stem, streaming, with demucs' clipping policy (demucs/audio.py `prevent_clip`):
+ * - 'rescale' (default): the whole stem is divided by max(1.01·peak, 1). The peak is only known at the end,
+ *   so the stem is spooled to a raw float32 temp file beside the destination and copied into the final
+ *   format with the gain: memory stays flat whatever the length.
+ * - 'clamp': samples limited to ±0.99, written directly.
+ * - 'none': written as is (formats with integer samples still saturate at full scale).
+ * Nothing carries the final name before the stem is complete (the sink writes a temp file and renames it).
+ */
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AudioSink, RawAudio } from '../audio/raw-audio.js';
+import { OutputError } from '../errors.js';
+import { discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
+
+export type ClipMode = 'rescale' | 'clamp' | 'none';
+export const CLIP_MODES: readonly ClipMode[] = ['rescale', 'clamp', 'none'];
+
+export interface StemWriterOptions {
+  path: string;
+  sampleRate: number;
+  channels: number;
+  clip: ClipMode;
+  createSink(path: string, sampleRate: number, channels: number): Promise<AudioSink>;
+}
+
+/** Frames per block when copying the spool into the final format. */
+const COPY_BLOCK = 65536;
+
+export class StemWriter {
+  private sink: AudioSink | undefined;
+  private spool: { path: string; fh: FileHandle; pos: number } | undefined;
+  private peak = 0;
+  private frames = 0;
+  /** Stop writing after this many frames (the input length), once known. */
+  limit = Infinity;
+  /** Seconds spent writing (for the per-phase timing). */
+  seconds = 0;
+  /** The gain that was applied by 'rescale' (1 when none). */
+  gain = 1;
+
+  private constructor(private readonly opts: StemWriterOptions) {}
+
+  static async create(opts: StemWriterOptions): Promise<StemWriter> {
+    const w = new StemWriter(opts);
+    const t0 = performance.now();
+    try {
+      await mkdir(dirname(opts.path), { recursive: true });
+    } catch (cause) {
+      throw new OutputError(`cannot create the folder ${dirname(opts.path)}`, { cause, hint: 'check the permissions of the output folder (-o)' });
+    }
+    if (opts.clip === 'rescale') {
+      const path = `${tempPathFor(opts.path)}.f32`;
+      trackTemp(path);
+      try {
+        w.spool = { path, fh: await open(path, 'w+'), pos: 0 };
+      } catch (cause) {
+        await discardTemp(path);
+        throw new OutputError(`cannot write a temporary file beside ${opts.path}`, { cause, hint: 'check free space and permissions of the output folder' });
+      }
+    } else {
+      w.sink = await opts.createSink(opts.path, opts.sampleRate, opts.channels);
+    }
+    w.seconds += (performance.now() - t0) / 1000;
+    return w;
+  }
+
+  /** Frames written so far. */
+  get written(): number {
+    return this.frames;
+  }
+
+  /** Peak absolute sample value seen so far. */
+  get peakValue(): number {
+    return this.peak;
+  }
+
+  async write(channels: Float32Array[]): Promise<void> {
+    let n = Math.min(channels[0]?.length ?? 0, this.limit - this.frames);
+    if (n <= 0) return;
+    const t0 = performance.now();
+    const chans = n === channels[0]!.length ? channels : channels.map((c) => c.subarray(0, n));
+    if (this.spool) {
+      const C = chans.length;
+      const buf = new Float32Array(n * C);
+      let peak = this.peak;
+      for (let c = 0; c < C; c++) {
+        const ch = chans[c]!;
+        for (let i = 0; i < n; i++) {
+          const v = ch[i]!;
+          buf[i * C + c] = v;
+          const a = v < 0 ? -v : v;
+          if (a > peak) peak = a;
+        }
+      }
+      this.peak = peak;
+      const bytes = new Uint8Array(buf.buffer);
+      await this.spool.fh.write(bytes, 0, bytes.length, this.spool.pos);
+      this.spool.pos += bytes.length;
+    } else {
+      let block = chans;
+      if (this.opts.clip === 'clamp') {
+        block = chans.map((ch) => {
+          const o = new Float32Array(n);
+          for (let i = 0; i < n; i++) o[i] = Math.max(-0.99, Math.min(0.99, ch[i]!));
+          return o;
+        });
+      }
+      for (const ch of chans) for (let i = 0; i < n; i++) this.peak = Math.max(this.peak, Math.abs(ch[i]!));
+      await this.sink!.write({ channels: block, sampleRate: this.opts.sampleRate });
+    }
+    this.frames += n;
+    n = 0;
+    this.seconds += (performance.now() - t0) / 1000;
+  }
+
+  /** Pads with silence up to `frames` (when the resampled stream came out a sample short), then completes the file. */
+  async finish(frames?: number): Promise<void> {
+    if (frames !== undefined && this.frames < frames) {
+      const pad = Array.from({ length: this.opts.channels }, () => new Float32Array(frames - this.frames));
+      await this.write(pad);
+    }
+    const t0 = performance.now();
+    if (this.spool) {
+      const { fh, path } = this.spool;
+      // demucs prevent_clip 'rescale': wav / max(1.01·peak, 1).
+      this.gain = 1 / Math.max(1.01 * this.peak, 1);
+      const sink = await this.opts.createSink(this.opts.path, this.opts.sampleRate, this.opts.channels);
+      this.sink = sink;
+      const C = this.opts.channels;
+      const buf = new Float32Array(COPY_BLOCK * C);
+      const bytes = new Uint8Array(buf.buffer);
+      for (let pos = 0; pos < this.frames; pos += COPY_BLOCK) {
+        const n = Math.min(COPY_BLOCK, this.frames - pos);
+        await fh.read(bytes, 0, n * C * 4, pos * C * 4);
+        const chans = Array.from({ length: C }, () => new Float32Array(n));
+        for (let c = 0; c < C; c++) {
+          const ch = chans[c]!;
+          for (let i = 0; i < n; i++) ch[i] = buf[i * C + c]! * this.gain;
+        }
+        await sink.write({ channels: chans, sampleRate: this.opts.sampleRate } satisfies RawAudio);
+      }
+      await fh.close();
+      await discardTemp(path);
+      this.spool = undefined;
+    }
+    await this.sink!.finish();
+    this.seconds += (performance.now() - t0) / 1000;
+  }
+
+  /** Removes everything this writer created (temp files); the final path is never touched. */
+  async abort(): Promise<void> {
+    if (this.spool) {
+      await this.spool.fh.close().catch(() => undefined);
+      await discardTemp(this.spool.path);
+      this.spool = undefined;
+    }
+    await this.sink?.abort().catch(() => undefined);
+  }
+}
