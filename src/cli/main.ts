@@ -144,6 +144,11 @@ export function reportError(err: unknown, io: CliIO, flags: { json: boolean; ver
   return error.exitCode;
 }
 
+const guarded = new WeakSet<Writable>();
+function ignoreEpipe(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'EPIPE') throw e;
+}
+
 /**
  * Runs the CLI and returns the exit code (bin/stemkit.js sets process.exitCode). Never calls
  * process.exit, except on a second Ctrl-C.
@@ -151,6 +156,14 @@ export function reportError(err: unknown, io: CliIO, flags: { json: boolean; ver
  */
 export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   const fullIO = defaultIO(io);
+  // `stemkit config | head` closes the pipe early; that is not an error worth a stack trace.
+  // The listener stays: a buffered write can fail after main() has returned.
+  for (const s of [fullIO.stdout, fullIO.stderr]) {
+    if (!guarded.has(s) && s.listenerCount('error') === 0) {
+      guarded.add(s);
+      s.on('error', ignoreEpipe);
+    }
+  }
   const state: RunState = { io: fullIO, exitCode: undefined };
   const prev = setRunState(state);
   const pre = prescan(argv);

@@ -3,7 +3,7 @@
  * lazily so `stemkit --help` does not pay for it.
  */
 import { existsSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { extname, resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../errors.js';
 
 /** Where stemkit looks for a config file, in this order, in each directory from cwd up to the project root. */
@@ -39,9 +39,12 @@ export interface LoadConfigOptions {
  */
 export async function loadConfigFile(opts: LoadConfigOptions = {}): Promise<LoadedConfigFile> {
   const cwd = opts.cwd ?? process.cwd();
-  const { cosmiconfig } = await import('cosmiconfig');
+  const { cosmiconfig, defaultLoaders } = await import('cosmiconfig');
+  const ext = opts.configPath !== undefined ? extname(opts.configPath) : '';
   const explorer = cosmiconfig('stemkit', {
     searchPlaces: [...SEARCH_PLACES],
+    // `--config any.name` with an extension cosmiconfig does not know is read like `.stemrc`: YAML (or JSON).
+    ...(ext !== '' && !(ext in defaultLoaders) ? { loaders: { [ext]: defaultLoaders['.yaml'] } } : {}),
     // 'project' stops at the nearest package.json, so a config file in $HOME does not leak into every project.
     searchStrategy: 'project',
     cache: false,

@@ -75,3 +75,10 @@ describe('loadConfigFile', () => {
     expect((err as ConfigError).message).toContain(join(dir, '.stemrc.json'));
   });
 });
+
+describe('loadConfigFile --config with any extension', () => {
+  it('reads an unknown extension as YAML', async () => {
+    const dir = project({ 'my.conf': 'device: cpu\n' });
+    expect(await loadConfigFile({ cwd: dir, configPath: 'my.conf' })).toEqual({ path: join(dir, 'my.conf'), config: { device: 'cpu' } });
+  });
+});

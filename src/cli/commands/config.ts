@@ -1,3 +1,6 @@
+/**
+ * `stemkit config`: the resolved configuration, where each value came from, and the thread computation.
+ */
 import { Command } from 'commander';
 import { runAction } from '../context.js';
 import { cpuSummary } from '../messages.js';
@@ -13,6 +16,7 @@ export function flattenConfig(obj: Record<string, unknown>, prefix = ''): Array<
   return out;
 }
 
+/** `stemkit config`: every resolved value with its source, and the computed CPU thread count. */
 export function configCommand(): Command {
   return new Command('config')
     .description('Show the resolved configuration and where every value comes from')
@@ -30,11 +34,11 @@ export function configCommand(): Command {
           return 0;
         }
         ctx.print(`config file: ${ctx.configFile ?? '(none found)'}`);
-        const width = Math.max(...entries.map(([k]) => k.length));
-        for (const [k, v] of entries) {
-          const shown = v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v);
-          ctx.print(`${k.padEnd(width)}  ${shown.padEnd(14)}  ${ctx.style.dim(ctx.sources[k] ?? 'default')}`);
-        }
+        const shown = entries.map(([k, v]) => [k, v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v)] as const);
+        const keyWidth = Math.max(...shown.map(([k]) => k.length));
+        // Long paths would push every source far right; cap the value column and let long values overflow.
+        const valueWidth = Math.min(40, Math.max(...shown.map(([, v]) => v.length)));
+        for (const [k, v] of shown) ctx.print(`${k.padEnd(keyWidth)}  ${v.padEnd(valueWidth)}  ${ctx.style.dim(ctx.sources[k] ?? 'default')}`);
         ctx.print(cpuSummary(ctx.config));
         return 0;
       }),
