@@ -133,8 +133,10 @@ async function ensureSlotsDir(runtimeDir: string): Promise<string> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const st = await lstat(runtimeDir);
-    // In a shared temp dir another user could pre-create our directory and see or block our slots.
-    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+    // In the shared temp dir another user could pre-create our directory and see or block our slots.
+    // An explicitly configured directory is the user's choice (e.g. one shared on purpose), so it is not checked.
+    const isFallback = runtimeDir === join(tmpdir(), `stemkit-${userId()}`);
+    if (isFallback && typeof process.getuid === 'function' && st.uid !== process.getuid()) {
       throw new OutputError(`runtime directory ${runtimeDir} belongs to another user`, {
         code: 'E_RUNTIME_DIR',
         hint: 'Set STEMKIT_RUNTIME_DIR (or "runtimeDir" in the config) to a directory you own.',
@@ -481,7 +483,13 @@ export async function acquireSlots(opts: AcquireSlotsOptions): Promise<SlotLease
   try {
     for (let attempt = 0; ; attempt++) {
       base.since = Date.now();
-      const r = await tryAcquireAll(dir, pools, limits, base);
+      const r = await tryAcquireAll(dir, pools, limits, base).catch((e: unknown) => {
+        throw new OutputError(`cannot use the job slots in ${dir}: ${(e as Error).message}`, {
+          code: 'E_RUNTIME_DIR',
+          hint: 'Check the permissions and free space there, or set STEMKIT_RUNTIME_DIR to another directory.',
+          cause: e,
+        });
+      });
       if (Array.isArray(r)) {
         if (opts.signal?.aborted) {
           // Interrupted during the last attempt: the caller would never get to release these.

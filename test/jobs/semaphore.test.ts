@@ -139,6 +139,14 @@ describe('acquireSlots in one process', () => {
     expect(slotFiles()).toEqual([]);
   });
 
+  it('reports an unusable runtime directory as OutputError 73', async () => {
+    const file = join(dir, 'not-a-dir');
+    writeFileSync(file, '');
+    const err = await acquireSlots({ pools: ['heavy'], config: limits(1), wait: false, runtimeDir: file }).catch((e: unknown) => e);
+    expect((err as StemkitError).exitCode).toBe(73);
+    expect((err as StemkitError).code).toBe('E_RUNTIME_DIR');
+  });
+
   it('rejects a pool limit below 1 with ConfigError 78', async () => {
     const err = await take(0).catch((e: unknown) => e);
     expect((err as StemkitError).exitCode).toBe(78);
