@@ -1,6 +1,342 @@
-// Placeholder: replaced by the owner of this command.
-import { Command } from 'commander';
+/**
+ * `stemkit tts [text]`: Kokoro / Piper text-to-speech to a file (any format by extension), to stdout
+ * (raw 16-bit PCM or WAV, streamed sentence by sentence), or a JSONL batch with one model load.
+ */
+import { Command, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import { DataError, InputError, UsageError } from '../../errors.js';
+import type { AudioSink } from '../../audio/raw-audio.js';
+import type { SynthesizeOptions, TtsModel } from '../../tts/synthesize.js';
+import type { TtsBatchJob, TtsJobResult } from '../../tts/job.js';
+import { runAction, setRunState, type CliContext } from '../context.js';
+import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
 
+interface TtsFlags {
+  file?: string;
+  output?: string;
+  stdout?: boolean;
+  stdoutFormat?: string;
+  model?: string;
+  voices?: string;
+  voice?: string;
+  speed?: string;
+  speaker?: string;
+  lengthScale?: string;
+  noiseScale?: string;
+  noiseW?: string;
+  sentenceSilence?: string;
+  lang?: string;
+  listVoices?: boolean;
+  jsonl?: string;
+  bits?: string;
+  precision?: string;
+  espeak?: string;
+  wait?: boolean;
+  waitTimeout?: string;
+}
+
+/**
+ * The stream `--stdout` writes to. runAction does not hand the run's stdout to handlers, so it is read
+ * from the run state main() installed (in-process tests inject their own); see the report to the lead.
+ */
+function runStdout(): Writable {
+  const state = setRunState(undefined);
+  setRunState(state);
+  return state?.io.stdout ?? process.stdout;
+}
+
+function num(flag: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`${flag} must be a number from ${min} to ${max} (got "${v}")`, { code: 'E_BAD_OPTION' });
+  }
+  return n;
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('reading text from stdin (`-`), but stdin is a terminal', { hint: 'Pipe text in: echo "Hello" | stemkit tts - -o hello.wav' });
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readTextFile(path: string, hint = 'Check the path given to -f/--file.'): Promise<string> {
+  if (path === '-') return readStdin();
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new InputError(`text file not found or unreadable: ${path}`, { code: 'E_INPUT_NOT_FOUND', cause, hint });
+  }
+}
+
+function synthOptions(ctx: CliContext, f: TtsFlags, job?: Partial<TtsBatchJob>): SynthesizeOptions {
+  const o: SynthesizeOptions = { onLog: ctx.onLog, signal: ctx.signal };
+  const voice = job?.voice ?? f.voice;
+  if (voice !== undefined) o.voice = voice;
+  const speed = job?.speed ?? num('--speed', f.speed, 0.1, 10);
+  if (speed !== undefined) o.speed = speed;
+  const speaker = job?.speaker ?? f.speaker;
+  if (speaker !== undefined) o.speaker = speaker;
+  const ls = job?.lengthScale ?? num('--length-scale', f.lengthScale, 0, 100);
+  if (ls !== undefined) o.lengthScale = ls;
+  const ns = job?.noiseScale ?? num('--noise-scale', f.noiseScale, 0, 100);
+  if (ns !== undefined) o.noiseScale = ns;
+  const nw = job?.noiseW ?? num('--noise-w', f.noiseW, 0, 100);
+  if (nw !== undefined) o.noiseW = nw;
+  const ss = job?.sentenceSilence ?? num('--sentence-silence', f.sentenceSilence, 0, 60);
+  if (ss !== undefined) o.sentenceSilence = ss;
+  const lang = job?.lang ?? f.lang;
+  if (lang !== undefined) o.lang = lang;
+  return o;
+}
+
+function fmt(n: number, digits = 2): string {
+  return n.toFixed(digits);
+}
+
+/** The one-line summary: audio, phases, chars/s and RTF. */
+export function summaryLine(r: TtsJobResult): string {
+  const t = r.times;
+  return (
+    `${r.output === '-' ? 'stdout' : r.output}: ${fmt(r.durationSec)} s of audio, ${r.sentences} sentence${r.sentences === 1 ? '' : 's'}, ${r.characters} chars` +
+    ` · load ${fmt(t.load)}s · phonemize ${fmt(t.phonemize)}s · infer ${fmt(t.infer)}s · write ${fmt(t.write)}s` +
+    ` · ${Math.round(r.charsPerSec)} chars/s · RTF ${fmt(r.rtf, 3)} (${r.provider}${r.provider === 'cpu' ? `, ${r.threads} threads` : ''})`
+  );
+}
+
+function jsonRecord(r: TtsJobResult, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const { stats, ...rest } = r;
+  return {
+    type: 'tts',
+    ...extra,
+    ...rest,
+    ...(stats ? { calls: stats.calls, tokens: stats.tokens, unspoken: stats.unspoken, dropped: stats.dropped, hardCuts: stats.hardCuts } : {}),
+  };
+}
+
+async function openSink(ctx: CliContext, f: TtsFlags, output: string, sampleRate: number): Promise<AudioSink> {
+  if (output === '-') {
+    const { createStreamSink } = await import('../../tts/job.js');
+    return createStreamSink(runStdout(), { format: f.stdoutFormat === 'wav' ? 'wav' : 'raw', sampleRate, channels: 1 });
+  }
+  const { createAudioSink } = await import('../../audio/open.js');
+  const bits = f.bits === undefined ? undefined : (Number(f.bits) as 16 | 24 | 32);
+  return createAudioSink(output, {
+    sampleRate,
+    channels: 1,
+    ...(bits ? { bits } : {}),
+    ...(ctx.config.ffmpegPath ? { ffmpegPath: ctx.config.ffmpegPath } : {}),
+    signal: ctx.signal,
+  });
+}
+
+async function loadModel(ctx: CliContext, f: TtsFlags): Promise<TtsModel> {
+  const { loadVoiceModel } = await import('../../tts/synthesize.js');
+  ctx.onProgress({ stage: 'load', status: 'start', done: 0, total: 1, file: f.model ?? 'kokoro' });
+  const model = await loadVoiceModel(f.model ?? 'kokoro', {
+    config: ctx.config,
+    onProgress: ctx.onProgress,
+    onLog: ctx.onLog,
+    signal: ctx.signal,
+    ...(f.voices !== undefined ? { voices: f.voices } : {}),
+    ...(f.precision !== undefined ? { precision: f.precision } : {}),
+    ...(f.espeak !== undefined ? { espeakPath: f.espeak } : {}),
+  });
+  ctx.onProgress({ stage: 'load', status: 'done', done: 1, total: 1, file: f.model ?? 'kokoro' });
+  ctx.onLog({ level: 'debug', message: `loaded ${model.kind} model ${model.id} in ${fmt(model.loadSeconds)}s on ${model.provider}` });
+  return model;
+}
+
+async function listVoices(ctx: CliContext, f: TtsFlags): Promise<number> {
+  const model = await loadModel(ctx, f);
+  try {
+    const voices = model.listVoices();
+    ctx.emitJson({ type: 'voices', model: model.id, kind: model.kind, sampleRate: model.sampleRate, voices });
+    if (model.kind === 'piper' && voices.length === 0) ctx.print(`${model.id}: a single-speaker Piper voice (no --speaker choices).`);
+    else ctx.print(`${model.kind === 'kokoro' ? 'Voices' : 'Speakers'} of ${model.id} (${voices.length}):\n${voices.join('\n')}`);
+    return 0;
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function withSlots<T>(ctx: CliContext, f: TtsFlags, what: string, fn: () => Promise<T>): Promise<T> {
+  const { acquireSlots } = await import('../../jobs/semaphore.js');
+  const job = jobOptionsFrom(f);
+  const lease = await acquireSlots({
+    pools: ['heavy', 'tts'],
+    config: ctx.config,
+    wait: job.wait,
+    ...(job.timeoutSec !== undefined ? { timeoutSec: job.timeoutSec } : {}),
+    command: what,
+    onProgress: ctx.onProgress,
+    onLog: ctx.onLog,
+    signal: ctx.signal,
+  });
+  try {
+    return await fn();
+  } finally {
+    await lease.release();
+  }
+}
+
+async function single(ctx: CliContext, textArg: string | undefined, f: TtsFlags): Promise<number> {
+  if (textArg !== undefined && f.file !== undefined) throw new UsageError('give the text either as an argument or with -f/--file, not both');
+  if (textArg === undefined && f.file === undefined) {
+    throw new UsageError('no text given', { code: 'E_NO_TEXT', hint: 'stemkit tts "Hello there" -o hello.wav   (or -f chapter.txt, or `-` to read stdin)' });
+  }
+  const output = f.stdout ? '-' : f.output;
+  if (output === undefined) throw new UsageError('no output given', { hint: 'Add -o <file> (wav, flac, mp3, opus, ogg, m4a) or --stdout.' });
+  const text = f.file !== undefined ? await readTextFile(f.file) : textArg === '-' ? await readStdin() : textArg!;
+  if (text.trim() === '') {
+    throw new DataError(`the text${f.file !== undefined && f.file !== '-' ? ` in ${f.file}` : ''} is empty`, { code: 'E_EMPTY_TEXT', hint: 'Give some text to speak.' });
+  }
+  const opts = synthOptions(ctx, f);
+  return withSlots(ctx, f, `stemkit tts → ${output === '-' ? 'stdout' : output}`, async () => {
+    const model = await loadModel(ctx, f);
+    try {
+      const sink = await openSink(ctx, f, output, model.sampleRate);
+      const { synthesizeToSink } = await import('../../tts/job.js');
+      const result = await synthesizeToSink(model, text, sink, { ...opts, onProgress: ctx.onProgress, loadSeconds: model.loadSeconds });
+      reportDropped(ctx, result);
+      ctx.emitJson(jsonRecord(result));
+      // With --stdout the audio owns stdout: the summary goes to stderr.
+      if (output === '-') ctx.onLog({ level: 'info', message: summaryLine(result) });
+      else ctx.print(summaryLine(result));
+      return 0;
+    } finally {
+      await model.dispose();
+    }
+  });
+}
+
+function reportDropped(ctx: CliContext, r: TtsJobResult): void {
+  const d = r.stats?.dropped ?? {};
+  const n = Object.values(d).reduce((a, b) => a + b, 0);
+  if (n > 0) ctx.onLog({ level: 'debug', message: `${r.output}: ${n} symbol(s) the voice cannot say were dropped: ${Object.entries(d).map(([c, k]) => `"${c}" ×${k}`).join(', ')}` });
+}
+
+async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
+  const file = f.jsonl!;
+  let content: string;
+  try {
+    content = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new InputError(`JSONL batch not found or unreadable: ${file}`, { cause, hint: 'Check the path given to --jsonl.' });
+  }
+  const { parseJobLines, synthesizeToSink, failedJob } = await import('../../tts/job.js');
+  const { runBounded, batchWorkers } = await import('../../jobs/batch.js');
+  const lines = parseJobLines(content, file);
+  if (lines.length === 0) throw new DataError(`the JSONL batch ${file} has no jobs`, { code: 'E_EMPTY_BATCH', hint: 'One JSON object per line: {"text": "...", "output": "out.wav"}' });
+  const t0 = performance.now();
+  const model = await loadModel(ctx, f);
+  const results: TtsJobResult[] = [];
+  try {
+    const workers = batchWorkers(ctx.config, lines.length, ['heavy', 'tts']);
+    const ran = await runBounded(
+      lines,
+      workers,
+      async (entry, index): Promise<TtsJobResult> => {
+        if (!entry.ok) {
+          ctx.onLog({ level: 'warn', message: entry.error.message });
+          return failedJob(entry.output, model, entry.error);
+        }
+        const job = entry.job;
+        const output = resolve(job.output);
+        try {
+          const text = job.text ?? (await readTextFile(resolve(job.file!), `Check the "file" of line ${job.line} in ${file}.`));
+          if (text.trim() === '') throw new DataError(`${file}:${job.line}: the text is empty`, { code: 'E_EMPTY_TEXT' });
+          const opts = synthOptions(ctx, f, job);
+          const progress = ctx.onProgress;
+          return await withSlots(ctx, f, `stemkit tts --jsonl ${file} (line ${job.line})`, async () => {
+            const sink = await openSink(ctx, f, output, model.sampleRate);
+            const r = await synthesizeToSink(model, text, sink, {
+              ...opts,
+              onProgress: (e) => progress({ ...e, file: job.output }),
+              loadSeconds: index === 0 ? model.loadSeconds : 0,
+            });
+            reportDropped(ctx, r);
+            ctx.emitJson(jsonRecord(r, { line: job.line }));
+            ctx.print(summaryLine(r));
+            return r;
+          });
+        } catch (e) {
+          if (ctx.signal.aborted) throw e;
+          const r = failedJob(job.output, model, e);
+          ctx.emitJson(jsonRecord(r, { line: job.line }));
+          ctx.onLog({ level: 'warn', message: `line ${job.line} (${job.output}) failed: ${r.error!.message}${r.error!.hint ? ` — ${r.error!.hint}` : ''}` });
+          return r;
+        }
+      },
+      ctx.signal,
+    );
+    results.push(...ran);
+  } finally {
+    await model.dispose();
+  }
+  const ok = results.filter((r) => r.status === 'ok');
+  const failed = results.length - ok.length;
+  const audio = ok.reduce((a, r) => a + r.durationSec, 0);
+  const wall = (performance.now() - t0) / 1000;
+  ctx.emitJson({ type: 'summary', jobs: results.length, ok: ok.length, failed, audioSec: audio, wallSec: wall, loadSec: model.loadSeconds, rtf: audio > 0 ? wall / audio : 0 });
+  ctx.print(`Batch ${file}: ${ok.length} ok, ${failed} failed · ${fmt(audio)} s of audio in ${fmt(wall)} s (model load ${fmt(model.loadSeconds)} s, once)`);
+  return failed > 0 ? 1 : 0;
+}
+
+async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags): Promise<number> {
+  if (f.stdout && f.output !== undefined) throw new UsageError('give either -o <file> or --stdout, not both');
+  if (f.stdout && ctx.flags.json) throw new UsageError('--json and --stdout both want stdout', { hint: 'Use -o <file> with --json, or drop --json.' });
+  if (f.stdoutFormat !== undefined && !['raw', 'wav'].includes(f.stdoutFormat)) throw new UsageError(`--stdout-format must be raw or wav (got "${f.stdoutFormat}")`);
+  if (f.bits !== undefined && !['16', '24', '32'].includes(f.bits)) throw new UsageError(`--bits must be 16, 24 or 32 (got "${f.bits}")`);
+  if (f.listVoices) return listVoices(ctx, f);
+  if (f.jsonl !== undefined) {
+    if (textArg !== undefined || f.file !== undefined || f.output !== undefined || f.stdout) {
+      throw new UsageError('--jsonl takes texts and outputs from the file; drop the text argument, -f, -o and --stdout');
+    }
+    return batch(ctx, f);
+  }
+  return single(ctx, textArg, f);
+}
+
+/** The `tts` command. */
 export function ttsCommand(): Command {
-  return new Command('tts').description('Turn text into speech');
+  const cmd = new Command('tts')
+    .description('Turn text into speech with Kokoro or Piper voices')
+    .argument('[text]', 'the text to speak; `-` reads it from stdin')
+    .option('-f, --file <txt>', 'read the text from a file (`-` for stdin)')
+    .option('-o, --output <file>', 'output audio file; the format comes from the extension (wav, flac, mp3, opus, ogg, m4a)')
+    .option('--stdout', 'stream the audio to stdout sentence by sentence (16-bit PCM; see --stdout-format)')
+    .addOption(new Option('--stdout-format <format>', 'raw (16-bit little-endian PCM, mono) or wav (header with maximum sizes)').choices(['raw', 'wav']))
+    .option('-m, --model <model>', 'kokoro (default), piper:<voice>, another registry id, or a path to an .onnx file')
+    .option('--voices <path>', 'Kokoro voices: voices-v1.0.bin, an .npz/.npy, or a folder of per-voice .bin files')
+    .option('--voice <name>', 'Kokoro voice, or a blend such as af_heart:0.7,bf_emma:0.3 (default af_heart)')
+    .option('--speed <x>', 'Kokoro: 0.5–2 (> 1 is faster); Piper: divides the length scale')
+    .option('--speaker <name|id>', 'Piper multi-speaker voices: a speaker name or id')
+    .option('--length-scale <x>', "Piper: phoneme duration scale (default from the voice's .onnx.json)")
+    .option('--noise-scale <x>', "Piper: generator noise (default from the voice's .onnx.json)")
+    .option('--noise-w <x>', "Piper: duration noise (default from the voice's .onnx.json)")
+    .option('--sentence-silence <s>', 'seconds of silence between sentences (default 0.2)')
+    .option('--lang <code>', 'espeak-ng language for phonemes when the voice does not imply it (e.g. en-gb, de, fr-fr)')
+    .option('--list-voices', 'list the voices (Kokoro) or speakers (Piper) of the selected model and exit')
+    .option('--jsonl <file>', 'batch: one JSON object per line with text or file, output, and optional voice/speed/speaker')
+    .addOption(new Option('--bits <n>', 'WAV output: 16 (default), 24, or 32 (float)').choices(['16', '24', '32']))
+    .option('--precision <p>', 'registry models: auto, fp32, fp16 or int8')
+    .option('--offline', 'never download models')
+    .option('--espeak <path>', 'the espeak-ng program used for non-English languages (default: espeak-ng on PATH)');
+  addJobOptions(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+Examples:
+  stemkit tts "Hello there." -o hello.wav
+  stemkit tts -f chapter.txt -o chapter.mp3 --voice af_heart:0.7,bf_emma:0.3 --speed 1.1
+  echo "Streaming." | stemkit tts - --stdout | aplay -f S16_LE -r 24000 -c 1
+  stemkit tts "Hi" -m piper:en_US-libritts_r-medium --speaker 12 -o hi.wav
+  stemkit tts "Hi" -m ./kokoro-v1.0.onnx --voices ./voices-v1.0.bin -o hi.wav
+  stemkit tts --jsonl jobs.jsonl`,
+  );
+  return cmd.action(runAction(async (ctx: CliContext, text: string | undefined, f: TtsFlags) => tts(ctx, text, f)));
 }

@@ -1,0 +1,179 @@
+/**
+ * Tiny ONNX models with the exact Kokoro and Piper contracts (model-io.md §3.1, §4.1) that ENCODE WHAT
+ * THEY RECEIVE into their "audio", so tests can decode and assert the exact ids, pads, style row, speed,
+ * scales and sid stemkit fed. Plus voice tables (.npz stored/deflated, raw .bin) and Piper configs.
+ *
+ * Encoding (chosen so trimming and normalisation cannot damage it):
+ * - Kokoro: 4096 zeros, then (ids as float, the 256 style values, speed as float) + 1000, then 4096 zeros.
+ *   Every payload value is ≥ ~1000 (ids ≥ 0, test style values ≥ 0, speed > 0), so the payload is one
+ *   loud run far above the −60 dB trim threshold, and the 4096-zero margins are longer than the
+ *   ≥ 512-sample quiet lead trimming keeps, so the 5 ms fade only ever touches zeros.
+ * - Piper: 256 zeros, a marker 10000, then (ids, input_lengths, scales[3], sid when present) + 1000, then
+ *   256 zeros, shaped [1, 1, 1, n]. Peak normalisation divides by the marker; the decoder multiplies back.
+ */
+import { zipSync } from 'fflate';
+import { GraphBuilder, attr } from '../../src/onnx/builder.js';
+
+const FLOAT = 1; // onnx TensorProto.FLOAT
+export const KOKORO_ZEROS = 4096;
+export const OFFSET = 1000;
+export const PIPER_MARK = 10000;
+const PIPER_ZEROS = 256;
+
+export interface KokoroFixtureOptions {
+  ids: 'tokens' | 'input_ids';
+  speed: 'float32' | 'int32';
+}
+
+/** A Kokoro-contract model: `tokens`/`input_ids` int64 [1,T], `style` float32 [1,256], `speed` float32|int32 [1]. */
+export function buildKokoroModel(o: KokoroFixtureOptions): Uint8Array {
+  const g = new GraphBuilder('kokoro-fixture');
+  g.input(o.ids, 'int64', [1, 'T']);
+  g.input('style', 'float32', [1, 256]);
+  g.input('speed', o.speed, [1]);
+  const flat = g.constant(new BigInt64Array([-1n]), [1]);
+  const idsF = g.op('Reshape', [g.op('Cast', [o.ids], { to: attr.int(FLOAT) }), flat]);
+  const styleF = g.op('Reshape', ['style', flat]);
+  const speedF = o.speed === 'int32' ? g.op('Cast', ['speed'], { to: attr.int(FLOAT) }) : 'speed';
+  const payload = g.op('Add', [g.op('Concat', [idsF, styleF, speedF], { axis: attr.int(0) }), g.constant(new Float32Array([OFFSET]), [1])]);
+  const zeros = g.constant(new Float32Array(KOKORO_ZEROS), [KOKORO_ZEROS]);
+  const wave = g.op('Concat', [zeros, payload, zeros], { axis: attr.int(0) });
+  if (o.ids === 'tokens') {
+    // kokoro-onnx kokoro-v1.0.onnx: 1-D audio in output 0.
+    g.op('Identity', [wave], {}, 'audio');
+    g.output('audio', 'float32', ['N']);
+  } else {
+    // onnx-community / export.py: `waveform` [1, N] plus `duration`; `duration` is listed first so the
+    // test proves the waveform is picked by name, not position.
+    g.op('Identity', [o.ids], {}, 'duration');
+    g.op('Unsqueeze', [wave, g.constant(new BigInt64Array([0n]), [1])], {}, 'waveform');
+    g.output('duration', 'int64', [1, 'T']);
+    g.output('waveform', 'float32', [1, 'N']);
+  }
+  return g.build();
+}
+
+export interface KokoroCall {
+  ids: number[];
+  style: Float32Array;
+  speed: number;
+}
+
+/** Splits decoded audio into loud runs (one per model call) and decodes each. */
+export function decodeKokoro(x: Float32Array): KokoroCall[] {
+  const calls: KokoroCall[] = [];
+  let i = 0;
+  while (i < x.length) {
+    if (Math.abs(x[i]!) < OFFSET / 2) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < x.length && Math.abs(x[j]!) >= OFFSET / 2) j++;
+    const run = Array.from(x.subarray(i, j), (v) => v - OFFSET);
+    const t = run.length - 257;
+    calls.push({ ids: run.slice(0, t).map((v) => Math.round(v)), style: Float32Array.from(run.slice(t, t + 256)), speed: run[t + 256]! });
+    i = j;
+  }
+  return calls;
+}
+
+/** A Piper-contract model; `sid` exists only when `multiSpeaker`. */
+export function buildPiperModel(o: { multiSpeaker: boolean }): Uint8Array {
+  const g = new GraphBuilder('piper-fixture');
+  g.input('input', 'int64', [1, 'N']);
+  g.input('input_lengths', 'int64', [1]);
+  g.input('scales', 'float32', [3]);
+  if (o.multiSpeaker) g.input('sid', 'int64', [1]);
+  const flat = g.constant(new BigInt64Array([-1n]), [1]);
+  const f = (name: string): string => g.op('Reshape', [g.op('Cast', [name], { to: attr.int(FLOAT) }), flat]);
+  const parts = [f('input'), f('input_lengths'), 'scales', ...(o.multiSpeaker ? [f('sid')] : [])];
+  const payload = g.op('Add', [g.op('Concat', parts, { axis: attr.int(0) }), g.constant(new Float32Array([OFFSET]), [1])]);
+  const zeros = g.constant(new Float32Array(PIPER_ZEROS), [PIPER_ZEROS]);
+  const mark = g.constant(new Float32Array([PIPER_MARK]), [1]);
+  const wave = g.op('Concat', [zeros, mark, payload, zeros], { axis: attr.int(0) });
+  g.op('Reshape', [wave, g.constant(new BigInt64Array([1n, 1n, 1n, -1n]), [4])], {}, 'output');
+  g.output('output', 'float32', [1, 1, 1, 'S']);
+  return g.build();
+}
+
+export interface PiperCall {
+  ids: number[];
+  inputLength: number;
+  scales: [number, number, number];
+  sid: number | undefined;
+  /** The gain peak normalisation applied (1 / marker seen). */
+  gain: number;
+}
+
+/** Decodes one Piper sentence block (the sentence silence, if any, is skipped). */
+export function decodePiper(x: Float32Array, multiSpeaker: boolean): PiperCall {
+  let i = 0;
+  while (i < x.length && x[i] === 0) i++;
+  const gain = x[i]! / PIPER_MARK;
+  let j = i + 1;
+  const vals: number[] = [];
+  while (j < x.length && x[j] !== 0) vals.push(x[j++]! / gain - OFFSET);
+  const extra = multiSpeaker ? 5 : 4;
+  const n = vals.length - extra;
+  return {
+    ids: vals.slice(0, n).map((v) => Math.round(v)),
+    inputLength: Math.round(vals[n]!),
+    scales: [vals[n + 1]!, vals[n + 2]!, vals[n + 3]!],
+    sid: multiSpeaker ? Math.round(vals[n + 4]!) : undefined,
+    gain,
+  };
+}
+
+/** A recognisable voice table: value[row][col] = base + row + col / 512 (exact in float32). */
+export function voiceTable(base: number, rows = 510, cols = 256): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[r * cols + c] = base + r + c / 512;
+  return t;
+}
+
+/** An .npy file (format 1.0, '<f4', C order). */
+export function npy(data: Float32Array, shape: number[]): Uint8Array {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  // Pad so the data starts on a 64-byte boundary, ending with a newline (as numpy does).
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + data.byteLength);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}
+
+/** A NumPy .npz archive of voices, members stored (level 0) or deflated (level 6). */
+export function npz(voices: Record<string, Float32Array>, level: 0 | 6, shape: number[] = [510, 1, 256]): Uint8Array {
+  const files: Record<string, [Uint8Array, { level: 0 | 6 }]> = {};
+  for (const [name, t] of Object.entries(voices)) files[`${name}.npy`] = [npy(t, shape), { level }];
+  return zipSync(files);
+}
+
+/** A raw kokoro.js voice file: little-endian float32, no header. */
+export function rawVoice(t: Float32Array): Uint8Array {
+  return new Uint8Array(t.buffer.slice(t.byteOffset, t.byteOffset + t.byteLength));
+}
+
+/** A Piper `.onnx.json` with the fixed ids of §4.2, a few IPA symbols and a multi-code-point entry `aɪ`. */
+export function piperConfig(o: { multiSpeaker: boolean; sampleRate?: number; inference?: Record<string, number> }): Record<string, unknown> {
+  const phonemes = ['_', '^', '$', ' ', '!', "'", '(', ')', ',', '-', '.', ':', ';', '?'];
+  const map: Record<string, number[]> = {};
+  phonemes.forEach((p, i) => (map[p] = [i]));
+  const letters = [...'abcdefhijklmnopqrstuvwxyzæçðøħŋœǀǁǂǃɐɑɒɓɔɕɖɗɘəɚɛɜɞɟɠɡɢɣɤɥɦɧɨɪɫɬɭɮɯɰɱɲɳɴɵɶɸɹɺɻɽɾʀʁʂʃʄʈʉʊʋʌʍʎʏʐʑʒʔʕʘʙʛʜʝʟʡʢʲˈˌːˑ˞βθχᵻⱱ'];
+  letters.forEach((p, i) => (map[p] = [14 + i]));
+  map['aɪ'] = [200];
+  return {
+    audio: { sample_rate: o.sampleRate ?? 22050, quality: 'medium' },
+    espeak: { voice: 'en-us' },
+    phoneme_type: 'espeak',
+    phoneme_id_map: map,
+    inference: o.inference ?? { noise_scale: 0.667, length_scale: 1, noise_w: 0.8 },
+    num_speakers: o.multiSpeaker ? 3 : 1,
+    speaker_id_map: o.multiSpeaker ? { alice: 0, bob: 1, carol: 2 } : {},
+    num_symbols: 256,
+  };
+}
