@@ -46,7 +46,10 @@ Exit codes:
   70 internal error, 73 cannot write output, 75 busy (retry later), 78 configuration, 130 interrupted`;
 
 /** Builds the program with every command registered. Exposed for tests and docs generation. */
-export function buildProgram(io: Pick<CliIO, 'stdout' | 'stderr' | 'stdoutIsTTY' | 'stderrIsTTY'>): Command {
+export function buildProgram(
+  io: Pick<CliIO, 'stdout' | 'stderr' | 'stdoutIsTTY' | 'stderrIsTTY'>,
+  onParseError: (cmd: Command) => void = () => {},
+): Command {
   const program = new Command('stemkit')
     .description('Separate music and speech into stems and turn text into speech, locally, on a GPU or a thread-capped CPU.')
     .version(packageVersion(), '-V, --version', 'print the version and exit')
@@ -75,8 +78,8 @@ export function buildProgram(io: Pick<CliIO, 'stdout' | 'stderr' | 'stdoutIsTTY'
     cmd.configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
-      // Errors are printed once, by main(), in stemkit's format.
-      outputError: () => {},
+      // Errors are printed once, by main(), in stemkit's format; remember which command failed for the hint.
+      outputError: () => onParseError(cmd),
       getOutHasColors: () => false,
       getErrHasColors: () => false,
       getOutHelpWidth: () => (io.stdoutIsTTY ? (process.stdout.columns ?? 100) : 100),
@@ -97,7 +100,13 @@ function prescan(argv: readonly string[]): { json: boolean; verbose: boolean; co
 }
 
 /** Turns a commander error into stemkit's, or undefined for help/version (not errors). */
-function fromCommander(e: CommanderError): StemkitError | undefined {
+function commandPath(cmd: Command | undefined): string {
+  const names: string[] = [];
+  for (let c: Command | null | undefined = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ') || 'stemkit';
+}
+
+function fromCommander(e: CommanderError, failed: Command | undefined): StemkitError | undefined {
   if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return undefined;
   if (e.code === 'commander.help' && e.exitCode === 0) return undefined;
   if (e.code === 'commander.help' || e.code === 'commander.executeSubCommandAsync') {
@@ -107,9 +116,10 @@ function fromCommander(e: CommanderError): StemkitError | undefined {
   const first = (lines[0] ?? '').replace(/^error:\s*/, '');
   const suggestion = commanderSuggestion(e.message);
   const message = first.replace(/\s*\(Did you mean.*$/, '');
+  const hint = failed?.parent && e.code !== 'commander.unknownCommand' ? `Run \`${commandPath(failed)} --help\` for its arguments and options.` : usageHint();
   return new UsageError(message, {
     code: e.code === 'commander.unknownCommand' ? 'E_UNKNOWN_COMMAND' : e.code === 'commander.unknownOption' ? 'E_UNKNOWN_OPTION' : 'E_USAGE',
-    hint: suggestion ? `${suggestion} ${usageHint()}` : usageHint(),
+    hint: suggestion ? `${suggestion} ${hint}` : hint,
     cause: e,
   });
 }
@@ -167,13 +177,16 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   const state: RunState = { io: fullIO, exitCode: undefined };
   const prev = setRunState(state);
   const pre = prescan(argv);
+  let failed: Command | undefined;
   try {
-    const program = buildProgram(fullIO);
+    const program = buildProgram(fullIO, (cmd) => {
+      failed = cmd;
+    });
     await program.parseAsync(argv, { from: 'node' });
     return state.exitCode ?? ExitCode.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      const mapped = fromCommander(e);
+      const mapped = fromCommander(e, failed);
       if (!mapped) return ExitCode.ok;
       return reportError(mapped, fullIO, pre);
     }

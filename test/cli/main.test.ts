@@ -61,6 +61,12 @@ describe('usage errors', () => {
     expect(r.stderr).toContain('hint: did you mean --json?');
   });
 
+  it('a usage error inside a command points at that command\'s help', async () => {
+    const r = await runCli(['config', 'extra']);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toBe("stemkit: too many arguments for 'config'. Expected 0 arguments but got 1.\nhint: Run `stemkit config --help` for its arguments and options.\n");
+  });
+
   it('an invalid --device choice → 64 naming the choices', async () => {
     const r = await runCli(['config', '--device', 'gpu']);
     expect(r.code).toBe(64);

@@ -27,7 +27,8 @@ export function configCommand(): Command {
           ctx.emitJson({
             type: 'config',
             configFile: ctx.configFile ?? null,
-            config: ctx.config,
+            // Unset values as null rather than dropped, so every key is present in the record.
+            config: JSON.parse(JSON.stringify(ctx.config, (_k, v: unknown) => (v === undefined ? null : v))) as unknown,
             sources: Object.fromEntries(entries.map(([k]) => [k, ctx.sources[k] ?? 'default'])),
             cpu: cpuSummary(ctx.config),
           });
