@@ -132,9 +132,13 @@ export function voiceTable(base: number, rows = 510, cols = 256): Float32Array {
   return t;
 }
 
-/** An .npy file (format 1.0, '<f4', C order). */
-export function npy(data: Float32Array, shape: number[]): Uint8Array {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+/** An .npy file (format 1.0, '<f4' or '<f8', C order). */
+export function npy(data: Float32Array, shape: number[], dtype: '<f4' | '<f8' = '<f4'): Uint8Array {
+  if (dtype === '<f8') {
+    const f64 = Float64Array.from(data);
+    data = new Float32Array(f64.buffer);
+  }
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   // Pad so the data starts on a 64-byte boundary, ending with a newline (as numpy does).
   const total = 10 + header.length + 1;
   header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
