@@ -51,6 +51,11 @@ export interface CliContext {
   emitJson(record: Record<string, unknown>): void;
   /** True when the user typed the option on the command line (not a default). */
   typed(cmd: Command, option: string): boolean;
+  /**
+   * The run's raw stdout, for binary results (e.g. `tts --stdout` audio). Prefer print()/emitJson() for
+   * text; in-process tests inject their own stream here.
+   */
+  stdout: Writable;
   /** Colour helpers that respect --no-color / NO_COLOR / non-TTY. */
   style: { ok(s: string): string; fail(s: string): string; warn(s: string): string; dim(s: string): string; bold(s: string): string };
 }
@@ -219,6 +224,7 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
         if (flags.json) io.stdout.write(`${JSON.stringify(record)}\n`);
       },
       typed: (c, option) => typedOption(c, option),
+      stdout: io.stdout,
       style: outStyle,
     };
 
