@@ -73,6 +73,9 @@ export class RealFFT {
   private readonly ai: Float64Array;
   private readonly br: Float64Array;
   private readonly bi: Float64Array;
+  /** The buffers holding the result of the last run() (ar/ai or br/bi, by the parity of the stage count). */
+  private rr: Float64Array;
+  private ri: Float64Array;
 
   /**
    * @param n transform length: even and of the form 2^a·3^b·5^c.
@@ -117,6 +120,8 @@ export class RealFFT {
     this.ai = new Float64Array(m);
     this.br = new Float64Array(m);
     this.bi = new Float64Array(m);
+    this.rr = this.ar;
+    this.ri = this.ai;
   }
 
   /**
@@ -133,12 +138,13 @@ export class RealFFT {
       ar[k] = input[2 * k]!;
       ai[k] = input[2 * k + 1]!;
     }
-    this.finishForward(re, im, 1);
+    this.finishForward(re, im, 1, 0);
   }
 
   /**
-   * Forward transform of input[offset .. offset+n) multiplied sample-wise by `window` and by `scale`.
-   * The fused form of `forward` used by the STFT, so that the windowed frame is never copied.
+   * Forward transform of input[offset .. offset+n) multiplied sample-wise by `window` and by `scale`, written to
+   * re/im from index `outOffset`. The fused form of `forward` used by the STFT, so that the windowed frame is
+   * never copied.
    */
   forwardWindowed(
     input: ArrayLike<number>,
@@ -147,6 +153,7 @@ export class RealFFT {
     scale: number,
     re: Float64Array,
     im: Float64Array,
+    outOffset = 0,
   ): void {
     const m = this.half;
     const ar = this.ar;
@@ -156,7 +163,7 @@ export class RealFFT {
       ar[k] = input[offset + j]! * window[j]!;
       ai[k] = input[offset + j + 1]! * window[j + 1]!;
     }
-    this.finishForward(re, im, scale);
+    this.finishForward(re, im, scale, outOffset);
   }
 
   /**
@@ -167,10 +174,12 @@ export class RealFFT {
    * @param out receives n real samples.
    */
   inverse(re: ArrayLike<number>, im: ArrayLike<number>, out: Float64Array): void {
-    this.startInverse(re, im);
+    this.startInverse(re, im, 0);
     const m = this.half;
     const inv = 1 / this.n;
-    const [rr, ri] = this.run();
+    this.run();
+    const rr = this.rr;
+    const ri = this.ri;
     // The complex FFT ran on swapped (re, im) to compute an inverse transform: swap back while unpacking.
     for (let k = 0; k < m; k++) {
       out[2 * k] = ri[k]! * inv;
@@ -179,7 +188,8 @@ export class RealFFT {
   }
 
   /**
-   * Inverse transform of (re, im)·scale, multiplied by `window` and added into out[offset .. offset+n).
+   * Inverse transform of (re, im)·scale (read from index `inOffset`), multiplied by `window` and added into
+   * out[offset .. offset+n).
    * The fused synthesis step of the iSTFT (overlap-add); `scale` is applied on top of the usual 1/n.
    */
   inverseWindowedAdd(
@@ -189,11 +199,14 @@ export class RealFFT {
     scale: number,
     out: Float64Array | Float32Array,
     offset: number,
+    inOffset = 0,
   ): void {
-    this.startInverse(re, im);
+    this.startInverse(re, im, inOffset);
     const m = this.half;
     const inv = scale / this.n;
-    const [rr, ri] = this.run();
+    this.run();
+    const rr = this.rr;
+    const ri = this.ri;
     for (let k = 0; k < m; k++) {
       const j = 2 * k;
       out[offset + j] = out[offset + j]! + ri[k]! * inv * window[j]!;
@@ -202,17 +215,19 @@ export class RealFFT {
   }
 
   /** Runs the complex FFT on (ar, ai), unpacks the real spectrum into (re, im) and scales it. */
-  private finishForward(re: Float64Array, im: Float64Array, scale: number): void {
+  private finishForward(re: Float64Array, im: Float64Array, scale: number, o: number): void {
     const m = this.half;
-    const [zr, zi] = this.run();
+    this.run();
+    const zr = this.rr;
+    const zi = this.ri;
     const wr = this.wr;
     const wi = this.wi;
     const h = 0.5 * scale;
     // DC and Nyquist: X[0] = Re z0 + Im z0, X[m] = Re z0 − Im z0 (both real).
-    re[0] = (zr[0]! + zi[0]!) * scale;
-    im[0] = 0;
-    re[m] = (zr[0]! - zi[0]!) * scale;
-    im[m] = 0;
+    re[o] = (zr[0]! + zi[0]!) * scale;
+    im[o] = 0;
+    re[o + m] = (zr[0]! - zi[0]!) * scale;
+    im[o + m] = 0;
     for (let k = 1; k < m; k++) {
       const ar = zr[k]!;
       const ai = zi[k]!;
@@ -225,8 +240,8 @@ export class RealFFT {
       const oi = br - ar;
       const c = wr[k]!;
       const s = wi[k]!;
-      re[k] = (er + c * or - s * oi) * h;
-      im[k] = (ei + c * oi + s * or) * h;
+      re[o + k] = (er + c * or - s * oi) * h;
+      im[o + k] = (ei + c * oi + s * or) * h;
     }
   }
 
@@ -235,17 +250,17 @@ export class RealFFT {
    * stored swapped (Im in ar, Re in ai) so that the forward FFT computes the inverse DFT.
    * Values are 2× the true ones; the caller's 1/n accounts for the 1/2 and the 1/(n/2).
    */
-  private startInverse(re: ArrayLike<number>, im: ArrayLike<number>): void {
+  private startInverse(re: ArrayLike<number>, im: ArrayLike<number>, o: number): void {
     const m = this.half;
     const wr = this.wr;
     const wi = this.wi;
     const ar = this.ar;
     const ai = this.ai;
     for (let k = 0; k < m; k++) {
-      const xr = re[k]!;
-      const xi = k === 0 ? 0 : im[k]!;
-      const yr = re[m - k]!;
-      const yi = k === 0 ? 0 : -im[m - k]!;
+      const xr = re[o + k]!;
+      const xi = k === 0 ? 0 : im[o + k]!;
+      const yr = re[o + m - k]!;
+      const yi = k === 0 ? 0 : -im[o + m - k]!;
       // Xe = Xa + Xb, Xo = (Xa − Xb)·conj(W^k), Z = Xe + i·Xo (all ×2), with Xb = conj X[m−k].
       const er = xr + yr;
       const ei = xi + yi;
@@ -260,8 +275,8 @@ export class RealFFT {
     }
   }
 
-  /** Runs all Stockham stages starting from (ar, ai); returns the buffers holding the result. */
-  private run(): [Float64Array, Float64Array] {
+  /** Runs all Stockham stages starting from (ar, ai); leaves the result in (rr, ri). */
+  private run(): void {
     let xr = this.ar;
     let xi = this.ai;
     let yr = this.br;
@@ -288,7 +303,8 @@ export class RealFFT {
       yr = tr;
       yi = ti;
     }
-    return [xr, xi];
+    this.rr = xr;
+    this.ri = xi;
   }
 }
 
@@ -321,6 +337,88 @@ function radix2(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array,
 }
 
 function radix4(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const { m, s } = st;
+  if (s === 1) radix4First(st, xr, xi, yr, yi);
+  else if (m === 1) radix4Last(s, xr, xi, yr, yi);
+  else radix4General(st, xr, xi, yr, yi);
+}
+
+// The first stage (s = 1) has one butterfly per twiddle: a single loop avoids an inner loop of length 1.
+function radix4First(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const { m, twr, twi } = st;
+  for (let p = 0; p < m; p++) {
+    const t = 3 * p;
+    const a0r = xr[p]!;
+    const a0i = xi[p]!;
+    const a1r = xr[p + m]!;
+    const a1i = xi[p + m]!;
+    const a2r = xr[p + 2 * m]!;
+    const a2i = xi[p + 2 * m]!;
+    const a3r = xr[p + 3 * m]!;
+    const a3i = xi[p + 3 * m]!;
+    const t0r = a0r + a2r;
+    const t0i = a0i + a2i;
+    const t1r = a0r - a2r;
+    const t1i = a0i - a2i;
+    const t2r = a1r + a3r;
+    const t2i = a1i + a3i;
+    const t3r = a1r - a3r;
+    const t3i = a1i - a3i;
+    const o = 4 * p;
+    yr[o] = t0r + t2r;
+    yi[o] = t0i + t2i;
+    const b1r = t1r + t3i;
+    const b1i = t1i - t3r;
+    const b2r = t0r - t2r;
+    const b2i = t0i - t2i;
+    const b3r = t1r - t3i;
+    const b3i = t1i + t3r;
+    const w1r = twr[t]!;
+    const w1i = twi[t]!;
+    const w2r = twr[t + 1]!;
+    const w2i = twi[t + 1]!;
+    const w3r = twr[t + 2]!;
+    const w3i = twi[t + 2]!;
+    yr[o + 1] = b1r * w1r - b1i * w1i;
+    yi[o + 1] = b1r * w1i + b1i * w1r;
+    yr[o + 2] = b2r * w2r - b2i * w2i;
+    yi[o + 2] = b2r * w2i + b2i * w2r;
+    yr[o + 3] = b3r * w3r - b3i * w3i;
+    yi[o + 3] = b3r * w3i + b3i * w3r;
+  }
+}
+
+// The last stage (m = 1) has only the twiddle 1.
+function radix4Last(s: number, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  for (let q = 0; q < s; q++) {
+    const a0r = xr[q]!;
+    const a0i = xi[q]!;
+    const a1r = xr[q + s]!;
+    const a1i = xi[q + s]!;
+    const a2r = xr[q + 2 * s]!;
+    const a2i = xi[q + 2 * s]!;
+    const a3r = xr[q + 3 * s]!;
+    const a3i = xi[q + 3 * s]!;
+    const t0r = a0r + a2r;
+    const t0i = a0i + a2i;
+    const t1r = a0r - a2r;
+    const t1i = a0i - a2i;
+    const t2r = a1r + a3r;
+    const t2i = a1i + a3i;
+    const t3r = a1r - a3r;
+    const t3i = a1i - a3i;
+    yr[q] = t0r + t2r;
+    yi[q] = t0i + t2i;
+    yr[q + s] = t1r + t3i;
+    yi[q + s] = t1i - t3r;
+    yr[q + 2 * s] = t0r - t2r;
+    yi[q + 2 * s] = t0i - t2i;
+    yr[q + 3 * s] = t1r - t3i;
+    yi[q + 3 * s] = t1i + t3r;
+  }
+}
+
+function radix4General(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
   const { m, s, twr, twi } = st;
   const sm = s * m;
   for (let p = 0; p < m; p++) {

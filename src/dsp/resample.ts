@@ -183,8 +183,8 @@ class PassThrough implements Resampler {
 }
 
 class PolyphaseResampler implements Resampler {
-  /** Per channel: input history; buf[i] holds global input sample bufStart + i. */
-  private readonly bufs: Float32Array[];
+  /** Per channel: input history; buf[i] holds global input sample bufStart + i (float64: no conversion per tap). */
+  private readonly bufs: Float64Array[];
   private bufStart: number;
   private bufLen = 0;
   /** Input samples received. */
@@ -205,7 +205,7 @@ class PolyphaseResampler implements Resampler {
   ) {
     // `half` zeros of history stand for the silence before the first sample.
     const cap = 4 * kernel.half + 4096;
-    this.bufs = Array.from({ length: channels }, () => new Float32Array(cap));
+    this.bufs = Array.from({ length: channels }, () => new Float64Array(cap));
     this.bufStart = -kernel.half;
     this.bufLen = kernel.half;
   }
@@ -265,7 +265,7 @@ class PolyphaseResampler implements Resampler {
     if (need > this.bufs[0]!.length) {
       const cap = Math.max(need, 2 * this.bufs[0]!.length);
       for (let c = 0; c < this.channels; c++) {
-        const nb = new Float32Array(cap);
+        const nb = new Float64Array(cap);
         nb.set(this.bufs[c]!.subarray(0, this.bufLen));
         this.bufs[c] = nb;
       }
@@ -291,8 +291,20 @@ class PolyphaseResampler implements Resampler {
         let acc: number;
         if (exact) {
           const r = phaseNum * width;
-          acc = 0;
-          for (let j = 0; j < width; j++) acc += buf[b + j]! * coef[r + j]!;
+          // Four partial sums break the add-latency chain (width is even; the tail handles width % 4 = 2).
+          let s0 = 0;
+          let s1 = 0;
+          let s2 = 0;
+          let s3 = 0;
+          let j = 0;
+          for (; j + 3 < width; j += 4) {
+            s0 += buf[b + j]! * coef[r + j]!;
+            s1 += buf[b + j + 1]! * coef[r + j + 1]!;
+            s2 += buf[b + j + 2]! * coef[r + j + 2]!;
+            s3 += buf[b + j + 3]! * coef[r + j + 3]!;
+          }
+          for (; j < width; j++) s0 += buf[b + j]! * coef[r + j]!;
+          acc = s0 + s1 + (s2 + s3);
         } else {
           const pos = (phaseNum / L) * phases;
           const p0 = Math.floor(pos);

@@ -56,11 +56,8 @@ export function getRealFFT(n: number): RealFFT {
  * the bin-major spectrogram is read/written in runs of GROUP contiguous values instead of one scattered value
  * per bin per frame.
  */
-const GROUP = 8;
+const GROUP = 16;
 
-function scratchColumns(bins: number): Float64Array[] {
-  return Array.from({ length: GROUP }, () => new Float64Array(bins));
-}
 
 function checkOptions(opts: StftOptions, where: string): void {
   const { nFft, hop, window } = opts;
@@ -178,16 +175,16 @@ export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
   const fft = getRealFFT(nFft);
   // Frames are transformed in groups and transposed through a small frame-major scratch, so that the
   // bin-major output is written in runs of G contiguous values instead of one scattered value per bin.
-  const fr = scratchColumns(bins);
-  const fi = scratchColumns(bins);
+  const fr = new Float64Array(GROUP * bins);
+  const fi = new Float64Array(GROUP * bins);
   for (let t0 = 0; t0 < frames; t0 += GROUP) {
     const g = Math.min(GROUP, frames - t0);
-    for (let u = 0; u < g; u++) fft.forwardWindowed(padded, (t0 + u) * hop, window, scale, fr[u]!, fi[u]!);
+    for (let u = 0; u < g; u++) fft.forwardWindowed(padded, (t0 + u) * hop, window, scale, fr, fi, u * bins);
     for (let k = 0; k < bins; k++) {
       const o = k * frames + t0;
-      for (let u = 0; u < g; u++) {
-        re[o + u] = fr[u]![k]!;
-        im[o + u] = fi[u]![k]!;
+      for (let u = 0, q = k; u < g; u++, q += bins) {
+        re[o + u] = fr[q]!;
+        im[o + u] = fi[q]!;
       }
     }
   }
@@ -225,19 +222,19 @@ export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }
 
   const ola = new Float64Array(olaLen);
   const fft = getRealFFT(nFft);
-  const fr = scratchColumns(bins);
-  const fi = scratchColumns(bins);
+  const fr = new Float64Array(GROUP * bins);
+  const fi = new Float64Array(GROUP * bins);
   const { re, im } = spec;
   for (let t0 = 0; t0 < frames; t0 += GROUP) {
     const g = Math.min(GROUP, frames - t0);
     for (let k = 0; k < bins; k++) {
       const o = k * frames + t0;
-      for (let u = 0; u < g; u++) {
-        fr[u]![k] = re[o + u]!;
-        fi[u]![k] = im[o + u]!;
+      for (let u = 0, q = k; u < g; u++, q += bins) {
+        fr[q] = re[o + u]!;
+        fi[q] = im[o + u]!;
       }
     }
-    for (let u = 0; u < g; u++) fft.inverseWindowedAdd(fr[u]!, fi[u]!, window, scale, ola, (t0 + u) * hop);
+    for (let u = 0; u < g; u++) fft.inverseWindowedAdd(fr, fi, window, scale, ola, (t0 + u) * hop, u * bins);
   }
 
   const env = new Float64Array(olaLen);
