@@ -3,7 +3,7 @@
  * line and an exit code (the only place that does). Command modules stay light at import time so
  * `stemkit --help` never loads onnxruntime.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { ConfigError, ExitCode, InternalError, StemkitError, UsageError } from '../errors.js';
@@ -56,7 +56,8 @@ export function buildProgram(
     // No .default() on anything the config can set: a default would override the config file (style.md §10).
     .option('--profile <name>', 'resource profile: small, medium, large, or one defined in the config file')
     .option('--config <file>', 'use this config file instead of searching for .stemrc / stemkit.config.*')
-    .addOption(new Option('--device <device>', 'where to run models').choices(['auto', 'cpu', 'cuda', 'webgpu']))
+    // No commander .choices(): a bad --device is reported by config validation together with every other problem.
+    .option('--device <device>', 'where to run models: auto, cpu, cuda, webgpu')
     .option('--threads <n>', 'CPU threads for inference (overrides the profile computation)')
     .option('--json', 'machine-readable output: results as JSON lines on stdout, progress as JSON lines on stderr')
     .option('--quiet', 'no progress output (warnings and errors still go to stderr)')

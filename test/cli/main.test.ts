@@ -67,10 +67,11 @@ describe('usage errors', () => {
     expect(r.stderr).toBe("stemkit: too many arguments for 'config'. Expected 0 arguments but got 1.\nhint: Run `stemkit config --help` for its arguments and options.\n");
   });
 
-  it('an invalid --device choice → 64 naming the choices', async () => {
-    const r = await runCli(['config', '--device', 'gpu']);
-    expect(r.code).toBe(64);
-    expect(r.stderr).toContain('Allowed choices are auto, cpu, cuda, webgpu');
+  it('an invalid --device is a config problem (78), reported together with the others', async () => {
+    const r = await runCli(['config', '--device', 'gpu', '--threads', '0']);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('  - device = "gpu" (from flag --device): expected one of: auto, cpu, cuda, webgpu\n');
+    expect(r.stderr).toContain('  - threads = 0 (from flag --threads): expected an integer >= 1\n');
   });
 
   it('--json adds one JSON error record on stdout', async () => {
