@@ -298,8 +298,10 @@ async function receive(
   signal: AbortSignal | undefined,
   emit: (done: number, force?: boolean) => void,
 ): Promise<void> {
-  const fh = await open(part, start === 0 ? 'w' : 'a');
-  let got = start;
+  // Listeners go on synchronously, before the first await: a connection that dies while the part file is being
+  // opened would otherwise emit its 'close' to nobody (and drop its buffered bytes), and the download would hang.
+  // Flowing mode with our own queue rather than `for await` for the same reason: a destroyed stream discards
+  // the chunks it had buffered, and every byte that arrived should reach the part file.
   let idle: NodeJS.Timeout | undefined;
   const arm = (): void => {
     clearTimeout(idle);
@@ -308,9 +310,6 @@ async function receive(
   const onAbort = (): void => {
     res.destroy(new InterruptedError());
   };
-  signal?.addEventListener('abort', onAbort, { once: true });
-  // Flowing mode with our own queue rather than `for await`: when the connection dies, a destroyed stream drops
-  // the chunks it had buffered, and every byte that arrived should reach the part file.
   const queue: Buffer[] = [];
   let queued = 0;
   let ended = false;
@@ -340,9 +339,13 @@ async function receive(
     if (!ended) failure ??= new Error('connection closed');
     poke();
   });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  arm();
+  let got = start;
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
+    fh = await open(part, start === 0 ? 'w' : 'a');
     emit(got, true);
-    arm();
     for (;;) {
       const c = queue.shift();
       if (c) {
@@ -361,12 +364,14 @@ async function receive(
       });
     }
   } catch (e) {
+    res.destroy();
     if (e instanceof InterruptedError || e instanceof TransientError) throw e;
+    if (fh === undefined) throw e; // the part file could not be opened: not a network problem
     throw new TransientError(`connection lost after ${formatBytes(got)}: ${errorText(e)}`);
   } finally {
     clearTimeout(idle);
     signal?.removeEventListener('abort', onAbort);
-    await fh.close();
+    await fh?.close();
   }
   emit(got, true);
   if (announced !== undefined && got < announced) {

@@ -72,7 +72,7 @@ export interface ModelRef {
 
 /** The package's models/ folder: `../../models` from both src/models/*.ts and dist/models/*.js. */
 export function packageModelsDir(): string {
-  return fileURLToPath(new URL('../../models/', import.meta.url));
+  return fileURLToPath(new URL('../../models', import.meta.url));
 }
 
 let cache: { entries: ModelEntry[]; byKey: Map<string, ModelEntry> } | undefined;

@@ -40,7 +40,8 @@ function assertNoCorruptEntry(dest: string): void {
   expect(existsSync(dest)).toBe(false);
 }
 
-describe('downloadFile against a loopback server', () => {
+// A hang (a lost 'close' event) must fail fast rather than at the global 120 s limit.
+describe('downloadFile against a loopback server', { timeout: 20_000 }, () => {
   it('downloads, verifies and renames into place with monotonic byte progress', async () => {
     server.route('/good.bin', { kind: 'file', body });
     const events: ProgressEvent[] = [];

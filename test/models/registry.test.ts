@@ -93,7 +93,7 @@ describe('registry', () => {
   });
 
   it('resolves the embedded classic model inside the package', () => {
-    expect(packageModelsDir()).toBe(join(process.cwd(), 'models') + '/');
+    expect(packageModelsDir()).toBe(join(process.cwd(), 'models'));
     expect(existsSync(join(packageModelsDir(), 'registry.json'))).toBe(true);
   });
 });
