@@ -54,13 +54,14 @@ export function htdemucsContractB(path: string, sources: readonly string[], spec
 }
 
 /**
- * MDX-Net contract: `input` [B,4,dimF,dimT] → `output` [B,4,dimF,dimT], output = gain·input + bias.
+ * MDX-Net contract: `input` [B,4,dimF,dimT] → `output` [B,4,dimF,dimT], output = gain·input + square·input².
  */
-export function mdxModel(path: string, dimF: number, dimT: number, gain: number, bias = 0): void {
+export function mdxModel(path: string, dimF: number, dimT: number, gain: number, square = 0): void {
   const g = new GraphBuilder('mdx');
   g.input('input', 'float32', ['batch', 4, dimF, dimT]);
   const m = g.op('Mul', ['input', g.constant(new Float32Array([gain]), [1])]);
-  g.op('Add', [m, g.constant(new Float32Array([bias]), [1])], {}, 'output');
+  const sq = g.op('Mul', [g.op('Mul', ['input', 'input']), g.constant(new Float32Array([square]), [1])]);
+  g.op('Add', [m, sq], {}, 'output');
   g.output('output', 'float32', ['batch', 4, dimF, dimT]);
   writeFileSync(path, g.build());
 }
