@@ -242,7 +242,9 @@ async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
       async (entry, index): Promise<TtsJobResult> => {
         if (!entry.ok) {
           ctx.onLog({ level: 'warn', message: entry.error.message });
-          return failedJob(entry.output, model, entry.error);
+          const r = failedJob(entry.output, model, entry.error);
+          ctx.emitJson(jsonRecord(r, { line: entry.line }));
+          return r;
         }
         const job = entry.job;
         const output = resolve(job.output);
