@@ -267,6 +267,7 @@ export function modelsCommand(): Command {
     .option('--force', 'download again even when installed')
     .addOption(new Option('--precision <p>', 'fp32 | fp16 | int8 | auto (default: fp32 on CPU, fp16 on CUDA where a variant exists)').choices(PRECISION_CHOICES))
     .option('--mirror <url>', 'base URL replacing the original host of every file (also STEMKIT_MODEL_MIRROR)')
+    .option('--offline', 'never touch the network: succeed only for models already installed (also STEMKIT_OFFLINE=1)')
     .action(runAction(async (ctx, ids: string[], flags: PullFlags, cmd: Command) => pullAction(ctx, ids, flags, cmd)));
 
   models
