@@ -107,26 +107,15 @@ export function buildWav(spec: WavSpec, data: Uint8Array): Buffer {
 
 /** Deterministic xorshift32 bytes: block `k` of a long pattern can be regenerated without the others. */
 export function patternBytes(seed: number, length: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  let i = 0;
-  for (; i + 4 <= length; i += 4) {
+  const words = new Uint32Array(Math.ceil(length / 4));
+  let x = Math.imul(seed, 2654435761) >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
     x ^= x << 13;
-    x >>>= 0;
     x ^= x >>> 17;
     x ^= x << 5;
-    x >>>= 0;
-    out.writeUInt32LE(x, i);
+    words[i] = x;
   }
-  for (; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return Buffer.from(words.buffer, 0, length);
 }
 
 /** A sine at `freq` Hz with amplitude `amp`, one Float32Array per channel (channel c gets phase offset c). */
