@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseNvidiaSmi, parseToolVersion, type DoctorReport } from '../../src/cli/commands/doctor.js';
 import { runCli } from '../helpers/cli-run.js';
@@ -37,5 +41,26 @@ describe('stemkit doctor', () => {
     expect(rep.tools[0]!.affects).toContain('decoding anything but WAV');
     expect(rep.cache).toEqual({ dir: '/nonexistent/cache', exists: false, totalBytes: 0, entries: [] });
     expect(rep.config).toMatchObject({ file: null, profile: 'medium', cpuThreads: 1, cpu: 'CPU: 2 cores available, using 1 thread (limit: 4, usage limit 0.7)' });
+  });
+});
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+// The built CLI probes GPU providers in a child process; needs the build (npm test builds first).
+describe.skipIf(!existsSync(join(root, 'dist', 'cli', 'commands', 'doctor.js')))('stemkit doctor from the build', () => {
+  it('probes webgpu in a child process and reports its answer, not a protocol failure; stdout stays one JSON object', () => {
+    const out = execFileSync(process.execPath, [join(root, 'bin', 'stemkit.js'), 'doctor', '--json'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const rep = JSON.parse(lines[0]!) as DoctorReport;
+    const webgpu = rep.providers.find((p) => p.provider === 'webgpu')!;
+    if (webgpu.status === 'ok') expect(webgpu.detail).toMatch(/^a test model ran on webgpu in \d+\.\d\d s$/);
+    else expect(webgpu.detail).not.toMatch(/probe process|no answer|onnxruntime_src/);
+    expect(rep.providers.find((p) => p.provider === 'cpu')!.status).toBe('ok');
   });
 });

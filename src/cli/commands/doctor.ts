@@ -129,7 +129,72 @@ async function probeModel(): Promise<Uint8Array> {
 
 const PROBE_TIMEOUT_MS = 60_000;
 
-async function checkProviders(config: ResolvedConfig, gpuMemoryBytes: number | undefined): Promise<ProviderCheck[]> {
+type ProbeOutcome = { ok: true; provider: string; seconds: number } | { ok: false; message: string; hint?: string };
+
+/**
+ * Creates a session on `provider`, runs the probe model once and checks the answer. Exported for the
+ * child-process probe, which imports this module by URL.
+ */
+export async function probeInProcess(provider: 'cpu' | 'cuda' | 'webgpu', model: Uint8Array, config: ResolvedConfig, gpuMemoryBytes: number | undefined): Promise<ProbeOutcome> {
+  const rt = await import('../../runtime/onnx.js');
+  const t0 = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const probe = (async () => {
+      const s = await rt.createSession(model, { device: provider, threads: config.cpuThreads, gpu: config.gpu, gpuMemoryBytes });
+      try {
+        const r = await s.run({ x: { data: new Float32Array([1, 2, 3, 4]), dims: [1, 4] } });
+        const y = Array.from(r['y']?.data as Float32Array);
+        if (y.join(',') !== '2,4,6,8') throw new Error(`wrong result ${y.join(',')}`);
+        return s.provider;
+      } finally {
+        await s.dispose();
+      }
+    })();
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
+    });
+    const used = await Promise.race([probe, timeout]);
+    return { ok: true, provider: used, seconds: (performance.now() - t0) / 1000 };
+  } catch (e) {
+    const hint = (e as { hint?: string }).hint;
+    return { ok: false, message: firstLine(e), ...(hint ? { hint } : {}) };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+// Runs in a child node: GPU providers print native diagnostics straight to fd 2 and can crash the
+// process while initialising, neither of which may reach the doctor's own output.
+const CHILD_PROBE = `
+const [, url, json] = process.argv;
+const { provider, model, config, gpuMemoryBytes } = JSON.parse(json);
+const { probeInProcess } = await import(url);
+const out = await probeInProcess(provider, Uint8Array.from(Buffer.from(model, 'base64')), config, gpuMemoryBytes ?? undefined);
+process.stdout.write('\\n' + JSON.stringify(out) + '\\n');
+`;
+
+/** probeInProcess in a child process when running from the build; in-process under a TS test runner. */
+async function probeIsolated(provider: 'cuda' | 'webgpu', model: Uint8Array, config: ResolvedConfig, gpuMemoryBytes: number | undefined, signal: AbortSignal): Promise<ProbeOutcome> {
+  const self = import.meta.url;
+  if (!self.endsWith('.js')) return probeInProcess(provider, model, config, gpuMemoryBytes);
+  const { execa } = await import('execa');
+  const payload = JSON.stringify({ provider, model: Buffer.from(model).toString('base64'), config, gpuMemoryBytes: gpuMemoryBytes ?? null });
+  const r = await execa(process.execPath, ['--input-type=module', '-e', CHILD_PROBE, self, payload], {
+    timeout: PROBE_TIMEOUT_MS,
+    cancelSignal: signal,
+    reject: false,
+  });
+  const last = String(r.stdout).trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(last) as ProbeOutcome;
+  } catch {
+    const why = r.timedOut ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : r.signal ? `the probe process died (${r.signal})` : `the probe process failed (exit ${r.exitCode ?? '?'})`;
+    return { ok: false, message: why };
+  }
+}
+
+async function checkProviders(config: ResolvedConfig, gpuMemoryBytes: number | undefined, signal: AbortSignal): Promise<ProviderCheck[]> {
   const rt = await import('../../runtime/onnx.js');
   let listed: string[] = [];
   try {
@@ -155,31 +220,11 @@ async function checkProviders(config: ResolvedConfig, gpuMemoryBytes: number | u
       });
       continue;
     }
-    const t0 = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const probe = (async () => {
-        const s = await rt.createSession(model, { device: provider, threads: config.cpuThreads, gpu: config.gpu, gpuMemoryBytes });
-        try {
-          const r = await s.run({ x: { data: new Float32Array([1, 2, 3, 4]), dims: [1, 4] } });
-          const y = Array.from(r['y']?.data as Float32Array);
-          if (y.join(',') !== '2,4,6,8') throw new Error(`wrong result ${y.join(',')}`);
-          return s.provider;
-        } finally {
-          await s.dispose();
-        }
-      })();
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
-      });
-      const used = await Promise.race([probe, timeout]);
-      const seconds = (performance.now() - t0) / 1000;
-      out.push({ provider, present: true, initialises: true, status: 'ok', detail: `a test model ran on ${used} in ${seconds.toFixed(2)} s`, seconds });
-    } catch (e) {
-      const hint = (e as { hint?: string }).hint;
-      out.push({ provider, present, initialises: false, status: present ? 'failed' : 'missing', detail: firstLine(e), ...(hint ? { hint } : {}) });
-    } finally {
-      if (timer) clearTimeout(timer);
+    const r = provider === 'cpu' ? await probeInProcess(provider, model, config, gpuMemoryBytes) : await probeIsolated(provider, model, config, gpuMemoryBytes, signal);
+    if (r.ok) {
+      out.push({ provider, present: true, initialises: true, status: 'ok', detail: `a test model ran on ${r.provider} in ${r.seconds.toFixed(2)} s`, seconds: r.seconds });
+    } else {
+      out.push({ provider, present, initialises: false, status: present ? 'failed' : 'missing', detail: r.message, ...(r.hint ? { hint: r.hint } : {}) });
     }
   }
   return out;
@@ -212,7 +257,7 @@ export async function collectDoctorReport(ctx: Pick<CliContext, 'config' | 'conf
     checkCache(config),
   ]);
   const gpu = gpus.devices.find((d) => d.index === config.gpu.deviceId);
-  const providers = await checkProviders(config, gpu ? gpu.memoryMiB * 1024 * 1024 : undefined);
+  const providers = await checkProviders(config, gpu ? gpu.memoryMiB * 1024 * 1024 : undefined, ctx.signal);
   const rt = await import('../../runtime/onnx.js');
   return {
     type: 'doctor',
