@@ -104,8 +104,10 @@ describe('bar renderer', () => {
     r.onProgress({ stage: 'separate', status: 'start', file: 'song.wav', done: 0, total: 8, unit: 'chunks' });
     r.onProgress({ stage: 'separate', status: 'progress', file: 'song.wav', done: 4, total: 8, unit: 'chunks' });
     r.onProgress({ stage: 'batch', status: 'progress', done: 1, total: 3, unit: 'files' });
+    r.onProgress({ stage: 'wait', status: 'start', file: 'b.wav', done: 0, total: 0, message: 'waiting for a free slot' });
     r.stop();
     const text = err.text();
+    expect(text).toMatch(/wait\s+b\.wav \|[█░]{40}\|\s+0% .* waiting for a free slot/);
     expect(text).toMatch(/separate\s+song\.wav \|[█░]{40}\|\s+50% \| ETA .*\| 4\/8 chunks/);
     expect(text).toMatch(/batch\s+\|[█░]{40}\|\s+33% \| ETA .*\| 1\/3 files/);
   });

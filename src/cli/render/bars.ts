@@ -22,7 +22,7 @@ export function createBarRenderer(opts: RendererOptions): Renderer {
   const multibar = new cliProgress.MultiBar(
     {
       stream: opts.stderr as NodeJS.WritableStream,
-      format: '{stage} {name} |{bar}| {percentage}% | ETA {eta_formatted} | {value}/{total} {unit}',
+      format: '{stage} {name} |{bar}| {percentage}% | ETA {eta_formatted} | {value}/{total} {unit}{message}',
       hideCursor: true,
       clearOnComplete: false,
       stopOnComplete: false,
@@ -40,7 +40,13 @@ export function createBarRenderer(opts: RendererOptions): Renderer {
     multibar.log(text);
   };
 
-  const payload = (e: ProgressEvent): Record<string, string> => ({ stage: e.stage.padEnd(10), name: name(e.file), unit: e.unit ?? '' });
+  const payload = (e: ProgressEvent): Record<string, string> => ({
+    stage: e.stage.padEnd(10),
+    name: name(e.file),
+    unit: e.unit ?? '',
+    // e.g. 'waiting for a free slot (3/3 heavy jobs running)'
+    message: e.message ? ` ${e.message}` : '',
+  });
 
   const onProgress = (e: ProgressEvent): void => {
     if (stopped) return;
