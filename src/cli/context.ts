@@ -8,7 +8,7 @@
  * thrown errors to one printed line and an exit code.
  */
 import type { Command } from 'commander';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import type { Writable } from 'node:stream';
 import { loadConfigFile } from '../config/load.js';
 import { resolveConfig, type CliOverrides } from '../config/resolve.js';
@@ -180,6 +180,8 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       env: io.env,
       flags: collectOverrides(cmd),
       cores: io.cores,
+      // HOME from the run's environment first (tests inject it), the OS account's home otherwise.
+      homeDir: io.env['HOME'] !== undefined && io.env['HOME'] !== '' ? io.env['HOME'] : homedir(),
     });
 
     const style = createStyle(useColor(flags, io.env, io.stderrIsTTY));

@@ -187,3 +187,11 @@ describe('stemkit config', () => {
     expect(r.stderr.split('\n')[0]).toBe('stemkit: config file not found: missing.json');
   });
 });
+
+describe('cache directory default', () => {
+  it('without HOME in the environment the OS home directory is used, never a literal "~"', async () => {
+    const { homedir } = await import('node:os');
+    const r = await runCli(['config', '--json'], { env: {} });
+    expect((r.json()[0]!['config'] as { cacheDir: string }).cacheDir).toBe(join(homedir(), '.cache', 'stemkit'));
+  });
+});
