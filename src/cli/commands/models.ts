@@ -74,7 +74,7 @@ interface ListFlags {
 
 async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
   const { listModels, modelFiles } = await import('../../models/registry.js');
-  const { installedPrecisions, modelDir } = await import('../../models/cache.js');
+  const { installedPrecisions, modelDir, allModelFiles } = await import('../../models/cache.js');
   const rows: string[][] = [];
   for (const e of listModels(flags.task ? { task: flags.task } : undefined)) {
     const installed = await installedPrecisions(e, ctx.config);
@@ -100,6 +100,7 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
       precisions: ['fp32', ...Object.keys(e.variants ?? {})],
       aliases: e.aliases ?? [],
       source: e.source,
+      files: allModelFiles(e),
       dir: modelDir(e, ctx.config),
       importHint: e.importHint ?? null,
     });
