@@ -198,7 +198,9 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       signals += 1;
       if (signals === 1) {
         controller.abort(new InterruptedError());
-        renderer.writeLine(io.stderr, style.warn(interruptNotice()));
+        // With --json, stderr carries JSON lines only, so the notice is a log event there.
+        if (flags.json) renderer.onLog({ level: 'warn', message: interruptNotice() });
+        else renderer.writeLine(io.stderr, style.warn(interruptNotice()));
         return;
       }
       renderer.stop();

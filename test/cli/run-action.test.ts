@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultIO, runAction, setRunState, type CliContext, type RunState } from '../../src/cli/context.js';
 import { reportError } from '../../src/cli/main.js';
-import { InputError, InterruptedError, UnavailableError } from '../../src/errors.js';
+import { InputError, InterruptedError, UnavailableError, throwIfAborted } from '../../src/errors.js';
 import { tempPathFor, trackTemp } from '../../src/util/atomic.js';
 import { captureStream, emptyProjectDir } from '../helpers/cli-run.js';
 
@@ -95,6 +95,19 @@ describe('runAction', () => {
     expect(h.err.text()).toContain('interrupting... (press Ctrl-C again to stop immediately)');
     const io = h.state.io;
     expect(reportError(e, io, { json: false, verbose: false, color: false })).toBe(130);
+  });
+
+  it('with --json the interrupt notice is a JSON log line on stderr', async () => {
+    const ac = new AbortController();
+    const h = harness({ HOME: '/h' }, ac.signal);
+    const e = await run(h, async (ctx) => {
+      ac.abort();
+      throwIfAborted(ctx.signal);
+    }, ['x', '--json']);
+    expect(e).toBeInstanceOf(InterruptedError);
+    expect(h.err.text().trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([
+      { type: 'log', level: 'warn', message: 'interrupting... (press Ctrl-C again to stop immediately)' },
+    ]);
   });
 
   it('SIGINT/SIGTERM listeners are removed after the run', async () => {
