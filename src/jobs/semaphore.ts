@@ -497,7 +497,7 @@ export async function acquireSlots(opts: AcquireSlotsOptions): Promise<SlotLease
           throw new InterruptedError();
         }
         if (waiting) opts.onProgress?.({ stage: 'wait', status: 'done', ...file, done: 1, total: 1, message: 'got a free slot' });
-        return makeLease(r, started);
+        return makeLease(r, started, opts.onLog, opts.file);
       }
       if (!opts.wait) {
         throw new BusyError(`busy: ${busyText(r)}; retry later`, {
@@ -553,16 +553,23 @@ function sleepUntilWoken(ms: number, signal: AbortSignal | undefined, setWake: (
   });
 }
 
-function makeLease(taken: Array<{ slot: HeldSlot; token: string }>, started: number): SlotLease {
+function makeLease(taken: Array<{ slot: HeldSlot; token: string }>, started: number, onLog: Observer['onLog'], file: string | undefined): SlotLease {
   let released = false;
   const acquiredAt = Date.now();
+  const names = taken.map((t) => `${t.slot.pool}-${t.slot.index}`).join(', ');
+  const waitedSec = (acquiredAt - started) / 1000;
+  const at = file === undefined ? {} : { file };
+  // Exact times (also in `--json --verbose` output) let callers and tests check how many jobs overlapped.
+  onLog?.({ level: 'debug', message: `took slot ${names} at ${new Date(acquiredAt).toISOString()} (waited ${waitedSec.toFixed(2)} s)`, ...at });
   return {
     slots: taken.map((t) => t.slot),
-    waitedSec: (acquiredAt - started) / 1000,
+    waitedSec,
     acquiredAt,
     async release() {
       if (released) return;
       released = true;
+      // Logged before the files go, so the interval reported never extends past the real hold.
+      onLog?.({ level: 'debug', message: `releasing slot ${names} at ${new Date().toISOString()}`, ...at });
       for (const t of [...taken].reverse()) await releaseOne(t.slot.path, t.token);
     },
   };

@@ -83,6 +83,18 @@ describe('acquireSlots in one process', () => {
     ]);
   });
 
+  it('logs exact take and release times at debug level', async () => {
+    const logs: LogEvent[] = [];
+    const lease = await take(2, { onLog: (e) => logs.push(e), file: 'a.wav' });
+    const between = Date.now();
+    await lease.release();
+    expect(logs.map((l) => [l.level, l.file])).toEqual([['debug', 'a.wav'], ['debug', 'a.wav']]);
+    const took = /^took slot heavy-0 at (\S+Z) \(waited \d+\.\d\d s\)$/.exec(logs[0]!.message);
+    const rel = /^releasing slot heavy-0 at (\S+Z)$/.exec(logs[1]!.message);
+    expect(Date.parse(took![1]!)).toBe(lease.acquiredAt);
+    expect(Date.parse(rel![1]!)).toBeGreaterThanOrEqual(between);
+  });
+
   it('takes several pools all or nothing', async () => {
     const cfg = limits(2, 1, 1);
     const video = await acquireSlots({ pools: ['video'], config: cfg, wait: false, runtimeDir: dir });
