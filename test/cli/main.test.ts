@@ -109,6 +109,11 @@ describe('stemkit config', () => {
     expect(r.stdout).toContain(`${line}\n`);
   });
 
+  it('an explicit --threads says so in the CPU line', async () => {
+    const r = await runCli(['config', '--threads', '3'], { cores: 2 });
+    expect(r.stdout).toContain('CPU: 2 cores available, using 3 threads (set explicitly; profile limit: 4, usage limit 0.7)\n');
+  });
+
   it('global options work after the subcommand and before it', async () => {
     const after = await runCli(['config', '--json', '--profile', 'large']);
     const before = await runCli(['--json', '--profile', 'large', 'config']);

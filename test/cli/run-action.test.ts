@@ -97,6 +97,18 @@ describe('runAction', () => {
     expect(reportError(e, io, { json: false, verbose: false, color: false })).toBe(130);
   });
 
+  it('--quiet: no progress, info hidden, warnings still shown, results still printed', async () => {
+    const h = harness();
+    await run(h, async (ctx) => {
+      ctx.onProgress({ stage: 'decode', status: 'start', file: 'a.wav', done: 0, total: 10 });
+      ctx.onLog({ level: 'info', message: 'using cpu' });
+      ctx.onLog({ level: 'warn', message: 'careful' });
+      ctx.print('result');
+    }, ['x', '--quiet']);
+    expect(h.err.text()).toBe('warning: careful\n');
+    expect(h.out.text()).toBe('result\n');
+  });
+
   it('with --json the interrupt notice is a JSON log line on stderr', async () => {
     const ac = new AbortController();
     const h = harness({ HOME: '/h' }, ac.signal);
