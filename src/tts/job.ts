@@ -162,7 +162,14 @@ export function createStreamSink(stream: Writable, o: { format: 'raw' | 'wav'; s
   stream.on('error', onError);
   const put = async (bytes: Uint8Array): Promise<void> => {
     if (failed) throw streamFailed(failed);
-    if (!stream.write(bytes)) await Promise.race([once(stream, 'drain'), once(stream, 'error').then(([e]) => Promise.reject(streamFailed(e)))]);
+    if (!stream.write(bytes)) {
+      try {
+        // events.once rejects when the stream emits 'error' first (e.g. EPIPE when the reader exits).
+        await once(stream, 'drain');
+      } catch (e) {
+        throw streamFailed(e);
+      }
+    }
     if (failed) throw streamFailed(failed);
   };
   return {
