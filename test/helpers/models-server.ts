@@ -12,6 +12,7 @@ export type Behaviour =
   | { kind: 'short'; body: Buffer; missing: number }
   | { kind: 'stall'; body: Buffer; after: number /* bytes sent before stalling */ }
   | { kind: 'hang' /* never answers */ }
+  | { kind: 'gate'; body: Buffer; after: number; release: Promise<void> /* sends `after` bytes, the rest once released */ }
   | { kind: 'status'; code: number }
   | { kind: 'redirect'; to: string; code?: number };
 
@@ -72,6 +73,11 @@ export async function startTestServer(): Promise<TestServer> {
         res.writeHead(b.code ?? 302, { location: b.to }).end();
         return;
       case 'hang':
+        return;
+      case 'gate':
+        res.writeHead(200, { 'content-length': b.body.length });
+        res.write(b.body.subarray(0, b.after));
+        void b.release.then(() => res.end(b.body.subarray(b.after)));
         return;
       case 'stall':
         res.writeHead(200, { 'content-length': b.body.length });
