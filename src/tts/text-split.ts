@@ -28,7 +28,8 @@ function isNonTerminalStop(before: string, nextWord: string | undefined): boolea
   const word = lastWord(before);
   // Titles before a name, and initials ("J. R. R. Tolkien").
   if (/^(?:Mr|Mrs|Ms|Dr|Prof|St)$/.test(word) || /^\p{Lu}$/u.test(word)) return true;
-  // Other abbreviations only when the text goes on in lower case ("e.g. this", "etc. and").
+  // Dotted initialisms ("U.S.A. is") and other abbreviations only when the text goes on in lower case ("e.g. this", "etc. and").
+  if (/^(?:\p{L}\.)+\p{L}$/u.test(word) && !/[\p{Lu}\d"“]/u.test(nextWord)) return true;
   return ABBREVIATIONS.has(word.toLowerCase()) && !/[\p{Lu}\d"“]/u.test(nextWord);
 }
 

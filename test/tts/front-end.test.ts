@@ -66,12 +66,13 @@ describe('splitSentences', () => {
       'Next',
     ]);
     expect(splitSentences('Dr. Smith and J. R. R. Tolkien met, e.g. at 3.14 pm. Then left.')).toEqual(['Dr. Smith and J. R. R. Tolkien met, e.g. at 3.14 pm.', 'Then left.']);
+    expect(splitSentences('The U.S.A. is big. We live in the U.S.A. Next one.')).toEqual(['The U.S.A. is big.', 'We live in the U.S.A.', 'Next one.']);
   });
 
   it('never drops a character: the sentences are the input minus whitespace at the cuts', () => {
     const text = 'a. b! c? d… e.\n\n f. "g." (h.) i.j. k?! l. , m';
     const sentences = splitSentences(text);
-    expect(sentences).toEqual(['a.', 'b!', 'c?', 'd…', 'e.', 'f.', '"g."', '(h.)', 'i.j.', 'k?!', 'l.', ', m']);
+    expect(sentences).toEqual(['a.', 'b!', 'c?', 'd…', 'e.', 'f.', '"g."', '(h.)', 'i.j. k?!', 'l.', ', m']); // "i.j." before a lower-case word is an initialism
     expect(sentences.join('').replace(/\s/g, '')).toBe(text.replace(/\s/g, ''));
   });
 });
