@@ -322,8 +322,11 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   const fileLayer = flattenFile(fileObj, fileSource, problems, fileDir);
 
   // 2. Profiles: built-ins, overridden and extended by the file's `profiles`.
-  const profiles = new Map<string, { values: Record<string, unknown>; source: string }>();
-  for (const [name, values] of Object.entries(BUILTIN_PROFILES)) profiles.set(name, { values: { ...values }, source: `profile ${name}` });
+  // Per key, so a file overriding one key of `large` does not relabel the built-in ones.
+  const profiles = new Map<string, { values: Record<string, unknown>; source: string; keySources: Record<string, string> }>();
+  for (const [name, values] of Object.entries(BUILTIN_PROFILES)) {
+    profiles.set(name, { values: { ...values }, source: `profile ${name}`, keySources: Object.fromEntries(Object.keys(values).map((k) => [k, `profile ${name}`])) });
+  }
   const fileProfiles = fileObj['profiles'];
   if (fileProfiles !== undefined) {
     if (!isRecord(fileProfiles)) {
@@ -335,7 +338,12 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
           continue;
         }
         const base = profiles.get(name);
-        profiles.set(name, { values: { ...(base?.values ?? {}), ...values }, source: `profile ${name} (${fileSource})` });
+        const source = `profile ${name} (${fileSource})`;
+        profiles.set(name, {
+          values: { ...(base?.values ?? {}), ...values },
+          source,
+          keySources: { ...(base?.keySources ?? {}), ...Object.fromEntries(Object.keys(values).map((k) => [k, source])) },
+        });
       }
     }
   }
@@ -368,7 +376,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     break;
   }
 
-  const profile = profiles.get(profileName) ?? { values: { ...BUILTIN_PROFILES[DEFAULT_PROFILE] }, source: `profile ${DEFAULT_PROFILE}` };
+  const profile = profiles.get(profileName) ?? { values: { ...BUILTIN_PROFILES[DEFAULT_PROFILE] }, source: `profile ${DEFAULT_PROFILE}`, keySources: {} };
   const selectedProfileLayer = profileLayer(profile.values, profile.source, problems, `profiles.${profileName}`);
   // Built-in profile values are trusted; only report problems for what the file contributed.
 
@@ -428,7 +436,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   const floor: Layer = new Map(Object.entries(BUILTIN_PROFILES[DEFAULT_PROFILE] ?? {}));
   put(floor, () => `default (profile ${DEFAULT_PROFILE})`);
   put(fileLayer, () => fileSource);
-  if (profileChosen) put(selectedProfileLayer, () => profile.source);
+  if (profileChosen) put(selectedProfileLayer, (k) => profile.keySources[k] ?? profile.source);
   put(envLayer, (k) => envSources.get(k) ?? 'env');
   put(flagLayer, (k) => flagSources.get(k) ?? 'flag');
 

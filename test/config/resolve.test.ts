@@ -74,6 +74,13 @@ describe('resolveConfig precedence', () => {
     expect(config.profile).toBe(row.profile);
   });
 
+  it('a file overriding one key of a built-in profile keeps the other keys labelled built-in', () => {
+    const { config, sources } = resolveConfig(input({ file: { path: FILE, config: { profiles: { large: { maxCpuThreads: 12 } } } }, flags: { profile: 'large' } }));
+    expect(config.cpuUsageLimit).toBe(0.8);
+    expect(sources['cpuUsageLimit']).toBe('profile large');
+    expect(sources['maxCpuThreads']).toBe(`profile large (${FILE})`);
+  });
+
   it('a custom profile falls back to lower layers for keys it does not set', () => {
     const { config, sources } = resolveConfig(
       input({ file: { path: FILE, config: { maxConcurrentTts: 5, profiles: { box: { maxCpuThreads: 7 } } } }, flags: { profile: 'box' } }),
