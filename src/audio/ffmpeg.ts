@@ -325,14 +325,21 @@ export async function probeMedia(path: string, opts: FfmpegLocateOptions & { sig
   return probe;
 }
 
-/** Links a caller's signal with a private controller so close()/abort() can kill the child too. */
-function linkedController(signal: AbortSignal | undefined): AbortController {
+/**
+ * Links a caller's signal with a private controller so close()/abort() can kill the child too.
+ * The listener is removed when the child ends: a batch shares one signal across many files, and leftover
+ * listeners would trigger Node's MaxListenersExceededWarning.
+ */
+function linkedController(signal: AbortSignal | undefined): { ac: AbortController; unlink: () => void } {
   const ac = new AbortController();
-  if (signal) {
-    if (signal.aborted) ac.abort();
-    else signal.addEventListener('abort', () => ac.abort(), { once: true });
+  if (signal === undefined) return { ac, unlink: () => undefined };
+  if (signal.aborted) {
+    ac.abort();
+    return { ac, unlink: () => undefined };
   }
-  return ac;
+  const onAbort = (): void => ac.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  return { ac, unlink: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /**
@@ -355,7 +362,7 @@ export async function openFfmpegSource(
     format: `${probe.container} ${probe.audioCodec ?? ''}`.trim(),
     isVideo: probe.hasVideo,
   };
-  const ac = linkedController(opts.signal);
+  const { ac, unlink } = linkedController(opts.signal);
   const sub = execa(ffmpeg, buildFfmpegArgs({ mode: 'decode', input: path, sampleRate, channels }), {
     stdin: 'ignore',
     buffer: { stdout: false, stderr: true },
@@ -365,8 +372,9 @@ export async function openFfmpegSource(
   // Failures are collected at end of stream (or ignored after close); never leave the rejection unhandled.
   let failure: unknown;
   const done = sub.then(
-    () => undefined,
+    () => unlink(),
     (e: unknown) => {
+      unlink();
       failure = e;
     },
   );
@@ -475,7 +483,7 @@ export async function createFfmpegSink(path: string, opts: FfmpegSinkOptions): P
     ...(opts.bitrate === undefined ? {} : { bitrate: opts.bitrate }),
     ...(opts.bits === undefined ? {} : { bits: opts.bits }),
   });
-  const ac = linkedController(opts.signal);
+  const { ac, unlink } = linkedController(opts.signal);
   const sub: ResultPromise<{ stdin: 'pipe'; stdout: 'ignore'; cancelSignal: AbortSignal; forceKillAfterDelay: number }> = execa(ffmpeg, args, {
     stdin: 'pipe',
     stdout: 'ignore',
@@ -487,9 +495,11 @@ export async function createFfmpegSink(path: string, opts: FfmpegSinkOptions): P
   const done = sub.then(
     () => {
       exited = true;
+      unlink();
     },
     (e: unknown) => {
       exited = true;
+      unlink();
       failure = e;
     },
   );
