@@ -237,6 +237,28 @@ describe.skipIf(!HAS_FFMPEG)('through ffmpeg', () => {
     expect(readdirSync(tmp.dir).filter((f) => f.startsWith('aborted'))).toEqual([]);
   });
 
+  it('one signal shared by many files (a batch) leaves no listeners behind (no MaxListeners warning)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    const ac = new AbortController();
+    const flac = at('many.flac');
+    ffmpegSync(['-i', refWav, '-t', '0.1', flac]);
+    try {
+      // 6 files × (source + sink) = 12 listeners if they leaked; Node warns above 10.
+      for (let i = 0; i < 6; i++) {
+        await readAll(await openAudioSource(flac, { signal: ac.signal }));
+        const sink = await createAudioSink(at(`many${i}.flac`), { sampleRate: rate, channels: 1, signal: ac.signal });
+        await sink.write({ channels: [ref[0]!.subarray(0, 1000)], sampleRate: rate });
+        await sink.finish();
+      }
+      await new Promise((r) => setTimeout(r, 50)); // warnings are emitted on a later tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it('close() before the end stops ffmpeg (no orphan process)', async () => {
     const src = await openAudioSource(at('long.flac'));
     await src.read(10);
