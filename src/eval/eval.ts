@@ -20,6 +20,8 @@ export interface EvaluateOptions extends Observer {
   estimatesDir?: string | undefined;
   /** Name of the estimates in the report (a model id, or 'estimates'). */
   systemName?: string;
+  /** Score only these reference stems (default: all). */
+  stems?: readonly string[] | undefined;
   /** reference stem → estimate stem file name */
   map?: Record<string, string>;
   baselines?: readonly Baseline[];
@@ -107,17 +109,6 @@ class BlockReader {
   }
 }
 
-async function countFrames(source: AudioSource, reader: BlockReader): Promise<number> {
-  if (source.info.frames !== undefined) return source.info.frames;
-  // Unknown length (rare: ffprobe without duration): count by reading, then the caller reopens.
-  let n = 0;
-  for (;;) {
-    const b = await reader.read(BLOCK);
-    n += b[0]?.length ?? 0;
-    if ((b[0]?.length ?? 0) < BLOCK) return n;
-  }
-}
-
 interface OpenedTrack {
   mixture: AudioSource;
   refs: Record<string, AudioSource>;
@@ -138,7 +129,7 @@ async function scoreTrack(track: TrackFiles, opts: EvaluateOptions, systemName: 
   const estFiles = opts.estimatesDir ? estimateFiles(opts.estimatesDir, track.name) : {};
   const map = opts.map ?? {};
   const stems = Object.keys(track.stems);
-  const missing = opts.estimatesDir ? stems.filter((s) => !estFiles[map[s] ?? s]) : [];
+  const missing = opts.estimatesDir ? stems.filter((s) => (!opts.stems || opts.stems.includes(s)) && !estFiles[map[s] ?? s]) : [];
 
   const opened: Partial<OpenedTrack> = { refs: {}, ests: {} };
   try {
@@ -169,53 +160,86 @@ async function scoreTrack(track: TrackFiles, opts: EvaluateOptions, systemName: 
       }
     }
     const readers = new Map<AudioSource, BlockReader>(files.map(([, s]) => [s, new BlockReader(s)]));
-    const lengths = await Promise.all(files.map(async ([, s]) => countFrames(s, readers.get(s)!)));
-    const frames = Math.min(...lengths);
-    const trimmed = files.flatMap(([file], i) => (lengths[i]! > frames ? [{ file, frames: lengths[i]! - frames }] : []));
-
+    const wanted = opts.stems ? stems.filter((s) => opts.stems!.includes(s)) : stems;
     const accEst: Record<string, PairAccumulator> = {};
     const accMix: Record<string, PairAccumulator> = {};
-    for (const s of stems) {
+    for (const s of wanted) {
       accMix[s] = new PairAccumulator();
       if (opened.ests![s]) accEst[s] = new PairAccumulator();
     }
-    for (let done = 0; done < frames; ) {
+    // One pass over every file at once; the common length is where the first file ends (lengths are not
+    // always known up front: ffmpeg-decoded inputs report an estimate at best).
+    const expected = opened.mixture.info.frames ?? 0;
+    let frames = 0;
+    for (;;) {
       throwIfAborted(opts.signal);
-      const n = Math.min(BLOCK, frames - done);
-      const mix = await readers.get(opened.mixture)!.read(n);
-      for (const s of stems) {
-        const ref = await readers.get(opened.refs![s]!)!.read(n);
+      const blocks = new Map<AudioSource, Float32Array[]>();
+      for (const [, src] of files) blocks.set(src, await readers.get(src)!.read(BLOCK));
+      const n = Math.min(...[...blocks.values()].map((b) => b[0]?.length ?? 0));
+      const cut = (b: Float32Array[]): Float32Array[] => (b[0]!.length === n ? b : b.map((c) => c.subarray(0, n)));
+      const mix = cut(blocks.get(opened.mixture)!);
+      for (const s of wanted) {
+        const ref = cut(blocks.get(opened.refs![s]!)!);
         accMix[s]!.add(ref, mix);
         const est = opened.ests![s];
-        if (est) accEst[s]!.add(ref, await readers.get(est)!.read(n));
+        if (est) accEst[s]!.add(ref, cut(blocks.get(est)!));
       }
-      done += n;
-      opts.onProgress?.({ stage: 'eval', status: 'progress', file: track.name, done, total: frames, unit: 'frames' });
+      frames += n;
+      opts.onProgress?.({ stage: 'eval', status: 'progress', file: track.name, done: frames, total: Math.max(expected, frames), unit: 'frames' });
+      if (n < BLOCK) {
+        // Whatever the other files still hold past the common length is trimmed: count it for the report.
+        const trimmed: Array<{ file: string; frames: number }> = [];
+        for (const [file, src] of files) {
+          let extra = (blocks.get(src)![0]?.length ?? 0) - n;
+          for (;;) {
+            const more = (await readers.get(src)!.read(BLOCK))[0]?.length ?? 0;
+            extra += more;
+            if (more < BLOCK) break;
+          }
+          if (extra > 0) trimmed.push({ file, frames: extra });
+        }
+        return finishTrack(track, opts, systemName, wanted, missing, trimmed, frames, sampleRate, channels, accEst, accMix, open);
+      }
     }
-
-    const scores: StemScore[] = [];
-    const push = (system: string, stem: string, acc: PairAccumulator): void => {
-      const base = accMix[stem]!;
-      scores.push({
-        system,
-        stem,
-        sdr: acc.sdr(),
-        siSdr: acc.siSdr(),
-        sdrImprovement: acc.sdr() - base.sdr(),
-        siSdrImprovement: acc.siSdr() - base.siSdr(),
-        silent: isSilent(base, channels),
-      });
-    };
-    for (const s of stems) if (accEst[s]) push(systemName, s, accEst[s]!);
-    if (opts.baselines?.includes('mixture')) for (const s of stems) push('mixture', s, accMix[s]!);
-    if (opts.baselines?.includes('oracle-irm')) {
-      const oracle = await oracleIrm(track, stems, frames, open, opts.signal);
-      for (const s of stems) push('oracle-irm', s, oracle[s]!);
-    }
-    return { track: track.name, sampleRate, channels, frames, scores, missing, trimmed };
   } finally {
     await closeAll(opened);
   }
+}
+
+async function finishTrack(
+  track: TrackFiles,
+  opts: EvaluateOptions,
+  systemName: string,
+  stems: readonly string[],
+  missing: string[],
+  trimmed: Array<{ file: string; frames: number }>,
+  frames: number,
+  sampleRate: number,
+  channels: number,
+  accEst: Record<string, PairAccumulator>,
+  accMix: Record<string, PairAccumulator>,
+  open: (p: string) => Promise<AudioSource>,
+): Promise<TrackReport> {
+  const scores: StemScore[] = [];
+  const push = (system: string, stem: string, acc: PairAccumulator): void => {
+    const base = accMix[stem]!;
+    scores.push({
+      system,
+      stem,
+      sdr: acc.sdr(),
+      siSdr: acc.siSdr(),
+      sdrImprovement: acc.sdr() - base.sdr(),
+      siSdrImprovement: acc.siSdr() - base.siSdr(),
+      silent: isSilent(base, channels),
+    });
+  };
+  for (const s of stems) if (accEst[s]) push(systemName, s, accEst[s]!);
+  if (opts.baselines?.includes('mixture')) for (const s of stems) push('mixture', s, accMix[s]!);
+  if (opts.baselines?.includes('oracle-irm')) {
+    const oracle = await oracleIrm(track, stems, frames, open, opts.signal);
+    for (const s of stems) push('oracle-irm', s, oracle[s]!);
+  }
+  return { track: track.name, sampleRate, channels, frames, scores, missing, trimmed };
 }
 
 function estimateFiles(estimatesDir: string, track: string): Record<string, string> {

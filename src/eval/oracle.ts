@@ -1,6 +1,8 @@
 /**
  * The oracle ideal-ratio-mask baseline: the best a magnitude mask on this STFT could do, given the
- * true stems. mask_k = |S_k| / Σ_j |S_j| per bin and frame, applied to the mixture's STFT.
+ * true stems. Per stem k the mask is |S_k| / (|S_k| + |X − S_k|), target against the rest of the mix X,
+ * applied to X's STFT. Masking against "the rest" rather than Σ_j |S_j| keeps the baseline right when a
+ * dataset's stems overlap (a 4-stem `other` that is piano + guitar + other6, as in 6-stem sets).
  * It needs every stem of one track in memory (one track at a time), unlike the streaming metrics.
  */
 import type { AudioSource } from '../audio/raw-audio.js';
@@ -11,7 +13,7 @@ import type { TrackFiles } from './layout.js';
 import { PairAccumulator } from './metrics.js';
 
 /** The STFT the oracle uses (stated in reports so numbers are comparable). */
-export const ORACLE_STFT = { nFft: 4096, hop: 1024, window: 'hann-periodic', center: true, mask: '|S_k| / sum_j |S_j|' } as const;
+export const ORACLE_STFT = { nFft: 4096, hop: 1024, window: 'hann-periodic', center: true, mask: '|S_k| / (|S_k| + |X - S_k|)' } as const;
 
 async function readChannels(source: AudioSource, frames: number): Promise<Float32Array[]> {
   const out = Array.from({ length: source.info.channels }, () => new Float32Array(frames));
@@ -49,21 +51,15 @@ export async function oracleIrm(
   for (let c = 0; c < mixture.length; c++) {
     throwIfAborted(signal);
     const x = stft(mixture[c]!, opts);
-    const mags = stems.map((s) => {
+    for (const s of stems) {
       const S = stft(refs[s]![c]!, opts);
-      const m = new Float32Array(S.re.length);
-      for (let i = 0; i < m.length; i++) m[i] = Math.hypot(S.re[i]!, S.im[i]!);
-      return m;
-    });
-    const total = new Float32Array(x.re.length);
-    for (const m of mags) for (let i = 0; i < m.length; i++) total[i]! += m[i]!;
-    for (const [k, s] of stems.entries()) {
-      const m = mags[k]!;
       const re = new Float32Array(x.re.length);
       const im = new Float32Array(x.im.length);
       for (let i = 0; i < re.length; i++) {
-        // Where every stem is silent the mask is undefined; split evenly so the masks still sum to 1.
-        const g = total[i]! > 1e-12 ? m[i]! / total[i]! : 1 / stems.length;
+        const target = Math.hypot(S.re[i]!, S.im[i]!);
+        const rest = Math.hypot(x.re[i]! - S.re[i]!, x.im[i]! - S.im[i]!);
+        // Where target and rest are both silent the mask is undefined and the mixture bin is zero anyway.
+        const g = target + rest > 1e-12 ? target / (target + rest) : 0;
         re[i] = x.re[i]! * g;
         im[i] = x.im[i]! * g;
       }
