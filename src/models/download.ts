@@ -6,7 +6,8 @@
  * size and sha256 check out is renamed to `<dest>`. So a file under its final name is always complete, and a
  * cut connection leaves a `.part` the next run continues. The caller holds the model lock (see lock.ts).
  */
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { basename } from 'node:path';
@@ -49,6 +50,28 @@ export interface DownloadResult {
   finalUrl: string;
   /** Bytes that were already in the part file when this call started. */
   resumedFrom: number;
+}
+
+/** Beside each part file: where its bytes came from, for If-Range and to avoid mixing sources. */
+interface PartMeta {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+}
+const META_SUFFIX = '.json';
+
+async function readPartMeta(part: string): Promise<PartMeta | undefined> {
+  try {
+    const m = JSON.parse(await readFile(part + META_SUFFIX, 'utf8')) as PartMeta;
+    return typeof m.url === 'string' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function dropPart(part: string): Promise<void> {
+  await rm(part, { force: true });
+  await rm(part + META_SUFFIX, { force: true });
 }
 
 /** A failure worth retrying (the part file is kept). */
@@ -198,14 +221,36 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
       let have = await fileSize(part);
       if (req.size !== undefined && have > req.size) {
         // Longer than the file can be: not resumable.
-        await rm(part, { force: true });
+        await dropPart(part);
         have = 0;
       }
       if (req.size === undefined || have < req.size) {
-        const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-` } : {};
+        const headers: Record<string, string> = {};
+        if (have > 0) {
+          const meta = await readPartMeta(part);
+          if (meta?.url !== req.url) {
+            // Bytes from another URL (a mirror switched on or off, a changed registry) must not be continued.
+            await dropPart(part);
+            have = 0;
+          } else {
+            headers['range'] = `bytes=${have}-`;
+            // If-Range: a server whose file changed since the part was started sends the whole new file (200).
+            const validator = meta.etag && !meta.etag.startsWith('W/') ? meta.etag : meta.lastModified;
+            if (validator) headers['if-range'] = validator;
+          }
+        }
         const { res, url } = await get(req.url, headers, cfg);
         finalUrl = url;
         const status = res.statusCode ?? 0;
+        if (status === 200 || (status === 206 && have === 0)) {
+          const meta: PartMeta = { url: req.url };
+          const etag = res.headers.etag;
+          const lastModified = res.headers['last-modified'];
+          if (etag) meta.etag = etag;
+          if (lastModified) meta.lastModified = lastModified;
+          // Synchronous on purpose: no await may separate the response from receive() attaching its listeners.
+          writeFileSync(part + META_SUFFIX, JSON.stringify(meta));
+        }
         let start: number;
         let announced: number | undefined;
         if (status === 206) {
@@ -213,7 +258,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
           if (!cr || cr.start !== have) {
             // The server answered a different range than asked: start over cleanly.
             res.destroy();
-            await rm(part, { force: true });
+            await dropPart(part);
             throw new TransientError(`server sent an unexpected range (${res.headers['content-range'] ?? 'none'})`);
           }
           start = have;
@@ -225,7 +270,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
         } else if (status === 416 && have > 0) {
           res.resume();
           // The part file does not fit the server's file (changed upstream?): restart from 0.
-          await rm(part, { force: true });
+          await dropPart(part);
           throw new TransientError('the server rejected the resume range (HTTP 416)');
         } else {
           res.resume();
@@ -242,16 +287,17 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
       }
       const size = await fileSize(part);
       if (req.size !== undefined && size !== req.size) {
-        await rm(part, { force: true });
+        await dropPart(part);
         throw new PermanentError(`got ${size} bytes, expected ${req.size}`);
       }
       const sha256 = await sha256File(part, opts.signal);
       if (req.sha256 !== undefined && sha256 !== req.sha256) {
         // A complete body with the wrong checksum cannot be repaired by resuming: drop it.
-        await rm(part, { force: true });
+        await dropPart(part);
         throw fail(`checksum mismatch: got sha256 ${sha256}, expected ${req.sha256}`, finalUrl, 'E_CHECKSUM');
       }
       await rename(part, req.dest);
+      await rm(part + META_SUFFIX, { force: true });
       if (total === 0) total = size;
       emit(size, true);
       opts.onProgress?.({ stage: 'download', status: 'done', file: label, done: Math.max(size, reported), total, unit: 'bytes' });
@@ -378,7 +424,7 @@ async function receive(
     throw new TransientError(`connection closed after ${formatBytes(got)} of ${formatBytes(announced)}`);
   }
   if (announced !== undefined && got > announced) {
-    await rm(part, { force: true });
+    await dropPart(part);
     throw new TransientError(`the server sent more bytes than announced (${got} > ${announced})`);
   }
 }

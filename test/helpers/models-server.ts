@@ -7,8 +7,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type Behaviour =
-  | { kind: 'file'; body: Buffer; range?: boolean /* default true */; announce?: number /* Content-Length lie */ }
-  | { kind: 'cut'; body: Buffer; after: number; times: number /* cut the first N responses */ }
+  | { kind: 'file'; body: Buffer; range?: boolean /* default true */; announce?: number /* Content-Length lie */; etag?: string }
+  | { kind: 'cut'; body: Buffer; after: number; times: number /* cut the first N responses */; etag?: string }
   | { kind: 'short'; body: Buffer; missing: number }
   | { kind: 'stall'; body: Buffer; after: number /* bytes sent before stalling */ }
   | { kind: 'hang' /* never answers */ }
@@ -19,6 +19,7 @@ export type Behaviour =
 export interface RequestLog {
   path: string;
   range: string | undefined;
+  ifRange: string | undefined;
 }
 
 export interface TestServer {
@@ -59,7 +60,7 @@ export async function startTestServer(): Promise<TestServer> {
   const requests: RequestLog[] = [];
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    requests.push({ path, range: req.headers.range });
+    requests.push({ path, range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined });
     const b = routes.get(path);
     if (!b) {
       res.writeHead(404).end('not found');
@@ -89,24 +90,24 @@ export async function startTestServer(): Promise<TestServer> {
         return;
       case 'cut': {
         const n = cutCount.get(path) ?? 0;
-        const start = parseRange(req.headers.range, b.body.length);
+        const start = rangeStart(req, b.body.length, b.etag);
         if (n < b.times) {
           cutCount.set(path, n + 1);
-          res.writeHead(200, { 'content-length': b.body.length, 'accept-ranges': 'bytes' });
+          res.writeHead(200, { 'content-length': b.body.length, 'accept-ranges': 'bytes', ...(b.etag ? { etag: b.etag } : {}) });
           writeThenCut(res, b.body.subarray(0, b.after));
           return;
         }
-        serve(res, b.body, start);
+        serve(res, b.body, start, b.etag);
         return;
       }
       case 'file': {
-        const start = b.range === false ? undefined : parseRange(req.headers.range, b.body.length);
+        const start = b.range === false ? undefined : rangeStart(req, b.body.length, b.etag);
         if (b.announce !== undefined) {
           res.writeHead(200, { 'content-length': b.announce });
           res.end(b.body.subarray(0, Math.min(b.announce, b.body.length)));
           return;
         }
-        serve(res, b.body, start);
+        serve(res, b.body, start, b.etag);
         return;
       }
     }
@@ -127,9 +128,18 @@ export async function startTestServer(): Promise<TestServer> {
   };
 }
 
-function serve(res: ServerResponse, body: Buffer, start: number | undefined): void {
+/** The Range start to honour: none when If-Range names another version (RFC 9110 §13.1.5). */
+function rangeStart(req: IncomingMessage, size: number, etag: string | undefined): number | undefined {
+  const ifRange = req.headers['if-range'];
+  if (ifRange !== undefined && ifRange !== etag) return undefined;
+  return parseRange(req.headers.range, size);
+}
+
+function serve(res: ServerResponse, body: Buffer, start: number | undefined, etag?: string): void {
+  const tag = etag ? { etag } : {};
   if (start !== undefined && start > 0) {
     res.writeHead(206, {
+      ...tag,
       'content-length': body.length - start,
       'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
       'accept-ranges': 'bytes',
@@ -137,6 +147,6 @@ function serve(res: ServerResponse, body: Buffer, start: number | undefined): vo
     res.end(body.subarray(start));
     return;
   }
-  res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });
+  res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes', ...tag });
   res.end(body);
 }

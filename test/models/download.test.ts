@@ -75,6 +75,44 @@ describe('downloadFile against a loopback server', { timeout: 20_000 }, () => {
     expect(server.requests.map((q) => q.range)).toEqual([undefined, 'bytes=100000-']);
     expect(readFileSync(dest).equals(body)).toBe(true);
     expect(existsSync(`${dest}.part`)).toBe(false);
+    expect(existsSync(`${dest}.part.json`)).toBe(false);
+  });
+
+  it('sends If-Range with the validator of the first response, and does not continue bytes from another URL', async () => {
+    server.route('/etag.bin', { kind: 'cut', body, after: 30_000, times: 1, etag: '"v1"' });
+    const dest = join(dir, 'etag.bin');
+    await failure(downloadFile({ url: `${server.url}/etag.bin`, dest }, fast));
+    expect(JSON.parse(readFileSync(`${dest}.part.json`, 'utf8'))).toEqual({ url: `${server.url}/etag.bin`, etag: '"v1"' });
+    // The same file name from another URL (a mirror switched on) starts over instead of appending.
+    server.route('/elsewhere/etag.bin', { kind: 'file', body });
+    await downloadFile({ url: `${server.url}/elsewhere/etag.bin`, dest, sha256: SHA }, fast);
+    expect(server.requests.map((q) => [q.path, q.range, q.ifRange])).toEqual([
+      ['/etag.bin', undefined, undefined],
+      ['/elsewhere/etag.bin', undefined, undefined],
+    ]);
+    expect(readFileSync(dest).equals(body)).toBe(true);
+
+    server.requests.length = 0;
+    const dest2 = join(dir, 'etag2.bin');
+    server.route('/etag2.bin', { kind: 'cut', body, after: 30_000, times: 1, etag: '"v1"' });
+    await downloadFile({ url: `${server.url}/etag2.bin`, dest: dest2, sha256: SHA }, { ...fast, retries: 1 });
+    expect(server.requests.map((q) => [q.range, q.ifRange])).toEqual([
+      [undefined, undefined],
+      ['bytes=30000-', '"v1"'],
+    ]);
+  });
+
+  it('restarts from 0 when the file changed upstream (If-Range answered with 200)', async () => {
+    const v2 = fixtureBytes(SIZE, 'v2');
+    const dest = join(dir, 'changed.bin');
+    server.route('/changed.bin', { kind: 'cut', body, after: 30_000, times: 1, etag: '"v1"' });
+    await failure(downloadFile({ url: `${server.url}/changed.bin`, dest }, fast));
+    // The server now has a new version: its If-Range check fails and it sends the whole new file.
+    server.route('/changed.bin', { kind: 'file', body: v2, etag: '"v2"' });
+    const r = await downloadFile({ url: `${server.url}/changed.bin`, dest }, fast);
+    expect(server.requests.at(-1)).toMatchObject({ range: 'bytes=30000-', ifRange: '"v1"' });
+    expect(r.sha256).toBe(sha256(v2));
+    expect(readFileSync(dest).equals(v2)).toBe(true);
   });
 
   it('retries a cut connection by itself, resuming from the part file', async () => {
@@ -93,6 +131,7 @@ describe('downloadFile against a loopback server', { timeout: 20_000 }, () => {
     const dest = join(dir, 'norange.bin');
     // A stale part with the wrong bytes: appending to it would corrupt the file.
     writeFileSync(`${dest}.part`, Buffer.alloc(120_000, 7));
+    writeFileSync(`${dest}.part.json`, JSON.stringify({ url: `${server.url}/norange.bin` }));
     const r = await downloadFile({ url: `${server.url}/norange.bin`, dest, size: SIZE, sha256: SHA }, fast);
     expect(server.requests.map((q) => q.range)).toEqual(['bytes=120000-']);
     expect(r.sha256).toBe(SHA);
