@@ -107,17 +107,30 @@ function commandPath(cmd: Command | undefined): string {
   return names.join(' ') || 'stemkit';
 }
 
+/** The deepest command named by the leading words of argv (`models lst` → models); for usage hints. */
+function namedCommand(program: Command, argv: readonly string[]): Command {
+  let cmd = program;
+  for (const word of argv.slice(2)) {
+    if (word.startsWith('-')) continue;
+    const sub = cmd.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (!sub) break;
+    cmd = sub;
+  }
+  return cmd;
+}
+
 function fromCommander(e: CommanderError, failed: Command | undefined): StemkitError | undefined {
   if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return undefined;
   if (e.code === 'commander.help' && e.exitCode === 0) return undefined;
   if (e.code === 'commander.help' || e.code === 'commander.executeSubCommandAsync') {
-    return new UsageError('no command given', { code: 'E_USAGE', hint: usageHint() });
+    const where = failed?.parent ? ` for '${commandPath(failed).replace(/^stemkit /, '')}'` : '';
+    return new UsageError(`no command given${where}`, { code: 'E_USAGE', hint: failed?.parent ? `Run \`${commandPath(failed)} --help\` for its commands.` : usageHint() });
   }
   const lines = e.message.split('\n');
   const first = (lines[0] ?? '').replace(/^error:\s*/, '');
   const suggestion = commanderSuggestion(e.message);
   const message = first.replace(/\s*\(Did you mean.*$/, '');
-  const hint = failed?.parent && e.code !== 'commander.unknownCommand' ? `Run \`${commandPath(failed)} --help\` for its arguments and options.` : usageHint();
+  const hint = failed?.parent ? `Run \`${commandPath(failed)} --help\` for its ${e.code === 'commander.unknownCommand' ? 'commands' : 'arguments and options'}.` : usageHint();
   return new UsageError(message, {
     code: e.code === 'commander.unknownCommand' ? 'E_UNKNOWN_COMMAND' : e.code === 'commander.unknownOption' ? 'E_UNKNOWN_OPTION' : 'E_USAGE',
     hint: suggestion ? `${suggestion} ${hint}` : hint,
@@ -179,15 +192,17 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
   const prev = setRunState(state);
   const pre = prescan(argv);
   let failed: Command | undefined;
+  let program: Command | undefined;
   try {
-    const program = buildProgram(fullIO, (cmd) => {
+    program = buildProgram(fullIO, (cmd) => {
       failed = cmd;
     });
     await program.parseAsync(argv, { from: 'node' });
     return state.exitCode ?? ExitCode.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      const mapped = fromCommander(e, failed);
+      // outputError is not called for a missing subcommand (commander shows help instead): find it from argv.
+      const mapped = fromCommander(e, failed ?? (program ? namedCommand(program, argv) : undefined));
       if (!mapped) return ExitCode.ok;
       return reportError(mapped, fullIO, pre);
     }

@@ -67,6 +67,15 @@ describe('usage errors', () => {
     expect(r.stderr).toBe("stemkit: too many arguments for 'config'. Expected 0 arguments but got 1.\nhint: Run `stemkit config --help` for its arguments and options.\n");
   });
 
+  it('nested commands: an unknown or missing subcommand points at the parent command\'s help', async () => {
+    const typo = await runCli(['models', 'lst']);
+    expect(typo.code).toBe(64);
+    expect(typo.stderr).toBe("stemkit: unknown command 'lst'\nhint: did you mean list? Run `stemkit models --help` for its commands.\n");
+    const none = await runCli(['models']);
+    expect(none.code).toBe(64);
+    expect(none.stderr).toContain("stemkit: no command given for 'models'\nhint: Run `stemkit models --help` for its commands.\n");
+  });
+
   it('an invalid --device is a config problem (78), reported together with the others', async () => {
     const r = await runCli(['config', '--device', 'gpu', '--threads', '0']);
     expect(r.code).toBe(78);
