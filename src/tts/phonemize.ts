@@ -95,6 +95,14 @@ export const phonemizerBackend: G2PBackend = async (sections, voice, signal) => 
   return out;
 };
 
+/**
+ * Loads the bundled phonemizer and runs it once. Its first calls are slow (~1 s: the embedded espeak-ng
+ * WASM and its data are instantiated and warmed up), so model loading overlaps this with session creation.
+ */
+export async function warmUpPhonemizer(): Promise<void> {
+  await phonemizerBackend(['a'], 'en-us');
+}
+
 export interface EspeakOptions {
   /** The espeak-ng executable (default `espeak-ng` on PATH). */
   espeakPath?: string;

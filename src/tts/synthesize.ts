@@ -13,7 +13,7 @@ import type { Observer } from '../progress.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession } from '../runtime/onnx.js';
 import { KOKORO_SPEED_RANGE, KokoroEngine } from './kokoro.js';
-import { phonemizeSentences } from './phonemize.js';
+import { isPhonemizerVoice, phonemizeSentences, warmUpPhonemizer } from './phonemize.js';
 import { PiperEngine, loadPiperConfig, peakNormalize, piperConfigPathFor, piperIds, resolveSpeaker, type PiperConfig } from './piper.js';
 import { splitSentences, splitTokenIds } from './text-split.js';
 import { trimAndFade } from './trim.js';
@@ -412,7 +412,11 @@ export async function loadVoiceModel(spec: VoiceModelSpec, opts: LoadVoiceModelO
   // Validate cheap inputs before the (slow) session creation.
   const piperConfig = r.kind === 'piper' ? await loadPiperConfig(r.model, r.config) : undefined;
   const voices = r.kind === 'kokoro' ? await openVoiceStore(requireVoices(r)) : undefined;
+  // English front-end start-up (~1 s of WASM instantiation) overlaps the session creation; it counts as load time.
+  const english = r.kind !== 'piper' || (piperConfig?.phonemeType === 'espeak' && isPhonemizerVoice(piperConfig.espeakVoice));
+  const warm = english ? warmUpPhonemizer().catch(() => undefined) : undefined;
   const session = await createSession(r.model, { device, threads: opts.threads ?? opts.config.cpuThreads, gpu: opts.config.gpu });
+  await warm;
   try {
     let kind = r.kind;
     if (kind === 'auto') {
