@@ -105,7 +105,8 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
       importHint: e.importHint ?? null,
     });
     const state = e.embedded ? ctx.style.ok('embedded') : installed.length > 0 ? ctx.style.ok(installed.join(',')) : downloadable ? ctx.style.dim('-') : ctx.style.warn('import');
-    const what = e.stems ? e.stems.join(',') : e.voices ? `${e.voices.length} voices` : '';
+    const speakers = typeof e.params?.['speakers'] === 'number' ? e.params['speakers'] : undefined;
+    const what = e.stems ? e.stems.join(',') : e.voices ? `${e.voices.length} voices` : speakers !== undefined ? (speakers === 1 ? '1 voice' : `${speakers} speakers`) : '';
     rows.push([e.id, e.task, state, known ? bytes(size) : e.embedded ? '' : '?', e.license.split(/[ ;(]/)[0]!, what]);
   }
   ctx.print(
@@ -114,7 +115,10 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
       rows,
     ),
   );
-  ctx.print(ctx.style.dim(`cache: ${ctx.config.cacheDir}   ("import": no download host; see \`stemkit models path <id>\` and the README)`));
+  ctx.print(ctx.style.dim(`cache: ${ctx.config.cacheDir}`));
+  if (rows.some((r) => r[2]!.includes('import'))) {
+    ctx.print(ctx.style.dim('"import": no download host; export the model and run `stemkit models import <id> <file>` (`stemkit models pull <id>` says how)'));
+  }
   return 0;
 }
 
