@@ -34,6 +34,10 @@ export interface Proc {
   exited: Promise<number | string>;
   /** Resolves with the first line whose `event` matches. */
   waitFor(event: string): Promise<JsonLine>;
+  /** Every JSON line printed on stderr so far (stemkit's `--json` progress and log events). */
+  errLines: JsonLine[];
+  /** Resolves with the first stdout or stderr JSON line matching `pred`; rejects if the process exits first. */
+  waitForLine(pred: (l: JsonLine) => boolean): Promise<JsonLine>;
 }
 
 export function spawnNode(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
@@ -43,48 +47,56 @@ export function spawnNode(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?:
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: JsonLine[] = [];
-  const waiters: Array<{ event: string; resolve: (l: JsonLine) => void }> = [];
-  let out = '';
+  const errLines: JsonLine[] = [];
+  const watchers: Array<{ pred: (l: JsonLine) => boolean; resolve: (l: JsonLine) => void }> = [];
   let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk;
-    let nl: number;
-    while ((nl = out.indexOf('\n')) >= 0) {
-      const line = out.slice(0, nl).trim();
-      out = out.slice(nl + 1);
-      if (!line.startsWith('{')) continue;
-      let rec: JsonLine;
-      try {
-        rec = JSON.parse(line) as JsonLine;
-      } catch {
-        continue;
-      }
-      lines.push(rec);
-      for (const w of [...waiters]) {
-        if (rec.event === w.event) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(rec);
+  const reader = (into: JsonLine[], keepText: boolean) => {
+    let buf = '';
+    return (chunk: string): void => {
+      if (keepText) err += chunk;
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        let rec: JsonLine;
+        try {
+          rec = JSON.parse(line) as JsonLine;
+        } catch {
+          continue;
+        }
+        into.push(rec);
+        for (const w of [...watchers]) {
+          if (w.pred(rec)) {
+            watchers.splice(watchers.indexOf(w), 1);
+            w.resolve(rec);
+          }
         }
       }
-    }
-  });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+    };
+  };
+  child.stdout!.setEncoding('utf8').on('data', reader(lines, false));
+  child.stderr!.setEncoding('utf8').on('data', reader(errLines, true));
   const exited = new Promise<number | string>((resolve) => {
     child.on('close', (code, signal) => resolve(code ?? signal ?? -1));
   });
+  const waitForLine = (pred: (l: JsonLine) => boolean): Promise<JsonLine> => {
+    const found = [...lines, ...errLines].find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      watchers.push({ pred, resolve });
+      void exited.then((code) => reject(new Error(`process exited (${String(code)}) before the awaited line; stderr: ${err.slice(-2000)}`)));
+    });
+  };
   return {
     child,
     lines,
     stderr: () => err,
     exited,
-    waitFor(event) {
-      const found = lines.find((l) => l.event === event);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        waiters.push({ event, resolve });
-        void exited.then((code) => reject(new Error(`process exited (${String(code)}) before "${event}"; stderr: ${err}`)));
-      });
-    },
+    errLines,
+    waitForLine,
+    waitFor: (event) => waitForLine((l) => l.event === event),
   };
 }
 
