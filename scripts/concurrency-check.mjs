@@ -2,18 +2,20 @@
 // Starts N stemkit jobs at the same moment on one fresh runtime directory and reports the largest number
 // that ran at once, which must not exceed the profile's maxConcurrentHeavyTasks.
 //
-//   npm run build && node scripts/concurrency-check.mjs [--n 20] [--profile small] [--mode lib|cli] [--hold-ms 300] [--json]
+//   npm run build && node scripts/concurrency-check.mjs [--n 20] [--profile small] [--mode lib|cli] [--hold-ms 300]
+//                                                       [--matmuls 6] [--seconds 1] [--json] [--keep]
 //
 // --mode lib (default): each job is a separate node process that takes a heavy slot through the built
 //   library (dist/jobs/semaphore.js), holds it for --hold-ms and releases it.
-// --mode cli: each job is a real `node bin/stemkit.js --profile <p> separate <wav> --model <slow.onnx> --json`
-//   on a model built with GraphBuilder that takes about a second per call (see --matmuls).
+// --mode cli: each job is a real `node bin/stemkit.js --profile <p> --json --verbose separate <wav> --model <slow.onnx>`
+//   on an identity model with the MDX-Net contract made slow by --matmuls chained 256×256 MatMuls, over a
+//   --seconds long sine.
 //
 // Two independent measurements: (1) each process reports when its turn started and ended; the largest
 // number of overlapping [start, end] intervals; (2) a monitor in this process samples the slot files every
 // few milliseconds and records the largest number of live holders it ever saw.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +24,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', p);
 
 function args(argv) {
-  const o = { n: 20, profile: 'small', mode: 'lib', holdMs: 300, json: false, matmuls: 24, keep: false };
+  const o = { n: 20, profile: 'small', mode: 'lib', holdMs: 300, json: false, matmuls: 6, seconds: 1, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--n') o.n = Number(argv[++i]);
@@ -30,6 +32,7 @@ function args(argv) {
     else if (a === '--mode') o.mode = argv[++i];
     else if (a === '--hold-ms') o.holdMs = Number(argv[++i]);
     else if (a === '--matmuls') o.matmuls = Number(argv[++i]);
+    else if (a === '--seconds') o.seconds = Number(argv[++i]);
     else if (a === '--json') o.json = true;
     else if (a === '--keep') o.keep = true;
     else if (a === '--child') o.child = JSON.parse(argv[++i]);
@@ -119,13 +122,15 @@ async function main() {
     throw new Error(`unknown mode ${o.mode}`);
   }
   const wallSec = (Date.now() - t0) / 1000;
+  // CLI mode: every job must have written both stems.
+  const outputsComplete = o.mode === 'cli' ? jobs.filter((_, i) => ['vocals', 'instrumental'].every((s) => existsSync(join(work, `out-${i}`, 'in', `${s}.wav`)))).length : undefined;
   sampling = false;
   await monitor;
 
   const intervals = [];
   let maxWaitSec = 0;
   for (const j of jobs) {
-    const rec = o.mode === 'lib' ? jsonLines(j.out)[0] : cliInterval(j.out);
+    const rec = o.mode === 'lib' ? jsonLines(j.out)[0] : cliInterval(j.err);
     if (rec) intervals.push([rec.start, rec.end]);
     if (rec?.waitedSec !== undefined) maxWaitSec = Math.max(maxWaitSec, rec.waitedSec);
   }
@@ -140,6 +145,7 @@ async function main() {
     maxConcurrencyFromSlotMonitor: monitorMax,
     maxWaitSec,
     wallSec,
+    ...(outputsComplete === undefined ? {} : { outputsComplete }),
   };
   if (!o.keep) rmSync(work, { recursive: true, force: true });
   if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -149,11 +155,12 @@ async function main() {
         `  exit codes: ${JSON.stringify(countBy(result.exitCodes))}\n` +
         `  max concurrency from per-process start/end timestamps: ${result.maxConcurrencyFromTimestamps} (${intervals.length} intervals)\n` +
         `  max live slot holders seen by the monitor: ${monitorMax}\n` +
+        (outputsComplete === undefined ? '' : `  jobs with both stems written: ${outputsComplete}/${o.n}\n`) +
         `  longest wait for a slot: ${maxWaitSec.toFixed(1)} s; wall time: ${wallSec.toFixed(1)} s\n`,
     );
     for (const j of jobs) if (j.code !== 0) process.stderr.write(`failed job (${j.code}): ${j.err.slice(-500)}\n`);
   }
-  const ok = result.exitCodes.every((c) => c === 0) && intervals.length === o.n && result.maxConcurrencyFromTimestamps <= result.limit && monitorMax <= result.limit;
+  const ok = result.exitCodes.every((c) => c === 0) && intervals.length === o.n && (outputsComplete ?? o.n) === o.n && result.maxConcurrencyFromTimestamps <= result.limit && monitorMax <= result.limit;
   process.exitCode = ok ? 0 : 1;
 }
 
@@ -165,14 +172,25 @@ function countBy(xs) {
 
 // --- CLI mode ------------------------------------------------------------------------------------------
 
-/** The start/end of a separate job's turn, from its --json file record. */
-function cliInterval(stdout) {
-  for (const r of jsonLines(stdout)) {
-    const s = r.startedAt ?? r.slot?.acquiredAt;
-    const e = r.finishedAt ?? r.slot?.releasedAt;
-    if (s !== undefined && e !== undefined) return { start: Date.parse(s) || Number(s), end: Date.parse(e) || Number(e) };
+/**
+ * The start/end of a separate job's turn: the slot take/release times that stemkit logs at debug level
+ * (`took slot heavy-0 at <ISO> …`, `releasing slot heavy-0 at <ISO>`; JSON lines on stderr with --json --verbose).
+ */
+function cliInterval(stderr) {
+  let start;
+  let end;
+  let waitedSec;
+  for (const r of jsonLines(stderr)) {
+    if (r.type !== 'log' || typeof r.message !== 'string') continue;
+    const t = /^took slot \S+ at (\S+Z) \(waited ([\d.]+) s\)/.exec(r.message);
+    if (t) {
+      start = Date.parse(t[1]);
+      waitedSec = Number(t[2]);
+    }
+    const e = /^releasing slot \S+ at (\S+Z)$/.exec(r.message);
+    if (e) end = Date.parse(e[1]);
   }
-  return undefined;
+  return start !== undefined && end !== undefined ? { start, end, waitedSec } : undefined;
 }
 
 async function runCli(o, work, runtimeDir) {
@@ -191,12 +209,12 @@ async function runCli(o, work, runtimeDir) {
   // Sidecar in UVR's model-data format (what `separate --model x.onnx` reads from x.json).
   writeFileSync(join(work, 'slow.json'), JSON.stringify({ compensate: 1, mdx_dim_f_set: dimF, mdx_dim_t_set: 8, mdx_n_fft_scale_set: 5120, primary_stem: 'Vocals' }));
   const input = join(work, 'in.wav');
-  writeFileSync(input, sineWav(44100, 2, 3));
+  writeFileSync(input, sineWav(44100, 2, o.seconds));
   const jobs = [];
   for (let i = 0; i < o.n; i++) {
     const out = join(work, `out-${i}`);
     jobs.push(
-      run(process.execPath, [join(root, 'bin', 'stemkit.js'), '--profile', o.profile, '--json', '--device', 'cpu', 'separate', input, '--model', model, '--output-dir', out], {
+      run(process.execPath, [join(root, 'bin', 'stemkit.js'), '--profile', o.profile, '--json', '--verbose', '--device', 'cpu', 'separate', input, '--model', model, '-o', out], {
         STEMKIT_RUNTIME_DIR: runtimeDir,
       }),
     );
