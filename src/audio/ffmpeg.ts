@@ -379,7 +379,11 @@ export async function openFfmpegSource(
     },
   );
   const frameBytes = channels * 4;
-  const it = sub.stdout[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  // Read through execa's own iterable, not sub.stdout: with buffer:false execa resumes an unread stdout
+  // after one tick and stops reading it once the subprocess exits, so a source opened now and read later
+  // (eval opens all of a track's files first; a short file's ffmpeg exits at once) would come back empty.
+  // The iterable keeps what ffmpeg wrote and still applies backpressure (events.on with a highWaterMark).
+  const it = sub.iterable({ binary: true })[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
   const pending: Uint8Array[] = [];
   let pendingBytes = 0;
   let eof = false;
