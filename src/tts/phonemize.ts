@@ -82,15 +82,35 @@ interface PhonemizerModule {
 }
 let phonemizerPromise: Promise<PhonemizerModule> | undefined;
 
+/**
+ * Results of the bundled phonemizer by voice and text. espeak-ng is deterministic and its WASM build is slow
+ * (~0.3 ms per character), so repeated sections — a batch re-using phrases, a re-run of a text — are not
+ * phonemised twice. Bounded: the oldest entry goes first.
+ */
+const cache = new Map<string, string>();
+const CACHE_ENTRIES = 4096;
+
 /** The npm phonemizer backend (English only). Loaded lazily: it embeds a ~1.3 MB WASM espeak-ng. */
 export const phonemizerBackend: G2PBackend = async (sections, voice, signal) => {
   phonemizerPromise ??= import('phonemizer') as Promise<PhonemizerModule>;
   const mod = await phonemizerPromise;
+  const lang = voice.toLowerCase();
   const out: string[] = [];
   for (const s of sections) {
     throwIfAborted(signal);
-    // The package returns one string per clause; the clause breaks inside a word run are spaces.
-    out.push(s.trim() === '' ? '' : (await mod.phonemize(s, voice.toLowerCase())).join(' '));
+    if (s.trim() === '') {
+      out.push('');
+      continue;
+    }
+    const key = `${lang}\u0000${s}`;
+    let ps = cache.get(key);
+    if (ps === undefined) {
+      // The package returns one string per clause; the clause breaks inside a word run are spaces.
+      ps = (await mod.phonemize(s, lang)).join(' ');
+      if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+      cache.set(key, ps);
+    }
+    out.push(ps);
   }
   return out;
 };

@@ -137,6 +137,8 @@ describe('Kokoro synthesis', () => {
     expect(text.length).toBeGreaterThanOrEqual(20_000);
 
     const sentences = splitSentences(text);
+    // The whole text's phonemisation (this also fills the phonemizer's cache, so the synthesis below does not pay
+    // for the slow WASM espeak-ng a second time; the check is about splitting and feeding, not about espeak).
     const expected = (await phonemizeSentences(sentences, { voice: 'en-us', punctuation: 'kokoro' })).map((ps) => tokenizeKokoro(ps).ids);
     const r = model.synthesize(text);
     const blocks: Float32Array[] = [];
