@@ -8,12 +8,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { basename } from 'node:path';
 import { InterruptedError, UnavailableError, throwIfAborted } from '../errors.js';
 import type { Observer } from '../progress.js';
 import { PART_SUFFIX, sha256File } from './cache.js';
+import { startGet } from './proxy.js';
 
 /** Network behaviour; the defaults suit real hosts, tests shorten them. */
 export interface DownloadOptions extends Observer {
@@ -27,6 +27,10 @@ export interface DownloadOptions extends Observer {
   retries?: number;
   /** Pause before a retry (default 1000 ms, doubled each time). */
   retryDelayMs?: number;
+  /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Extra trusted CA certificates (PEM), e.g. a company's TLS-inspecting proxy; added to Node's list. */
+  ca?: string;
 }
 
 export interface DownloadRequest {
@@ -117,15 +121,14 @@ function errorText(e: unknown): string {
 async function get(
   url: string,
   headers: Record<string, string>,
-  opts: Required<Pick<DownloadOptions, 'connectTimeoutMs' | 'maxRedirects'>> & Observer,
+  opts: Required<Pick<DownloadOptions, 'connectTimeoutMs' | 'maxRedirects'>> & { env: NodeJS.ProcessEnv; ca: string | undefined } & Observer,
 ): Promise<{ res: IncomingMessage; url: string }> {
   let current = url;
   for (let hop = 0; ; hop++) {
     const u = new URL(current);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new PermanentError(`unsupported URL scheme ${u.protocol} in ${current}`);
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const lib = u.protocol === 'https:' ? https : http;
-      const req = lib.get(u, { headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...headers } });
+      const req = startGet(u, { headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...headers }, env: opts.env, ca: opts.ca });
       const timer = setTimeout(() => {
         req.destroy(new TransientError(`no response within ${opts.connectTimeoutMs / 1000} s`));
       }, opts.connectTimeoutMs);
@@ -182,7 +185,13 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   const part = req.dest + PART_SUFFIX;
   const label = req.label ?? basename(req.dest);
   const retries = opts.retries ?? 2;
-  const cfg = { connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, maxRedirects: opts.maxRedirects ?? 5, ...(opts.signal ? { signal: opts.signal } : {}) };
+  const cfg = {
+    connectTimeoutMs: opts.connectTimeoutMs ?? 30_000,
+    maxRedirects: opts.maxRedirects ?? 5,
+    env: opts.env ?? process.env,
+    ca: opts.ca,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
   const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
   let delay = opts.retryDelayMs ?? 1000;
   const resumedFrom = await fileSize(part);
