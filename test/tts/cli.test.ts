@@ -138,6 +138,9 @@ describe('stemkit tts (Piper-contract voice on disk)', () => {
     const call = decodePiper(readWav(out).samples, true);
     expect(call.sid).toBe(2);
     expect(call.scales[0]).toBeCloseTo(0.5, 3); // float rounding through the fixture's encoding < 2e-4
+    const ignored = await runTtsCli(['Bye!', '-m', piperMulti, '--voice', 'af_heart', '-o', out], env);
+    expect(ignored.code).toBe(0);
+    expect(ignored.stderr).toContain('warning: --voice does not apply to Piper models; ignored');
     const bad = await runTtsCli(['Bye!', '-m', piperMulti, '--speaker', 'zed', '-o', out], env);
     expect(bad.code).toBe(64);
     expect(bad.stderr).toMatch(/unknown speaker "zed"\nhint: valid speakers: alice, bob, carol/);

@@ -146,6 +146,13 @@ async function loadModel(ctx: CliContext, f: TtsFlags): Promise<TtsModel> {
     ...(f.espeak !== undefined ? { espeakPath: f.espeak } : {}),
   });
   ctx.onProgress({ stage: 'load', status: 'done', done: 1, total: 1, file: f.model ?? 'kokoro' });
+  // Options of the other engine are ignored; say so instead of silently dropping them.
+  const foreign =
+    model.kind === 'kokoro'
+      ? (['speaker', 'lengthScale', 'noiseScale', 'noiseW'] as const).filter((k) => f[k] !== undefined)
+      : (['voice', 'voices'] as const).filter((k) => f[k] !== undefined);
+  const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (foreign.length > 0) ctx.onLog({ level: 'warn', message: `${foreign.map(flag).join(', ')} ${foreign.length === 1 ? 'does' : 'do'} not apply to ${model.kind === 'kokoro' ? 'Kokoro' : 'Piper'} models; ignored` });
   ctx.onLog({ level: 'debug', message: `loaded ${model.kind} model ${model.id} in ${fmt(model.loadSeconds)}s on ${model.provider}` });
   return model;
 }
