@@ -145,8 +145,11 @@ describe('phonemize front end', () => {
 
   describe.skipIf(!hasEspeak)('system espeak-ng', () => {
     it('phonemises German with punctuation restored, one process for all sections', async () => {
+      // Expected from espeak-ng itself, one call per word run (its output differs slightly between versions).
+      const ipa = (t: string): string => execFileSync('espeak-ng', ['-q', '--ipa', '-v', 'de', t], { encoding: 'utf8' }).trim();
       const out = await phonemizeSentences(['Hallo Welt, wie geht es?', 'Gut.'], { voice: 'de', punctuation: 'piper' });
-      expect(out).toEqual(['hˈaloː vˈɛlt, viː ɡˈeːt ɛs?', 'ɡˈuːt.']);
+      expect(out).toEqual([`${ipa('Hallo Welt')}, ${ipa('wie geht es')}?`, `${ipa('Gut')}.`]);
+      expect(out[0]).toMatch(/^h.*l.*, .*\?$/u);
     });
 
     it('unknown language → exit 64 pointing at --lang', async () => {
