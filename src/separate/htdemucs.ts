@@ -11,7 +11,7 @@
  *   `out_spec_real`/`out_spec_imag` [B,S,2,2048,336] + `out_wave` [B,S,2,343980], with a `sources` JSON list in
  *   metadata_props. Real and imaginary parts have the same shape, so those two are bound by their documented names.
  */
-import { DataError, throwIfAborted } from '../errors.js';
+import { DataError, InternalError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession, SessionOptions, ValueInfo } from '../runtime/onnx.js';
 import { istft, stft, type Spectrogram } from '../dsp/stft.js';
@@ -258,6 +258,8 @@ export interface HtdemucsModelOptions {
   bagWeights?: readonly (readonly number[])[];
   /** Stem names when the file has no `sources` metadata (registry params.sources). */
   sources?: readonly string[];
+  /** Load only the sub-models that contribute to these stems (a bag's other files are never opened). */
+  onlyStems?: readonly string[];
   session: SessionOptions;
   /** Creates a session (injected so tests and the engine share runtime/onnx.ts's createSession). */
   createSession(path: string, opts: SessionOptions): Promise<ModelSession>;
@@ -268,10 +270,23 @@ export interface HtdemucsModelOptions {
  * @throws DataError (65) when a file does not match an export contract or the sub-models disagree.
  */
 export async function createHtdemucsModel(opts: HtdemucsModelOptions): Promise<StemModel> {
-  const subs: SubModel[] = [];
+  const subs: Array<SubModel | undefined> = [];
   let names: string[] | undefined;
+  // With known stem names and bag weights, a sub-model is needed only if it weighs on a wanted stem.
+  const needed = (i: number): boolean => {
+    if (!opts.onlyStems || !opts.sources || !opts.bagWeights) return true;
+    return opts.onlyStems.some((s) => {
+      const k = opts.sources!.indexOf(s);
+      return k < 0 || (opts.bagWeights![i]?.[k] ?? 1) !== 0;
+    });
+  };
+  const loaded = (): SubModel[] => subs.filter((s): s is SubModel => s !== undefined);
   try {
-    for (const file of opts.files) {
+    for (const [i, file] of opts.files.entries()) {
+      if (!needed(i)) {
+        subs.push(undefined);
+        continue;
+      }
       const meta = await readOnnxMetadata(file);
       let metaSources: string[] | undefined;
       if (meta['sources']) {
@@ -294,16 +309,16 @@ export async function createHtdemucsModel(opts: HtdemucsModelOptions): Promise<S
       names = these;
     }
   } catch (e) {
-    await Promise.all(subs.map((s) => s.session.dispose()));
+    await Promise.all(loaded().map((s) => s.session.dispose()));
     throw e;
   }
   const stems = names!;
   const weights = opts.bagWeights ?? subs.map(() => stems.map(() => 1));
   if (weights.length !== subs.length || weights.some((w) => w.length !== stems.length)) {
-    await Promise.all(subs.map((s) => s.session.dispose()));
+    await Promise.all(loaded().map((s) => s.session.dispose()));
     throw new DataError(`bag weights of ${opts.id} do not match ${subs.length} sub-models × ${stems.length} stems`, { code: 'E_MODEL_CONTRACT', hint: 'check the registry entry' });
   }
-  const first = subs[0]!.session;
+  const first = loaded()[0]!.session;
 
   return {
     id: opts.id,
@@ -315,7 +330,7 @@ export async function createHtdemucsModel(opts: HtdemucsModelOptions): Promise<S
     needsTrackStats: true,
     createStream: (so) => createHtStream(subs, stems, weights, so),
     async dispose() {
-      await Promise.all(subs.map((s) => s.session.dispose()));
+      await Promise.all(loaded().map((s) => s.session.dispose()));
     },
   };
 }
@@ -323,11 +338,13 @@ export async function createHtdemucsModel(opts: HtdemucsModelOptions): Promise<S
 interface Lane {
   sub: number;
   ola: OlaStream;
-  /** Queued output per needed stem (indices into `stemsNeeded`). */
-  queues: PlanarQueue[];
+  /** Positions j (into the wanted stems) this lane produces: those its sub-model has a non-zero weight for. */
+  produces: number[];
+  /** Queued output per produced stem, keyed by j. */
+  queues: Map<number, PlanarQueue>;
 }
 
-function createHtStream(subs: SubModel[], stems: readonly string[], weights: readonly (readonly number[])[], so: StemStreamOptions): StemStream {
+function createHtStream(subs: Array<SubModel | undefined>, stems: readonly string[], weights: readonly (readonly number[])[], so: StemStreamOptions): StemStream {
   const wanted = (so.wantedStems ?? stems).filter((s) => stems.includes(s));
   const stemIdx = wanted.map((s) => stems.indexOf(s));
   const shifts = Math.max(0, Math.floor(so.shifts ?? 0));
@@ -343,6 +360,8 @@ function createHtStream(subs: SubModel[], stems: readonly string[], weights: rea
   const lanes: Lane[] = [];
   for (let i = 0; i < subs.length; i++) {
     if (!stemIdx.some((k) => weights[i]![k] !== 0)) continue;
+    const sub = subs[i];
+    if (!sub) throw new InternalError(`sub-model ${i} is needed for ${wanted.join(', ')} but was not loaded`);
     const rounds = shifts === 0 ? [0] : Array.from({ length: shifts }, () => HT.maxShift - Math.floor(rng() * (HT.maxShift + 1)));
     for (const pad of rounds) {
       // With shifts, round r separates [zeros(max_shift − offset) | track] and keeps its output from max_shift − offset (§1.5 step 2).
@@ -355,21 +374,21 @@ function createHtStream(subs: SubModel[], stems: readonly string[], weights: rea
         weight: (len) => tri.subarray(0, len),
         dropFront: pad,
       };
-      const runner = makeRunner(subs[i]!, stemIdx, timing, so.signal);
-      const ola = new OlaStream(layout, 2, stemIdx.length, runner, subs[i]!.binding.fixedBatch ?? Math.max(1, so.batchSize ?? 1));
-      lanes.push({ sub: i, ola, queues: stemIdx.map(() => new PlanarQueue(2)) });
+      // Only the stems this sub-model weighs on get the (costly) iSTFT: one per stem for htdemucs_ft.
+      const produces = stemIdx.flatMap((k, j) => (weights[i]![k] !== 0 ? [j] : []));
+      const runner = makeRunner(sub, produces.map((j) => stemIdx[j]!), timing, so.signal);
+      const ola = new OlaStream(layout, 2, produces.length, runner, sub.binding.fixedBatch ?? Math.max(1, so.batchSize ?? 1));
+      lanes.push({ sub: i, ola, produces, queues: new Map(produces.map((j) => [j, new PlanarQueue(2)])) });
     }
   }
-  const roundsPerSub = new Map<number, number>();
-  for (const l of lanes) roundsPerSub.set(l.sub, (roundsPerSub.get(l.sub) ?? 0) + 1);
-
   const collect = (lane: Lane, out: Float32Array[][]): void => {
-    stemIdx.forEach((_, j) => lane.queues[j]!.push(out[j]!));
+    lane.produces.forEach((j, li) => lane.queues.get(j)!.push(out[li]!));
   };
 
   const combine = (): StemBlocks => {
     if (lanes.length === 0) return {};
-    const n = Math.min(...lanes.map((l) => l.queues[0]?.length ?? 0));
+    // All queues of a lane have the same length; release what every lane has produced.
+    const n = Math.min(...lanes.map((l) => l.queues.get(l.produces[0]!)!.length));
     const result: StemBlocks = {};
     stemIdx.forEach((k, j) => {
       const acc = [new Float32Array(n), new Float32Array(n)];
@@ -381,7 +400,7 @@ function createHtStream(subs: SubModel[], stems: readonly string[], weights: rea
         const sublanes = lanes.filter((l) => l.sub === i);
         const rw = w / sublanes.length;
         for (const l of sublanes) {
-          const part = l.queues[j]!.shift(n);
+          const part = l.queues.get(j)!.shift(n);
           for (let c = 0; c < 2; c++) for (let t = 0; t < n; t++) acc[c]![t] = acc[c]![t]! + rw * part[c]![t]!;
         }
       }

@@ -344,7 +344,11 @@ async function loadEntry(entry: ModelEntry, paths: Record<string, string>, spec:
       const o: Parameters<typeof createHtdemucsModel>[0] = { id: entry.id, files, session, createSession };
       if (Array.isArray(params['bagWeights'])) o.bagWeights = params['bagWeights'] as number[][];
       const sources = (params['sources'] as string[] | undefined) ?? entry.stems;
-      if (sources) o.sources = sources;
+      if (sources) {
+        o.sources = sources;
+        // Sub-models of a bag that no written stem needs are not even loaded (htdemucs_ft --stems vocals).
+        o.onlyStems = planOutputs(sources, spec).wanted;
+      }
       return createHtdemucsModel(o);
     }
     case 'mdxnet': {
@@ -799,8 +803,16 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
           error: { code: 'E_OUTPUT_COLLISION', message: `its output ${collision.path} is also the output of ${collision.other}`, exitCode: 73, hint: 'use --filename with a distinguishing field, e.g. "{track}-{model}/{stem}.{ext}", or rename one input' },
         };
       } else {
+        // A file that will be skipped needs no job slot.
+        const skip = !opts.file.force && (() => {
+          try {
+            return Object.values(plannedOutputs(input, separator.stems, separator.modelId, opts.file)).every((p) => existsSync(p));
+          } catch {
+            return false;
+          }
+        })();
         const pools: PoolName[] = isVideoPath(input) ? ['heavy', 'video'] : ['heavy'];
-        const lease = await acquireSlots({
+        const lease = skip ? { release: async () => {} } : await acquireSlots({
           pools,
           config: opts.config,
           wait: opts.wait ?? true,
