@@ -765,6 +765,11 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
   if (opts.onLog) observer.onLog = opts.onLog;
   if (opts.signal) observer.signal = opts.signal;
   const separator = await loadSeparator(opts.spec, { config: opts.config, ...observer });
+  const badRemux = (opts.file.remux ?? []).filter((s) => !separator.stems.includes(s));
+  if (badRemux.length > 0) {
+    await separator.dispose();
+    throw new UsageError(`--remux: ${badRemux.join(', ')} is not a stem of this run`, { hint: `choose from: ${separator.stems.join(', ')}` });
+  }
   opts.onLoaded?.(separator);
   const results: FileResult[] = [];
   try {

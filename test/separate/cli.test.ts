@@ -78,6 +78,8 @@ describe('option validation (exit 64 with the allowed range)', () => {
     { args: ['--format', 'aiff'], msg: /--format must be one of wav, flac/ },
     { args: ['--two-stems', 'drums'], msg: /the model has no stem "drums"/ },
     { args: ['--stems', 'piano'], msg: /unknown stem "piano"/ },
+    { args: ['--remux', 'drums'], msg: /--remux: drums is not a stem of this run/ },
+    { args: ['--other-method', 'minus'], msg: /--other-method needs --two-stems/ },
   ];
   for (const c of cases) {
     it(c.args.join(' '), async () => {
