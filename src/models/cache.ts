@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/schema.js';
 import { throwIfAborted } from '../errors.js';
 import { atomicWriteFile } from '../util/atomic.js';
+import { acquireModelLock } from './lock.js';
 import { availablePrecisions, listModels, modelFiles, packageModelsDir, type ModelEntry, type ModelFile, type Precision } from './registry.js';
 
 export const MANIFEST_NAME = '.manifest.json';
-export const LOCK_NAME = '.lock';
 export const PART_SUFFIX = '.part';
 
 /** One verified file in a model's manifest. */
@@ -183,11 +183,17 @@ export async function verifyModel(entry: ModelEntry, config: Pick<ResolvedConfig
   return { id: entry.id, dir, ok: !bad && complete, files };
 }
 
-/** Removes a model's cache folder (files, partial downloads, manifest). Returns the bytes freed. */
+/**
+ * Removes a model's cache folder (files, partial downloads, manifest). Returns the bytes freed.
+ * @throws BusyError (75) while another process is installing the model.
+ */
 export async function removeModel(entry: ModelEntry, config: Pick<ResolvedConfig, 'cacheDir'>): Promise<number> {
   if (entry.embedded) return 0;
   const dir = modelDir(entry, config);
+  if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) return 0;
   const bytes = await folderBytes(dir);
+  // Taking the lock (without waiting) keeps rm from pulling the folder out from under a running download.
+  await acquireModelLock(dir, { label: entry.id, timeoutMs: 0 });
   await rm(dir, { recursive: true, force: true });
   return bytes;
 }

@@ -9,10 +9,11 @@
 import { writeFileSync } from 'node:fs';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { InterruptedError, UnavailableError, throwIfAborted } from '../errors.js';
 import type { Observer } from '../progress.js';
 import { PART_SUFFIX, sha256File } from './cache.js';
+import { cacheWriteError } from './lock.js';
 import { startGet } from './proxy.js';
 
 /** Network behaviour; the defaults suit real hosts, tests shorten them. */
@@ -76,6 +77,13 @@ async function readPartMeta(part: string): Promise<PartMeta | undefined> {
 async function dropPart(part: string): Promise<void> {
   await rm(part, { force: true });
   await rm(part + META_SUFFIX, { force: true });
+}
+
+/** Writing the part file failed (a local problem, never retried as if it were the network). */
+class LocalWriteError extends Error {
+  constructor(cause: unknown) {
+    super('write failed', { cause });
+  }
 }
 
 /** A failure worth retrying (the part file is kept). */
@@ -325,7 +333,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
         delay *= 2;
         continue;
       }
-      throw e;
+      throw cacheWriteError(e, dirname(part));
     }
   }
 }
@@ -406,7 +414,11 @@ async function receive(
       if (c) {
         queued -= c.length;
         if (queued < 1 << 20 && res.isPaused()) res.resume();
-        await fh.write(c);
+        try {
+          await fh.write(c);
+        } catch (e) {
+          throw new LocalWriteError(e);
+        }
         arm(); // a slow disk is not a stalled server
         got += c.length;
         emit(got);
@@ -421,6 +433,7 @@ async function receive(
   } catch (e) {
     res.destroy();
     if (e instanceof InterruptedError || e instanceof TransientError) throw e;
+    if (e instanceof LocalWriteError) throw e.cause; // disk full, permissions: not a network problem
     if (fh === undefined) throw e; // the part file could not be opened: not a network problem
     throw new TransientError(`connection lost after ${formatBytes(got)}: ${errorText(e)}`);
   } finally {

@@ -21,7 +21,7 @@ import {
   type ManifestFile,
 } from './cache.js';
 import { applyMirror, downloadFile, type DownloadOptions } from './download.js';
-import { acquireModelLock } from './lock.js';
+import { acquireModelLock, cacheWriteError } from './lock.js';
 import {
   availablePrecisions,
   modelFiles,
@@ -247,6 +247,8 @@ export async function ensureModel(id: string, opts: EnsureModelOptions): Promise
       };
       await writeManifest(dir, manifest);
     }
+  } catch (e) {
+    throw cacheWriteError(e, dir);
   } finally {
     await lock.release();
   }
@@ -396,7 +398,7 @@ export async function importModel(id: string, sources: string[], opts: ImportMod
         imported.push({ name: file.name, role: file.role, from: path, size: srcSize, sha256, checksum: rec.checksum });
       } catch (e) {
         await discardTemp(tmp);
-        throw e;
+        throw cacheWriteError(e, dir);
       }
     }
   } finally {

@@ -6,14 +6,16 @@
 import { hostname } from 'node:os';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BusyError, throwIfAborted } from '../errors.js';
+import { BusyError, OutputError, throwIfAborted } from '../errors.js';
 import type { Observer } from '../progress.js';
-import { LOCK_NAME } from './cache.js';
+
+/** The lock file inside a model's folder. */
+export const LOCK_NAME = '.lock';
 
 export interface LockOptions extends Observer {
   /** Label for the wait message (the model id). */
   label: string;
-  /** Give up waiting after this long (default 30 min) with BusyError (75). */
+  /** Give up waiting after this long (default 30 min; 0 = do not wait) with BusyError (75). */
   timeoutMs?: number;
   /** Poll interval while waiting (default 250 ms). */
   pollMs?: number;
@@ -28,6 +30,29 @@ interface LockContent {
   pid: number;
   host: string;
   since: string;
+}
+
+/**
+ * Turns a file-system error while writing the cache into OutputError (73) naming the folder and the fix;
+ * anything else is returned unchanged.
+ */
+export function cacheWriteError(e: unknown, dir: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new OutputError(`cannot write to the model cache ${dir} (${code})`, {
+      code: 'E_CACHE_WRITE',
+      cause: e,
+      hint: 'set STEMKIT_CACHE_DIR (or cacheDir in the config) to a writable folder',
+    });
+  }
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new OutputError(`no space left for the model cache ${dir}`, {
+      code: 'E_CACHE_FULL',
+      cause: e,
+      hint: 'free some space (`stemkit models rm <id>`), or point STEMKIT_CACHE_DIR at a larger disk; a partial download resumes later',
+    });
+  }
+  return e;
 }
 
 function alive(pid: number): boolean {
@@ -63,7 +88,11 @@ const GARBLED_GRACE_MS = 5_000;
  * @throws BusyError (75) after `timeoutMs`; InterruptedError when the signal aborts.
  */
 export async function acquireModelLock(dir: string, opts: LockOptions): Promise<HeldLock> {
-  await mkdir(dir, { recursive: true });
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw cacheWriteError(e, dir);
+  }
   const path = join(dir, LOCK_NAME);
   const host = hostname();
   const started = Date.now();
@@ -90,7 +119,7 @@ export async function acquireModelLock(dir: string, opts: LockOptions): Promise<
         },
       };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw cacheWriteError(e, dir);
     }
     const cur = await readLock(path);
     if (cur) {
@@ -117,7 +146,7 @@ export async function acquireModelLock(dir: string, opts: LockOptions): Promise<
         opts.onProgress?.({ stage: 'wait', status: 'start', file: opts.label, done: 0, total: 1, message: `waiting for ${who} to finish installing ${opts.label}` });
       }
     }
-    if (Date.now() - started > timeoutMs) {
+    if (Date.now() - started >= timeoutMs) {
       throw new BusyError(`another process is installing ${opts.label} (lock ${path})`, {
         code: 'E_MODEL_LOCKED',
         hint: `retry later, or delete ${path} if no stemkit process is running`,

@@ -328,3 +328,21 @@ describe('cache listing and removal', () => {
     expect((await listCache(modelsConfig(join(cache, 'nope')))).exists).toBe(false);
   });
 });
+
+describe('cache write problems', () => {
+  it('rm refuses (75) while another live process installs the model', async () => {
+    const child = await sleepingChild();
+    try {
+      const dir = join(cache, VOICE);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'x.onnx.part'), 'partial');
+      writeFileSync(join(dir, '.lock'), JSON.stringify({ pid: child.pid, host: (await import('node:os')).hostname(), since: '' }));
+      const e = await failure(removeModel(getModel(VOICE), cfg()));
+      expect(e).toBeInstanceOf(BusyError);
+      expect(e.exitCode).toBe(75);
+      expect(existsSync(join(dir, 'x.onnx.part'))).toBe(true);
+    } finally {
+      await child.kill();
+    }
+  });
+});

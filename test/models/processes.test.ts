@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileModelsModule } from '../helpers/models-compile.js';
 import { fixtureBytes, sha256, startTestServer, type TestServer } from '../helpers/models-server.js';
@@ -89,5 +89,42 @@ describe('two processes pulling the same model', { timeout: 60_000 }, () => {
     expect(server.requests.map((r) => r.path)).toEqual([ONNX_PATH, `${ONNX_PATH}.json`]);
     expect(sha256(readFileSync(join(cache, VOICE, `${VOICE}.onnx`)))).toBe(sha256(body));
     expect(readdirSync(join(cache, VOICE)).sort()).toEqual(['.manifest.json', `${VOICE}.onnx`, `${VOICE}.onnx.json`]);
+  });
+});
+
+describe('a cache the process cannot write', { timeout: 60_000 }, () => {
+  // Permission bits do not stop root, so as root the child runs as `nobody` (uid 65534).
+  it('fails with OutputError (73) naming the folder and the fix', async () => {
+    const cache = join(tempCacheDir(), 'ro');
+    mkdirSync(cache, { mode: 0o555 });
+    chmodSync(cache, 0o555);
+    chmodSync(join(cache, '..'), 0o755);
+    chmodSync(lib, 0o755);
+    const script = join(lib, 'ro.mjs');
+    writeFileSync(
+      script,
+      `import { ensureModel } from './dist/models/ensure.js';
+try {
+  await ensureModel(${JSON.stringify(VOICE)}, { config: { cacheDir: process.argv[2], device: 'cpu', models: { mirror: process.argv[3], offline: false, precision: 'auto' } } });
+  console.log('installed?!');
+} catch (e) { console.log(JSON.stringify({ exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint })); }
+`,
+    );
+    chmodSync(script, 0o644);
+    const asRoot = process.getuid?.() === 0;
+    const child = spawn(process.execPath, [script, cache, server.url], { stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual({
+      exitCode: 73,
+      code: 'E_CACHE_WRITE',
+      message: `cannot write to the model cache ${join(cache, VOICE)} (EACCES)`,
+      hint: 'set STEMKIT_CACHE_DIR (or cacheDir in the config) to a writable folder',
+    });
   });
 });
