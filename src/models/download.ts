@@ -236,6 +236,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
     throwIfAborted(opts.signal);
     try {
       let have = await fileSize(part);
+      const resumed = have > 0;
       if (req.size !== undefined && have > req.size) {
         // Longer than the file can be: not resumable.
         await dropPart(part);
@@ -266,7 +267,12 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
           if (etag) meta.etag = etag;
           if (lastModified) meta.lastModified = lastModified;
           // Synchronous on purpose: no await may separate the response from receive() attaching its listeners.
-          writeFileSync(part + META_SUFFIX, JSON.stringify(meta));
+          try {
+            writeFileSync(part + META_SUFFIX, JSON.stringify(meta));
+          } catch (e) {
+            res.destroy();
+            throw e;
+          }
         }
         let start: number;
         let announced: number | undefined;
@@ -309,8 +315,10 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
       }
       const sha256 = await sha256File(part, opts.signal);
       if (req.sha256 !== undefined && sha256 !== req.sha256) {
-        // A complete body with the wrong checksum cannot be repaired by resuming: drop it.
+        // A complete body with the wrong checksum cannot be repaired by resuming: drop it. When old bytes from an
+        // earlier attempt were part of it, one fresh download may still succeed.
         await dropPart(part);
+        if (resumed && attempt < retries) throw new TransientError(`checksum mismatch after resuming; downloading again from the start`);
         throw fail(`checksum mismatch: got sha256 ${sha256}, expected ${req.sha256}`, finalUrl, 'E_CHECKSUM');
       }
       await rename(part, req.dest);

@@ -261,3 +261,26 @@ describe('applyMirror', () => {
     expect(applyMirror('https://h.example/x?y=1', undefined)).toBe('https://h.example/x?y=1');
   });
 });
+
+describe('downloadFile with a damaged part file', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  it('a complete but corrupt part is dropped and fetched again from the start', async () => {
+    const dir = tempCacheDir();
+    server.route('/whole.bin', { kind: 'file', body });
+    const dest = join(dir, 'whole.bin');
+    // Full length, wrong bytes, same source URL (e.g. a disk error after a download was killed before its rename).
+    writeFileSync(`${dest}.part`, Buffer.alloc(SIZE, 1));
+    writeFileSync(`${dest}.part.json`, JSON.stringify({ url: `${server.url}/whole.bin` }));
+    const logs: string[] = [];
+    const r = await downloadFile({ url: `${server.url}/whole.bin`, dest, size: SIZE, sha256: SHA }, { ...fast, retries: 1, onLog: (l) => logs.push(l.message) });
+    expect(r.sha256).toBe(SHA);
+    expect(server.requests.map((q) => q.range)).toEqual([undefined]);
+    expect(logs).toEqual(['whole.bin: checksum mismatch after resuming; downloading again from the start; retrying (1/1)']);
+  });
+});
