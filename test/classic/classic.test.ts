@@ -1,0 +1,257 @@
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLASSIC_PARAMS, buildClassicModel, createClassicModel, medianNetwork } from '../../src/separate/classic.js';
+import { createSession } from '../../src/runtime/onnx.js';
+import type { StemModel, StemBlocks } from '../../src/separate/types.js';
+
+const MODEL = join(import.meta.dirname, '..', '..', 'models', 'classic.onnx');
+const STEMS = ['drums', 'bass', 'other', 'vocals'] as const;
+const RATE = 44100;
+
+/** Deterministic LCG noise in [-1, 1). */
+function noise(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s / 2 ** 31 - 1;
+  }
+  return x;
+}
+
+/** A music-like stereo test signal in [-1, 1]: a centred 220 Hz voice-band tone with vibrato, a panned bass, clicks and noise. */
+function testSignal(frames: number): Float32Array[] {
+  const nl = noise(frames, 1);
+  const nr = noise(frames, 2);
+  const l = new Float32Array(frames);
+  const r = new Float32Array(frames);
+  for (let i = 0; i < frames; i++) {
+    const t = i / RATE;
+    const centre = 0.3 * Math.sin(2 * Math.PI * 220 * t + 3 * Math.sin(2 * Math.PI * 5 * t));
+    const bass = 0.3 * Math.sin(2 * Math.PI * 55 * t);
+    const click = i % 11025 < 200 ? 0.3 * nl[i]! : 0;
+    l[i] = centre + 0.8 * bass + click + 0.05 * nl[i]!;
+    r[i] = centre + 0.4 * bass + click + 0.05 * nr[i]!;
+  }
+  return [l, r];
+}
+
+async function separate(model: StemModel, x: Float32Array[], blocks: number[]): Promise<Record<string, Float32Array[]>> {
+  const stream = model.createStream({});
+  const parts: StemBlocks[] = [];
+  let pos = 0;
+  let b = 0;
+  while (pos < x[0]!.length) {
+    const n = blocks[b++ % blocks.length]!;
+    parts.push(await stream.push({ channels: x.map((ch) => ch.subarray(pos, pos + n)), sampleRate: RATE }));
+    pos += n;
+  }
+  parts.push(await stream.flush());
+  const out: Record<string, Float32Array[]> = {};
+  for (const k of STEMS) {
+    out[k] = [0, 1].map((c) => {
+      const total = parts.reduce((a, p) => a + p[k]!.channels[c]!.length, 0);
+      const y = new Float32Array(total);
+      let o = 0;
+      for (const p of parts) {
+        y.set(p[k]!.channels[c]!, o);
+        o += p[k]!.channels[c]!.length;
+      }
+      return y;
+    });
+  }
+  return out;
+}
+
+describe('medianNetwork', () => {
+  it.each([3, 5, 9, 17])('selects the exact median of %i values', (m) => {
+    const net = medianNetwork(m);
+    for (let trial = 0; trial < 500; trial++) {
+      const v = Array.from(noise(m, 100 + trial));
+      const w = [...v];
+      for (const [a, b, keepMin, keepMax] of net) {
+        const lo = Math.min(w[a]!, w[b]!);
+        const hi = Math.max(w[a]!, w[b]!);
+        if (keepMin) w[a] = lo;
+        if (keepMax) w[b] = hi;
+      }
+      expect(w[(m - 1) / 2]).toBe([...v].sort((p, q) => p - q)[(m - 1) / 2]);
+    }
+  });
+  it('needs 124 Min/Max operations for 17 values', () => {
+    expect(medianNetwork(17).reduce((a, [, , x, y]) => a + Number(x) + Number(y), 0)).toBe(124);
+  });
+});
+
+describe('models/classic.onnx', () => {
+  it('is what buildClassicModel() generates, byte for byte, on every run', () => {
+    const a = buildClassicModel();
+    const b = buildClassicModel();
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+    const sha = (x: Uint8Array): string => createHash('sha256').update(x).digest('hex');
+    expect(sha(readFileSync(MODEL))).toBe(sha(a));
+    expect(a.length).toBeLessThan(200_000);
+  });
+
+  it('computes the documented masks for a centred, a one-sided and a silent bin', async () => {
+    const s = await createSession(MODEL, { device: 'cpu', threads: 1 });
+    try {
+      const fa = CLASSIC_PARAMS.a.nFft / 2 + 1;
+      const fb = CLASSIC_PARAMS.b.nFft / 2 + 1;
+      const ctx = (CLASSIC_PARAMS.a.timeMedian - 1) / 2;
+      // Stage B, 3 frames: identical L/R (centre), left only, silence; all bins at magnitude 1.
+      const bRe = new Float32Array(2 * 3 * fb);
+      bRe.fill(1, 0, fb); // L, frame 0
+      bRe.fill(1, 3 * fb, 4 * fb); // R, frame 0
+      bRe.fill(1, fb, 2 * fb); // L, frame 1
+      const aRe = new Float32Array(2 * (1 + 2 * ctx) * fa);
+      const out = await s.run({
+        a_re: { data: aRe, dims: [2, 1 + 2 * ctx, fa] },
+        a_im: { data: aRe, dims: [2, 1 + 2 * ctx, fa] },
+        b_re: { data: bRe, dims: [2, 3, fb] },
+        b_im: { data: new Float32Array(bRe.length), dims: [2, 3, fb] },
+      });
+      const v = out['vocals_mask']!.data as Float32Array;
+      const b = out['bass_mask']!.data as Float32Array;
+      const bin = (hz: number): number => Math.round((hz * CLASSIC_PARAMS.b.nFft) / RATE);
+      // Centre frame: vocals own the voice band, bass owns the low band below the voice band.
+      expect(v[bin(1000)]).toBeCloseTo(1, 6); // float32 Pow of an exact 1
+      expect(v[bin(50)]).toBe(0);
+      expect(v[bin(12000)]).toBe(0);
+      expect(b[bin(50)]).toBeCloseTo(1, 6);
+      expect(b[bin(1000)]).toBe(0);
+      // The crossover is a log-frequency ramp: halfway (geometric mean of 150 and 400 Hz) the bass mask is 1/2,
+      // but that bin is centred voice band, so vocals take it all.
+      expect(b[bin(245)]).toBeCloseTo(0, 6);
+      // Left-only frame: similarity 0, so no vocals; the bass ramp alone.
+      expect(v[fb + bin(1000)]).toBe(0);
+      const hz = (bin(245) * RATE) / CLASSIC_PARAMS.b.nFft;
+      const ramp = (Math.log(400) - Math.log(hz)) / (Math.log(400) - Math.log(150));
+      expect(b[fb + bin(245)]).toBeCloseTo(ramp, 5); // float32 constant
+      // Silence: finite masks.
+      expect(Number.isFinite(v[2 * fb + 10]!) && Number.isFinite(b[2 * fb + 10]!)).toBe(true);
+      // Stage A on silence: finite, zero drums mask.
+      expect(Array.from(out['drums_mask']!.data as Float32Array).every((x) => x === 0)).toBe(true);
+    } finally {
+      await s.dispose();
+    }
+  });
+});
+
+describe('classic streaming adapter', () => {
+  let model: StemModel;
+  beforeAll(async () => {
+    model = await createClassicModel(MODEL, { device: 'cpu', threads: 1 });
+  });
+  afterAll(async () => {
+    await model.dispose();
+  });
+
+  it('declares the stem contract', () => {
+    expect(model.stems).toEqual(['drums', 'bass', 'other', 'vocals']);
+    expect(model.sampleRate).toBe(44100);
+    expect(model.channels).toBe(2);
+    expect(model.needsTrackStats).toBe(false);
+  });
+
+  it('returns as many frames as were pushed, and the stems sum to the mix', async () => {
+    const x = testSignal(3 * RATE + 123);
+    const y = await separate(model, x, [RATE]);
+    let maxErr = 0;
+    for (let c = 0; c < 2; c++) {
+      for (const k of STEMS) expect(y[k]![c]!.length).toBe(x[c]!.length);
+      for (let i = 0; i < x[c]!.length; i++) {
+        const sum = y['drums']![c]![i]! + y['bass']![c]![i]! + y['other']![c]![i]! + y['vocals']![c]![i]!;
+        maxErr = Math.max(maxErr, Math.abs(sum - x[c]![i]!));
+      }
+    }
+    // other = residual in float32: two float32 subtractions of values below ~2 in magnitude.
+    expect(maxErr).toBeLessThan(1e-5);
+    // Not a trivial split: each of drums, bass and vocals takes a real share of this signal.
+    const energy = (ch: Float32Array[]): number => ch.reduce((a, v) => a + v.reduce((s, t) => s + t * t, 0), 0);
+    for (const k of ['drums', 'bass', 'vocals']) expect(energy(y[k]!) / energy(x)).toBeGreaterThan(0.02);
+  });
+
+  it('gives the same stems for any block size (within 1e-6)', async () => {
+    const x = testSignal(2 * RATE + 77);
+    const ref = await separate(model, x, [x[0]!.length]);
+    for (const blocks of [[4410], [1000, 30000, 7], [RATE / 2 + 1]]) {
+      const y = await separate(model, x, blocks);
+      let maxDiff = 0;
+      for (const k of STEMS) {
+        for (let c = 0; c < 2; c++) {
+          expect(y[k]![c]!.length).toBe(x[c]!.length);
+          for (let i = 0; i < x[c]!.length; i++) maxDiff = Math.max(maxDiff, Math.abs(y[k]![c]![i]! - ref[k]![c]![i]!));
+        }
+      }
+      // Same frames and masks; only the float64 overlap-add order may differ.
+      expect(maxDiff).toBeLessThan(1e-6);
+    }
+  });
+
+  it('handles inputs shorter than one frame, mono blocks and empty tracks', async () => {
+    const x = testSignal(100);
+    const y = await separate(model, x, [100]);
+    for (const k of STEMS) expect(y[k]![0]!.length).toBe(100);
+    const mono = model.createStream({});
+    const a = await mono.push({ channels: [x[0]!], sampleRate: RATE });
+    const b = await mono.flush();
+    expect(a['vocals']!.channels[0]!.length + b['vocals']!.channels[0]!.length).toBe(100);
+    const empty = model.createStream({});
+    const e = await empty.flush();
+    for (const k of STEMS) expect(e[k]!.channels[0]!.length).toBe(0);
+  });
+});
+
+/**
+ * Per song and per stem improvement over the mixture-as-estimate baseline that this model is held to (dB).
+ * The issue's target is 8 dB; the current model reaches 5.4 dB at worst (music004 bass), so this floor guards
+ * the measured level against regressions and does NOT certify the 8 dB target (see docs/readme/classic.md).
+ */
+const FLOOR_DB = 5;
+
+const shared = process.env['STEMKIT_SHARED_DIR'];
+const musicDir = shared ? join(shared, 'eval', 'music') : '';
+
+describe.skipIf(!shared || !existsSync(musicDir))('classic on the shared music set', () => {
+  function decode(path: string): Float32Array[] {
+    const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', path, '-f', 'f32le', '-ac', '2', '-'], { maxBuffer: 1 << 28 });
+    const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    const n = all.length / 2;
+    const ch = [new Float32Array(n), new Float32Array(n)];
+    for (let i = 0; i < n; i++) {
+      ch[0]![i] = all[2 * i]!;
+      ch[1]![i] = all[2 * i + 1]!;
+    }
+    return ch;
+  }
+  function sdr(ref: Float32Array[], est: Float32Array[]): number {
+    let num = 0;
+    let den = 0;
+    for (let c = 0; c < 2; c++) {
+      for (let i = 0; i < ref[c]!.length; i++) {
+        num += ref[c]![i]! ** 2;
+        den += (ref[c]![i]! - est[c]![i]!) ** 2;
+      }
+    }
+    return 10 * Math.log10((num + 1e-10) / (den + 1e-10));
+  }
+
+  it.each(['planetblupi-music000', 'planetblupi-music004', 'planetblupi-music007'])('%s: every stem beats the mixture baseline by the floor', async (song) => {
+    const model = await createClassicModel(MODEL, { device: 'cpu', threads: 1 });
+    try {
+      const mix = decode(join(musicDir, song, 'mixture.flac'));
+      const y = await separate(model, mix, [5 * RATE]);
+      for (const k of STEMS) {
+        const ref = decode(join(musicDir, song, `${k}.flac`));
+        const gain = sdr(ref, y[k]!) - sdr(ref, mix);
+        expect({ stem: k, ok: gain >= FLOOR_DB, gain }).toMatchObject({ stem: k, ok: true });
+      }
+    } finally {
+      await model.dispose();
+    }
+  });
+});
