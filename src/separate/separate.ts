@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { ResolvedConfig } from '../config/schema.js';
-import { DataError, InterruptedError, StemkitError, UnavailableError, UsageError, throwIfAborted } from '../errors.js';
+import { DataError, InterruptedError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
 import type { Observer } from '../progress.js';
 import type { AudioSource, RawAudio } from '../audio/raw-audio.js';
 import { adaptChannels, downmixToMono } from '../audio/channels.js';
@@ -323,20 +323,8 @@ async function loadEntry(entry: ModelEntry, paths: Record<string, string>, spec:
   };
   switch (entry.adapter) {
     case 'classic': {
-      // classic.ts belongs to the classic-model engineer; the specifier is a variable so that this module
-      // type-checks and builds whether or not it has landed (the import's `any` is narrowed at once).
-      const specifier = './classic.js';
-      let mod: { createClassicModel(modelPath: string, session: SessionOptions): Promise<StemModel> };
-      try {
-        mod = (await import(specifier)) as typeof mod;
-      } catch (cause) {
-        throw new UnavailableError('the embedded classic model is not part of this build', {
-          code: 'E_MODEL_MISSING',
-          cause,
-          hint: 'choose another model with --model (see `stemkit models list`)',
-        });
-      }
-      return mod.createClassicModel(need('model'), session);
+      const { createClassicModel } = await import('./classic.js');
+      return createClassicModel(need('model'), session);
     }
     case 'htdemucs': {
       const roles = entry.files.map((f) => f.role);
