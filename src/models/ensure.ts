@@ -140,7 +140,7 @@ export async function ensureModel(id: string, opts: EnsureModelOptions): Promise
       if (!(await exists(join(dir, f.name)))) {
         throw new UnavailableError(`the embedded model file ${join(dir, f.name)} is missing`, {
           code: 'E_MODEL_MISSING',
-          hint: 'reinstall stemkit (in a source checkout: npm run build-classic-model)',
+          hint: 'reinstall stemkit (in a source checkout: node scripts/build-classic-model.mjs)',
         });
       }
     }
@@ -190,12 +190,13 @@ export async function ensureModel(id: string, opts: EnsureModelOptions): Promise
     });
   }
 
+  // Before the wait: with --force, files another process re-installed while we waited count as fresh.
+  const startedAt = Date.now();
   const lock = await acquireModelLock(dir, {
     label: entry.id,
     ...(opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {}),
     ...observerOf(opts),
   });
-  const startedAt = Date.now();
   try {
     const manifest = await readManifest(dir, entry.id);
     for (const f of files) {
