@@ -1,11 +1,9 @@
 /**
- * `stemkit eval --model`: separates every track's mixture with one model load, into
- * `<estimates>/<track>/<stem>.wav`, so the dataset → table path is one command.
+ * `stemkit eval --model`: builds the separation spec from the flags and separates the reference set.
  */
-import { join } from 'node:path';
-import { StemkitError, UsageError, type ExitCodeValue } from '../../errors.js';
-import { findReferenceTracks } from '../../eval/layout.js';
-import { loadSeparator, formatTimingLine, type SeparatorSpec } from '../../separate/separate.js';
+import { UsageError } from '../../errors.js';
+import { separateReferenceSet } from '../../eval/separate-set.js';
+import type { SeparatorSpec } from '../../separate/separate.js';
 import type { CliContext } from '../context.js';
 import type { EvalFlags } from './eval.js';
 
@@ -18,7 +16,6 @@ function numberFlag(name: string, value: string | undefined, min: number, max: n
 
 /** Separates every mixture; returns the system name (the model id) for the report. */
 export async function separateForEval(ctx: CliContext, referenceDir: string, estimatesDir: string, flags: EvalFlags): Promise<string> {
-  const tracks = findReferenceTracks(referenceDir).filter((t) => t.mixture);
   const spec: SeparatorSpec = { model: flags.model! };
   if (flags.modelPath) spec.modelPath = flags.modelPath;
   if (flags.stems) spec.stems = flags.stems.split(',').map((s) => s.trim()).filter(Boolean);
@@ -26,29 +23,10 @@ export async function separateForEval(ctx: CliContext, referenceDir: string, est
   if (shifts !== undefined) spec.shifts = shifts;
   const overlap = numberFlag('overlap', flags.overlap, 0, 0.9);
   if (overlap !== undefined) spec.overlap = overlap;
-  const separator = await loadSeparator(spec, { config: ctx.config, signal: ctx.signal, onProgress: (e) => ctx.onProgress(e), onLog: (e) => ctx.onLog(e) });
-  try {
-    for (const t of tracks) {
-      const r = await separator.separateFile(t.mixture!, {
-        outDir: join(estimatesDir, t.name),
-        filename: '{stem}.{ext}',
-        format: 'wav',
-        // Scores must see the model's raw output: rescaling would change every stem's level.
-        clip: 'none',
-        bits: 32,
-        force: true,
-        signal: ctx.signal,
-        onProgress: (e) => ctx.onProgress({ ...e, file: t.name }),
-        onLog: (e) => ctx.onLog(e),
-      });
-      if (r.status === 'failed') {
-        const e = r.error ?? { code: 'E_INTERNAL', exitCode: 70, message: 'unknown error' };
-        throw new StemkitError(e.code, e.exitCode as ExitCodeValue, `separating ${t.name} failed: ${e.message}`, e.hint ? { hint: e.hint } : {});
-      }
-      ctx.onLog({ level: 'info', message: `${t.name}: ${formatTimingLine(r)}` });
-    }
-    return separator.modelId;
-  } finally {
-    await separator.dispose();
-  }
+  return separateReferenceSet(referenceDir, estimatesDir, spec, {
+    config: ctx.config,
+    signal: ctx.signal,
+    onProgress: (e) => ctx.onProgress(e),
+    onLog: (e) => ctx.onLog(e),
+  });
 }

@@ -1,0 +1,47 @@
+/**
+ * Separates every mixture of a reference set with one model load, into `<outDir>/<track>/<stem>.wav`
+ * (the estimates layout eval reads). Used by `eval --model` and `bench --quality`.
+ */
+import { join } from 'node:path';
+import { StemkitError, type ExitCodeValue } from '../errors.js';
+import type { ResolvedConfig } from '../config/schema.js';
+import type { Observer } from '../progress.js';
+import { formatTimingLine, loadSeparator, type SeparatorSpec } from '../separate/separate.js';
+import { findReferenceTracks } from './layout.js';
+
+/** @returns the model id, the name eval reports the estimates under. */
+export async function separateReferenceSet(
+  referenceDir: string,
+  outDir: string,
+  spec: SeparatorSpec,
+  opts: { config: ResolvedConfig } & Observer,
+): Promise<string> {
+  const observer: Observer = {};
+  if (opts.signal) observer.signal = opts.signal;
+  if (opts.onLog) observer.onLog = opts.onLog;
+  if (opts.onProgress) observer.onProgress = opts.onProgress;
+  const separator = await loadSeparator(spec, { config: opts.config, ...observer });
+  try {
+    for (const t of findReferenceTracks(referenceDir)) {
+      if (!t.mixture) continue;
+      const r = await separator.separateFile(t.mixture, {
+        outDir: join(outDir, t.name),
+        filename: '{stem}.{ext}',
+        format: 'wav',
+        // Scores must see the model's raw output: rescaling would change a stem's level, and 32-bit float keeps it exact.
+        bits: 32,
+        clip: 'none',
+        force: true,
+        ...observer,
+      });
+      if (r.status === 'failed') {
+        const e = r.error ?? { code: 'E_INTERNAL', exitCode: 70, message: 'separation failed' };
+        throw new StemkitError(e.code, e.exitCode as ExitCodeValue, `separating ${t.name} failed: ${e.message}`, e.hint ? { hint: e.hint } : {});
+      }
+      opts.onLog?.({ level: 'info', message: `${t.name}: ${formatTimingLine(r)}`, file: t.mixture });
+    }
+    return separator.modelId;
+  } finally {
+    await separator.dispose();
+  }
+}
