@@ -280,7 +280,57 @@ class PolyphaseResampler implements Resampler {
     const { L, M, kernel } = this;
     const { half, coef, phases, exact } = kernel;
     const width = 2 * half;
-    for (let c = 0; c < this.channels; c++) {
+    // Stereo, exact phases: both channels in one pass share every coefficient load (same arithmetic per channel
+    // as the generic loop below, so results do not depend on which path ran).
+    const pairs = exact ? this.channels >> 1 : 0;
+    for (let c = 0; c < 2 * pairs; c += 2) {
+      const bufA = this.bufs[c]!;
+      const bufB = this.bufs[c + 1]!;
+      const dstA = out[c]!;
+      const dstB = out[c + 1]!;
+      let ipos = this.ipos;
+      let phaseNum = this.phaseNum;
+      const base0 = -half + 1 - this.bufStart;
+      for (let i = 0; i < count; i++) {
+        const b = ipos + base0;
+        const r = phaseNum * width;
+        let a0 = 0;
+        let a1 = 0;
+        let a2 = 0;
+        let a3 = 0;
+        let b0 = 0;
+        let b1 = 0;
+        let b2 = 0;
+        let b3 = 0;
+        let j = 0;
+        for (; j + 3 < width; j += 4) {
+          const k0 = coef[r + j]!;
+          const k1 = coef[r + j + 1]!;
+          const k2 = coef[r + j + 2]!;
+          const k3 = coef[r + j + 3]!;
+          a0 += bufA[b + j]! * k0;
+          a1 += bufA[b + j + 1]! * k1;
+          a2 += bufA[b + j + 2]! * k2;
+          a3 += bufA[b + j + 3]! * k3;
+          b0 += bufB[b + j]! * k0;
+          b1 += bufB[b + j + 1]! * k1;
+          b2 += bufB[b + j + 2]! * k2;
+          b3 += bufB[b + j + 3]! * k3;
+        }
+        for (; j < width; j++) {
+          a0 += bufA[b + j]! * coef[r + j]!;
+          b0 += bufB[b + j]! * coef[r + j]!;
+        }
+        dstA[i] = a0 + a1 + (a2 + a3);
+        dstB[i] = b0 + b1 + (b2 + b3);
+        phaseNum += M;
+        if (phaseNum >= L) {
+          ipos += Math.floor(phaseNum / L);
+          phaseNum %= L;
+        }
+      }
+    }
+    for (let c = 2 * pairs; c < this.channels; c++) {
       const buf = this.bufs[c]!;
       const dst = out[c]!;
       let ipos = this.ipos;

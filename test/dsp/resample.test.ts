@@ -147,6 +147,17 @@ describe('resampler streaming', () => {
     }
   });
 
+  it('gives each channel the same samples whether it is resampled alone, in a stereo pair or in a triple', () => {
+    // Stereo pairs run a joint loop; it must compute exactly what the single-channel loop computes.
+    const a = noise(5000, 21);
+    const b = noise(5000, 22);
+    const c = noise(5000, 23);
+    const triple = oneShot(44100, 48000, [a, b, c]);
+    expect(triple[0]).toEqual(oneShot(44100, 48000, [a])[0]);
+    expect(triple[1]).toEqual(oneShot(44100, 48000, [b])[0]);
+    expect(triple[2]).toEqual(oneShot(44100, 48000, [c])[0]);
+  });
+
   it('passes equal rates through as copies', () => {
     const x = noise(100, 3);
     const r = createResampler(44100, 44100, 1);
