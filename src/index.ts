@@ -1,0 +1,53 @@
+/**
+ * stemkit's library API. Everything here reports through Observer callbacks and never prints; the CLI
+ * (src/cli) is a thin adapter over it. onnxruntime-node is loaded only when a model is first used.
+ */
+export * from './errors.js';
+export type { ProgressEvent, ProgressStage, LogEvent, Observer, ProgressCallback, LogCallback } from './progress.js';
+
+// Configuration
+export { BUILTIN_PROFILES, DEFAULT_PROFILE, DEVICES, computeThreads } from './config/schema.js';
+export type { ResolvedConfig, Device, GpuConfig, ProfileValues, BenchTarget } from './config/schema.js';
+export { resolveConfig } from './config/resolve.js';
+export type { UserConfig, CliOverrides, ResolveInput } from './config/resolve.js';
+export { loadConfigFile } from './config/load.js';
+
+// Audio and DSP
+export type { RawAudio, AudioInfo, AudioSource, AudioSink } from './audio/raw-audio.js';
+export { openAudioSource, createAudioSink, readAll, isVideoPath, remuxVideo, AUDIO_FORMATS } from './audio/open.js';
+export type { AudioFormat } from './audio/open.js';
+export { RealFFT } from './dsp/fft.js';
+export { stft, istft } from './dsp/stft.js';
+export type { StftOptions, Spectrogram } from './dsp/stft.js';
+export { hannPeriodic, hannSymmetric, sqrtHannPeriodic } from './dsp/windows.js';
+export { createResampler, resampleAudio } from './dsp/resample.js';
+
+// Runtime
+export { createSession, withSession } from './runtime/onnx.js';
+export type { ModelSession, SessionOptions, TensorData, Provider } from './runtime/onnx.js';
+
+// Models
+export { getModel, listModels, defaultModelForMode } from './models/registry.js';
+export type { ModelEntry, ModelFile, InstalledModel, Precision } from './models/registry.js';
+export { ensureModel, importModel } from './models/ensure.js';
+export { listCache, verifyModel, removeModel, isInstalled } from './models/cache.js';
+
+// Separation
+export { loadSeparator, separateBatch, formatTimingLine } from './separate/separate.js';
+export type { Separator, SeparatorSpec, SeparateFileOptions, FileResult, PhaseTimes, SeparateBatchOptions, BatchResult } from './separate/separate.js';
+export type { StemModel, StemStream, StemBlocks, TrackStats } from './separate/types.js';
+
+// Text to speech
+export { loadVoiceModel } from './tts/synthesize.js';
+export type { TtsModel, TtsRun, SynthesizeOptions, SynthesisStats, VoiceModelSpec, LoadVoiceModelOptions } from './tts/synthesize.js';
+export { synthesizeToSink } from './tts/job.js';
+
+// Fair sharing
+export { acquireSlots, readPools, runBounded, threadsPerWorker } from './jobs/index.js';
+
+// Bench and eval
+export { runBench } from './bench/bench.js';
+export type { BenchReport, BenchOptions, ModeReport } from './bench/bench.js';
+export { evaluate } from './eval/eval.js';
+export type { EvalReport, EvaluateOptions, StemScore, TrackReport } from './eval/eval.js';
+export { sdr, siSdr } from './eval/metrics.js';
