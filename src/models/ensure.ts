@@ -406,8 +406,18 @@ export async function importModel(id: string, sources: string[], opts: ImportMod
     await lock.release();
   }
   const installed = await installedPrecisions(entry, opts.config);
+  // What is still missing is judged for the precision the user meant: the explicit one, else the variant whose
+  // own files were imported (e.g. kokoro-v1.0.int8.onnx), else fp32.
+  let target = precision;
+  if (explicit === undefined && ref.precision === undefined) {
+    const names = new Set(imported.map((f) => f.name));
+    const base = new Set(entry.files.map((f) => f.name));
+    for (const p of availablePrecisions(entry)) {
+      if (p !== 'fp32' && modelFiles(entry, p).some((f) => names.has(f.name) && !base.has(f.name))) target = p;
+    }
+  }
   const manifest = await readManifest(dir, entry.id);
   const missing: string[] = [];
-  for (const f of modelFiles(entry, precision)) if (!(await isFileInstalled(dir, manifest, f))) missing.push(f.name);
+  for (const f of modelFiles(entry, target)) if (!(await isFileInstalled(dir, manifest, f))) missing.push(f.name);
   return { id: entry.id, dir, files: imported, installed, missing };
 }

@@ -346,3 +346,17 @@ describe('cache write problems', () => {
     }
   });
 });
+
+describe('importModel precision variants', () => {
+  it('judges what is missing for the variant whose file was imported', async () => {
+    const src = tempCacheDir('stemkit-import-');
+    // Kokoro's variant files have no pinned size, so small stand-ins are accepted and their checksums recorded.
+    writeFileSync(join(src, 'kokoro-v1.0.int8.onnx'), fixtureBytes(1000, 'int8'));
+    const r = await importModel('kokoro', [src], { config: cfg() });
+    expect(r.files.map((f) => f.name)).toEqual(['kokoro-v1.0.int8.onnx']);
+    expect(r.missing).toEqual(['voices-v1.0.bin']);
+    expect(r.installed).toEqual([]);
+    const e = await failure(ensureModel('kokoro-int8', { config: cfg({ offline: true }) }));
+    expect(e.code).toBe('E_OFFLINE');
+  });
+});
