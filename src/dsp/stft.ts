@@ -213,7 +213,7 @@ export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
  *
  * Output length: `length` when given (zero-padded if it runs past the overlap-add buffer), otherwise
  * hop·(frames − 1) when centred and nFft + hop·(frames − 1) when not.
- * @throws UsageError when spec.bins ≠ nFft/2 + 1 or the arrays do not match bins·frames.
+ * @throws UsageError when spec.bins ≠ nFft/2 + 1, the arrays do not match bins·frames, or length is invalid.
  */
 export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }): Float32Array {
   checkOptions(opts, 'istft');
@@ -227,6 +227,11 @@ export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }
       `istft: spectrogram has ${spec.bins} bins × ${frames} frames (${spec.re.length} values), expected ${bins} bins for nFft ${nFft}`,
       { hint: 'pad the frequency axis back to nFft/2 + 1 bins (zeros) before the inverse' },
     );
+  }
+  if (opts.length !== undefined && (!Number.isInteger(opts.length) || opts.length < 0)) {
+    throw new UsageError(`istft: length must be a non-negative integer, got ${opts.length}`, {
+      hint: 'pass the number of output samples wanted, or omit it',
+    });
   }
   const start = center ? nFft / 2 : 0;
   const olaLen = frames > 0 ? nFft + hop * (frames - 1) : 0;

@@ -107,6 +107,7 @@ describe('stft', () => {
     );
     const spec = stft(x, { nFft: 16, hop: 4, window: hannPeriodic(16) });
     expect(() => istft({ ...spec, bins: 8 }, { nFft: 16, hop: 4, window: hannPeriodic(16) })).toThrow(UsageError);
+    expect(() => istft(spec, { nFft: 16, hop: 4, window: hannPeriodic(16), length: -1 })).toThrow(UsageError);
   });
 });
 
