@@ -121,6 +121,29 @@ describe('stemkit models', () => {
   });
 });
 
+describe('stemkit models pull, interrupted', () => {
+  it('Ctrl-C mid-download exits 130 and keeps a resumable part; the next pull resumes it', async () => {
+    server.route(ONNX_PATH, { kind: 'stall', body: onnxBody, after: 40_000 });
+    const ac = new AbortController();
+    const run = runCli(['models', 'pull', VOICE, '--mirror', server.url], { env: env(), signal: ac.signal });
+    const part = join(cache, VOICE, `${VOICE}.onnx.part`);
+    // Abort once the first 40 kB have reached the part file.
+    while (!existsSync(part) || readFileSync(part).length < 40_000) await new Promise((r) => setTimeout(r, 20));
+    ac.abort();
+    const r = await run;
+    expect(r.code).toBe(130);
+    expect(readFileSync(part).length).toBe(40_000);
+    expect(existsSync(join(cache, VOICE, `${VOICE}.onnx`))).toBe(false);
+    expect(existsSync(join(cache, VOICE, '.lock'))).toBe(false);
+
+    server.route(ONNX_PATH, { kind: 'file', body: onnxBody });
+    const again = await runCli(['models', 'pull', VOICE, '--mirror', server.url], { env: env() });
+    expect(again.code).toBe(0);
+    expect(server.requests.filter((q) => q.path === ONNX_PATH).map((q) => q.range)).toEqual([undefined, 'bytes=40000-']);
+    expect(readFileSync(join(cache, VOICE, `${VOICE}.onnx`)).equals(onnxBody)).toBe(true);
+  });
+});
+
 describe('withDownloadRates', () => {
   it('adds size, rate and ETA to download progress', () => {
     const out: ProgressEvent[] = [];
