@@ -447,7 +447,11 @@ export async function openFfmpegSource(
       if (closed) return;
       closed = true;
       if (sub.exitCode === null && sub.signalCode === null) ac.abort();
-      await it.return?.();
+      try {
+        await it.return?.();
+      } catch {
+        // the stream was destroyed by the cancellation we just asked for
+      }
       await done;
     },
   };

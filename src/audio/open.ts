@@ -117,7 +117,7 @@ export interface AudioSinkOptions {
 /**
  * Creates a streaming writer. Data goes to a temp file beside `path`; `finish()` renames it into place,
  * `abort()` removes it. WAV is written natively, the other formats through ffmpeg.
- * @throws UsageError (64) for an unknown format/extension; UnavailableError (69) when ffmpeg is needed but absent;
+ * @throws UsageError (64) for an unknown format/extension or a malformed bitrate; UnavailableError (69) when ffmpeg is needed but absent;
  *   OutputError (73) when the file cannot be created.
  */
 export async function createAudioSink(path: string, opts: AudioSinkOptions): Promise<AudioSink> {
@@ -129,6 +129,9 @@ export async function createAudioSink(path: string, opts: AudioSinkOptions): Pro
         : `unknown output format "${String(opts.format)}"`,
       { hint: `use one of: ${AUDIO_FORMATS.join(', ')}` },
     );
+  }
+  if (opts.bitrate !== undefined && !/^\d+(\.\d+)?[kKM]?$/.test(opts.bitrate)) {
+    throw new UsageError(`invalid bitrate "${opts.bitrate}"`, { hint: 'give bits per second, e.g. 320k, 192k or 128000' });
   }
   const common = { sampleRate: opts.sampleRate, channels: opts.channels, ...(opts.signal ? { signal: opts.signal } : {}) };
   if (format === 'wav') return createWavSink(path, { ...common, ...(opts.bits === undefined ? {} : { bits: opts.bits }) });

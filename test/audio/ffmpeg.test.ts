@@ -1,6 +1,7 @@
 import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFfmpegSink } from '../../src/audio/ffmpeg.js';
 import { createAudioSink, openAudioSource, readAll, remuxVideo } from '../../src/audio/open.js';
 import type { RawAudio } from '../../src/audio/raw-audio.js';
 import { createWavSink } from '../../src/audio/wav.js';
@@ -196,9 +197,14 @@ describe.skipIf(!HAS_FFMPEG)('through ffmpeg', () => {
     expect((e.details as { stderr: string[] }).stderr.length).toBeGreaterThan(0);
   });
 
-  it('an encoder failure (bad bitrate): FfmpegError 73 with stderr, and no file left behind', async () => {
+  it('a malformed bitrate is UsageError 64 before ffmpeg starts', async () => {
+    await expect(createAudioSink(at('b.mp3'), { sampleRate: rate, channels: 2, bitrate: 'lots' })).rejects.toMatchObject({ exitCode: 64, message: 'invalid bitrate "lots"' });
+  });
+
+  it('an encoder failure (ffmpeg rejects the bitrate): FfmpegError 73 with stderr, and no file left behind', async () => {
     const out = at('bad-bitrate.mp3');
-    const sink = await createAudioSink(out, { sampleRate: rate, channels: 2, bitrate: 'lots' });
+    // createFfmpegSink skips createAudioSink's bitrate check, so ffmpeg itself fails.
+    const sink = await createFfmpegSink(out, { format: 'mp3', sampleRate: rate, channels: 2, bitrate: 'lots' });
     const err = await (async () => {
       try {
         await sink.write({ channels: ref, sampleRate: rate });
