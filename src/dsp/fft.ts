@@ -486,6 +486,10 @@ function radix4General(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float6
 
 function radix3(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
   const { m, s, twr, twi } = st;
+  if (m === 1) {
+    radix3Last(s, xr, xi, yr, yi);
+    return;
+  }
   const sm = s * m;
   for (let p = 0; p < m; p++) {
     const t = 2 * p;
@@ -526,6 +530,10 @@ function radix3(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array,
 
 function radix5(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
   const { m, s, twr, twi } = st;
+  if (m === 1) {
+    radix5Last(s, xr, xi, yr, yi);
+    return;
+  }
   const sm = s * m;
   for (let p = 0; p < m; p++) {
     const t = 4 * p;
@@ -594,6 +602,10 @@ function radix5(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array,
 function radix8(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
   const { m, s, twr, twi } = st;
   const sm = s * m;
+  if (s === 1) {
+    radix8First(m, twr, twi, xr, xi, yr, yi);
+    return;
+  }
   for (let p = 0; p < m; p++) {
     const t = 7 * p;
     const w1r = twr[t]!;
@@ -702,5 +714,206 @@ function radix8(st: Stage, xr: Float64Array, xi: Float64Array, yr: Float64Array,
       yr[o + 7 * s] = br * w7r - bi * w7i;
       yi[o + 7 * s] = br * w7i + bi * w7r;
     }
+  }
+}
+
+// First stage (s = 1): one butterfly per twiddle set, so a single loop over p.
+function radix8First(
+  m: number,
+  twr: Float64Array,
+  twi: Float64Array,
+  xr: Float64Array,
+  xi: Float64Array,
+  yr: Float64Array,
+  yi: Float64Array,
+): void {
+  for (let p = 0; p < m; p++) {
+    const t = 7 * p;
+    const w1r = twr[t]!;
+    const w1i = twi[t]!;
+    const w2r = twr[t + 1]!;
+    const w2i = twi[t + 1]!;
+    const w3r = twr[t + 2]!;
+    const w3i = twi[t + 2]!;
+    const w4r = twr[t + 3]!;
+    const w4i = twi[t + 3]!;
+    const w5r = twr[t + 4]!;
+    const w5i = twi[t + 4]!;
+    const w6r = twr[t + 5]!;
+    const w6i = twi[t + 5]!;
+    const w7r = twr[t + 6]!;
+    const w7i = twi[t + 6]!;
+    const o = 8 * p;
+    // Even inputs → E = DFT4(a0, a2, a4, a6); odd inputs → O = DFT4(a1, a3, a5, a7).
+    const a0r = xr[p]!;
+    const a0i = xi[p]!;
+    const a4r = xr[p + 4 * m]!;
+    const a4i = xi[p + 4 * m]!;
+    const a2r = xr[p + 2 * m]!;
+    const a2i = xi[p + 2 * m]!;
+    const a6r = xr[p + 6 * m]!;
+    const a6i = xi[p + 6 * m]!;
+    const et0r = a0r + a4r;
+    const et0i = a0i + a4i;
+    const et1r = a0r - a4r;
+    const et1i = a0i - a4i;
+    const et2r = a2r + a6r;
+    const et2i = a2i + a6i;
+    const et3r = a2r - a6r;
+    const et3i = a2i - a6i;
+    const e0r = et0r + et2r;
+    const e0i = et0i + et2i;
+    const e2r = et0r - et2r;
+    const e2i = et0i - et2i;
+    const e1r = et1r + et3i;
+    const e1i = et1i - et3r;
+    const e3r = et1r - et3i;
+    const e3i = et1i + et3r;
+    const a1r = xr[p + m]!;
+    const a1i = xi[p + m]!;
+    const a5r = xr[p + 5 * m]!;
+    const a5i = xi[p + 5 * m]!;
+    const a3r = xr[p + 3 * m]!;
+    const a3i = xi[p + 3 * m]!;
+    const a7r = xr[p + 7 * m]!;
+    const a7i = xi[p + 7 * m]!;
+    const ot0r = a1r + a5r;
+    const ot0i = a1i + a5i;
+    const ot1r = a1r - a5r;
+    const ot1i = a1i - a5i;
+    const ot2r = a3r + a7r;
+    const ot2i = a3i + a7i;
+    const ot3r = a3r - a7r;
+    const ot3i = a3i - a7i;
+    const o0r = ot0r + ot2r;
+    const o0i = ot0i + ot2i;
+    const o2r = ot0r - ot2r;
+    const o2i = ot0i - ot2i;
+    const o1r = ot1r + ot3i;
+    const o1i = ot1i - ot3r;
+    const o3r = ot1r - ot3i;
+    const o3i = ot1i + ot3r;
+    // Twiddled odd parts: W8·O1, W8²·O2 = −i·O2, W8³·O3 with W8 = (1 − i)/√2.
+    const v1r = (o1r + o1i) * R2;
+    const v1i = (o1i - o1r) * R2;
+    const v2r = o2i;
+    const v2i = -o2r;
+    const v3r = (o3i - o3r) * R2;
+    const v3i = -(o3r + o3i) * R2;
+    yr[o] = e0r + o0r;
+    yi[o] = e0i + o0i;
+    let br = e1r + v1r;
+    let bi = e1i + v1i;
+    yr[o + 1] = br * w1r - bi * w1i;
+    yi[o + 1] = br * w1i + bi * w1r;
+    br = e2r + v2r;
+    bi = e2i + v2i;
+    yr[o + 2] = br * w2r - bi * w2i;
+    yi[o + 2] = br * w2i + bi * w2r;
+    br = e3r + v3r;
+    bi = e3i + v3i;
+    yr[o + 3] = br * w3r - bi * w3i;
+    yi[o + 3] = br * w3i + bi * w3r;
+    br = e0r - o0r;
+    bi = e0i - o0i;
+    yr[o + 4] = br * w4r - bi * w4i;
+    yi[o + 4] = br * w4i + bi * w4r;
+    br = e1r - v1r;
+    bi = e1i - v1i;
+    yr[o + 5] = br * w5r - bi * w5i;
+    yi[o + 5] = br * w5i + bi * w5r;
+    br = e2r - v2r;
+    bi = e2i - v2i;
+    yr[o + 6] = br * w6r - bi * w6i;
+    yi[o + 6] = br * w6i + bi * w6r;
+    br = e3r - v3r;
+    bi = e3i - v3i;
+    yr[o + 7] = br * w7r - bi * w7i;
+    yi[o + 7] = br * w7i + bi * w7r;
+  }
+}
+
+// Last stage (m = 1): every twiddle is 1.
+function radix5Last(s: number, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const sm = s;
+  for (let q = 0; q < s; q++) {
+    const i0 = q;
+    const a0r = xr[i0]!;
+    const a0i = xi[i0]!;
+    const a1r = xr[i0 + sm]!;
+    const a1i = xi[i0 + sm]!;
+    const a2r = xr[i0 + 2 * sm]!;
+    const a2i = xi[i0 + 2 * sm]!;
+    const a3r = xr[i0 + 3 * sm]!;
+    const a3i = xi[i0 + 3 * sm]!;
+    const a4r = xr[i0 + 4 * sm]!;
+    const a4i = xi[i0 + 4 * sm]!;
+    const t1r = a1r + a4r;
+    const t1i = a1i + a4i;
+    const t2r = a2r + a3r;
+    const t2i = a2i + a3i;
+    const d1r = a1r - a4r;
+    const d1i = a1i - a4i;
+    const d2r = a2r - a3r;
+    const d2i = a2i - a3i;
+    const m1r = a0r + C51 * t1r + C52 * t2r;
+    const m1i = a0i + C51 * t1i + C52 * t2i;
+    const m2r = a0r + C52 * t1r + C51 * t2r;
+    const m2i = a0i + C52 * t1i + C51 * t2i;
+    const n1r = S51 * d1r + S52 * d2r;
+    const n1i = S51 * d1i + S52 * d2i;
+    const n2r = S52 * d1r - S51 * d2r;
+    const n2i = S52 * d1i - S51 * d2i;
+    const o = q;
+    yr[o] = a0r + t1r + t2r;
+    yi[o] = a0i + t1i + t2i;
+    // b1 = m1 − i·n1, b4 = m1 + i·n1, b2 = m2 − i·n2, b3 = m2 + i·n2
+    const b1r = m1r + n1i;
+    const b1i = m1i - n1r;
+    const b4r = m1r - n1i;
+    const b4i = m1i + n1r;
+    const b2r = m2r + n2i;
+    const b2i = m2i - n2r;
+    const b3r = m2r - n2i;
+    const b3i = m2i + n2r;
+    yr[o + s] = b1r;
+    yi[o + s] = b1i;
+    yr[o + 2 * s] = b2r;
+    yi[o + 2 * s] = b2i;
+    yr[o + 3 * s] = b3r;
+    yi[o + 3 * s] = b3i;
+    yr[o + 4 * s] = b4r;
+    yi[o + 4 * s] = b4i;
+  }
+}
+
+// Last stage (m = 1): every twiddle is 1.
+function radix3Last(s: number, xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array): void {
+  const sm = s;
+  for (let q = 0; q < s; q++) {
+    const i0 = q;
+    const a0r = xr[i0]!;
+    const a0i = xi[i0]!;
+    const a1r = xr[i0 + sm]!;
+    const a1i = xi[i0 + sm]!;
+    const a2r = xr[i0 + 2 * sm]!;
+    const a2i = xi[i0 + 2 * sm]!;
+    const tr = a1r + a2r;
+    const ti = a1i + a2i;
+    const dr = (a1r - a2r) * S3;
+    const di = (a1i - a2i) * S3;
+    const mr = a0r - 0.5 * tr;
+    const mi = a0i - 0.5 * ti;
+    const o = q;
+    yr[o] = a0r + tr;
+    yi[o] = a0i + ti;
+    const b1r = mr + di;
+    const b1i = mi - dr;
+    const b2r = mr - di;
+    const b2i = mi + dr;
+    yr[o + s] = b1r;
+    yi[o + s] = b1i;
+    yr[o + 2 * s] = b2r;
+    yi[o + 2 * s] = b2i;
   }
 }
