@@ -224,11 +224,12 @@ class PolyphaseResampler implements Resampler {
     if (this.flushed) return Array.from({ length: this.channels }, () => new Float32Array(0));
     this.flushed = true;
     const { L, M } = this;
-    const total = Math.floor((2 * this.inCount * L + M) / (2 * M));
+    // round(inCount·L/M), half up, in BigInt: inCount·L can pass 2^53 for long inputs with a large L.
+    const total = Number((2n * BigInt(this.inCount) * BigInt(L) + BigInt(M)) / (2n * BigInt(M)));
     const remaining = total - this.outCount;
     if (remaining <= 0) return Array.from({ length: this.channels }, () => new Float32Array(0));
     // Zeros after the end, enough for the last output's kernel.
-    const lastIpos = Math.floor(((total - 1) * M) / L);
+    const lastIpos = Number((BigInt(total - 1) * BigInt(M)) / BigInt(L));
     const need = lastIpos + this.kernel.half + 1 - (this.bufStart + this.bufLen);
     if (need > 0) {
       const zeros = new Float32Array(need);
@@ -247,7 +248,7 @@ class PolyphaseResampler implements Resampler {
     const maxIpos = available - 1 - this.kernel.half;
     if (maxIpos < this.ipos) return 0;
     // Largest n with floor(n·M/L) ≤ maxIpos is floor(((maxIpos + 1)·L − 1) / M).
-    const lastN = Math.floor(((maxIpos + 1) * L - 1) / M);
+    const lastN = Number((BigInt(maxIpos + 1) * BigInt(L) - 1n) / BigInt(M));
     return Math.max(0, lastN + 1 - this.outCount);
   }
 
