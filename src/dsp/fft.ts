@@ -10,7 +10,8 @@
  * unpacked into the n/2+1 bins of the real spectrum. Everything runs in float64 on buffers owned by the
  * instance, so no call allocates.
  */
-import { UsageError } from '../errors.js';
+// Bad arguments here come from stemkit's own code or model data, never straight from the user: InternalError (70).
+import { InternalError } from '../errors.js';
 
 type Radix = 2 | 3 | 4 | 5 | 8;
 
@@ -89,11 +90,11 @@ export class RealFFT {
 
   /**
    * @param n transform length: even and of the form 2^a·3^b·5^c.
-   * @throws UsageError for any other n.
+   * @throws InternalError for any other n.
    */
   constructor(n: number) {
     if (!isSupportedFftSize(n)) {
-      throw new UsageError(`FFT size ${n} is not supported`, {
+      throw new InternalError(`FFT size ${n} is not supported`, {
         hint: 'use an even size of the form 2^a·3^b·5^c, e.g. 512, 4096, 5120, 6144 or 7680',
       });
     }

@@ -17,7 +17,8 @@
  * which would have to be measured and trimmed, while this design makes "streaming output == one-shot output"
  * and "output length = round(len·to/from)" exact by construction.
  */
-import { UsageError } from '../errors.js';
+// Bad arguments here come from stemkit's own code or model data, never straight from the user: InternalError (70).
+import { InternalError } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 
 /** Streaming resampler for a fixed number of planar channels. */
@@ -124,7 +125,7 @@ function designKernel(from: number, to: number, L: number): Kernel {
 
 function checkRate(rate: number, name: string): void {
   if (!Number.isInteger(rate) || rate <= 0 || rate > 10_000_000) {
-    throw new UsageError(`resample: ${name} rate must be a positive integer in Hz, got ${rate}`, {
+    throw new InternalError(`resample: ${name} rate must be a positive integer in Hz, got ${rate}`, {
       hint: 'use an integer sample rate such as 16000, 44100 or 48000',
     });
   }
@@ -133,13 +134,13 @@ function checkRate(rate: number, name: string): void {
 /**
  * Creates a streaming resampler from `fromRate` to `toRate` for `channels` planar channels.
  * Equal rates give a pass-through that copies its input.
- * @throws UsageError for non-integer or non-positive rates or channel counts.
+ * @throws InternalError for non-integer or non-positive rates or channel counts.
  */
 export function createResampler(fromRate: number, toRate: number, channels: number): Resampler {
   checkRate(fromRate, 'input');
   checkRate(toRate, 'output');
   if (!Number.isInteger(channels) || channels < 1) {
-    throw new UsageError(`resample: channel count must be a positive integer, got ${channels}`, {
+    throw new InternalError(`resample: channel count must be a positive integer, got ${channels}`, {
       hint: 'pass the number of planar channels of the audio',
     });
   }
@@ -152,14 +153,14 @@ export function createResampler(fromRate: number, toRate: number, channels: numb
 
 function checkBlock(block: Float32Array[], channels: number): number {
   if (block.length !== channels) {
-    throw new UsageError(`resample: block has ${block.length} channels, the resampler was created for ${channels}`, {
+    throw new InternalError(`resample: block has ${block.length} channels, the resampler was created for ${channels}`, {
       hint: 'adapt the channel count before resampling, or create one resampler per layout',
     });
   }
   const n = block[0]?.length ?? 0;
   for (const ch of block) {
     if (ch.length !== n) {
-      throw new UsageError('resample: channels of one block have different lengths', {
+      throw new InternalError('resample: channels of one block have different lengths', {
         hint: 'pass planar channels of equal length',
       });
     }
@@ -212,7 +213,7 @@ class PolyphaseResampler implements Resampler {
 
   process(block: Float32Array[]): Float32Array[] {
     if (this.flushed) {
-      throw new UsageError('resample: process() called after flush()', { hint: 'create a new resampler per stream' });
+      throw new InternalError('resample: process() called after flush()', { hint: 'create a new resampler per stream' });
     }
     const n = checkBlock(block, this.channels);
     this.append(block, n);

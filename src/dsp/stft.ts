@@ -7,7 +7,8 @@
  * Per-frame helpers (`stftFrame`, `istftFrameAdd`, `steadyStateEnvelope`) serve streaming callers such as the
  * 16 kHz speech models, which analyse and synthesise one hop at a time.
  */
-import { UsageError } from '../errors.js';
+// Bad arguments here come from stemkit's own code or model data, never straight from the user: InternalError (70).
+import { InternalError } from '../errors.js';
 import { RealFFT } from './fft.js';
 
 export interface StftOptions {
@@ -58,19 +59,18 @@ export function getRealFFT(n: number): RealFFT {
  */
 const GROUP = 16;
 
-
 function checkOptions(opts: StftOptions, where: string): void {
   const { nFft, hop, window } = opts;
   if (!Number.isInteger(nFft) || nFft < 2 || nFft % 2 !== 0) {
-    throw new UsageError(`${where}: nFft must be an even integer ≥ 2, got ${nFft}`, {
+    throw new InternalError(`${where}: nFft must be an even integer ≥ 2, got ${nFft}`, {
       hint: 'use an FFT size such as 512, 4096, 5120, 6144 or 7680',
     });
   }
   if (!Number.isInteger(hop) || hop < 1) {
-    throw new UsageError(`${where}: hop must be a positive integer, got ${hop}`, { hint: 'pass e.g. hop = nFft / 4' });
+    throw new InternalError(`${where}: hop must be a positive integer, got ${hop}`, { hint: 'pass e.g. hop = nFft / 4' });
   }
   if (window.length !== nFft) {
-    throw new UsageError(`${where}: window length ${window.length} differs from nFft ${nFft}`, {
+    throw new InternalError(`${where}: window length ${window.length} differs from nFft ${nFft}`, {
       hint: 'build the window with the same length as nFft, e.g. hannPeriodic(nFft)',
     });
   }
@@ -168,7 +168,7 @@ function envelopeAt(window: ArrayLike<number>, hop: number, frames: number, i: n
  * normalized, onesided=True, return_complex=True)`.
  *
  * Frames: 1 + ⌊(len + 2·pad − nFft) / hop⌋ with pad = nFft/2 when centred, else 0.
- * @throws UsageError on inconsistent options or a (non-centred) signal shorter than nFft.
+ * @throws InternalError on inconsistent options or a (non-centred) signal shorter than nFft.
  */
 export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
   checkOptions(opts, 'stft');
@@ -177,7 +177,7 @@ export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
   const scale = opts.normalized === true ? 1 / Math.sqrt(nFft) : 1;
   const padded = center ? reflectPad(signal, nFft / 2) : signal;
   if (padded.length < nFft) {
-    throw new UsageError(`stft: signal of ${signal.length} samples is shorter than nFft ${nFft}`, {
+    throw new InternalError(`stft: signal of ${signal.length} samples is shorter than nFft ${nFft}`, {
       hint: 'pad the signal or use center=true',
     });
   }
@@ -213,7 +213,7 @@ export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
  *
  * Output length: `length` when given (zero-padded if it runs past the overlap-add buffer), otherwise
  * hop·(frames − 1) when centred and nFft + hop·(frames − 1) when not.
- * @throws UsageError when spec.bins ≠ nFft/2 + 1, the arrays do not match bins·frames, or length is invalid.
+ * @throws InternalError when spec.bins ≠ nFft/2 + 1, the arrays do not match bins·frames, or length is invalid.
  */
 export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }): Float32Array {
   checkOptions(opts, 'istft');
@@ -223,13 +223,13 @@ export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }
   const bins = nFft / 2 + 1;
   const frames = spec.frames;
   if (spec.bins !== bins || spec.re.length !== bins * frames || spec.im.length !== bins * frames) {
-    throw new UsageError(
+    throw new InternalError(
       `istft: spectrogram has ${spec.bins} bins × ${frames} frames (${spec.re.length} values), expected ${bins} bins for nFft ${nFft}`,
       { hint: 'pad the frequency axis back to nFft/2 + 1 bins (zeros) before the inverse' },
     );
   }
   if (opts.length !== undefined && (!Number.isInteger(opts.length) || opts.length < 0)) {
-    throw new UsageError(`istft: length must be a non-negative integer, got ${opts.length}`, {
+    throw new InternalError(`istft: length must be a non-negative integer, got ${opts.length}`, {
       hint: 'pass the number of output samples wanted, or omit it',
     });
   }

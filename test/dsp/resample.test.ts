@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
+import { InternalError } from '../../src/errors.js';
 import { createResampler, resampleAudio } from '../../src/dsp/resample.js';
 import { maxAbs, noise, sines } from '../helpers/dsp-reference.js';
 
@@ -168,13 +168,13 @@ describe('resampler streaming', () => {
   });
 
   it('rejects bad rates, channel mismatches and use after flush', () => {
-    expect(() => createResampler(44100.5, 48000, 1)).toThrow(UsageError);
-    expect(() => createResampler(44100, 0, 1)).toThrow(UsageError);
-    expect(() => createResampler(44100, 48000, 0)).toThrow(UsageError);
+    expect(() => createResampler(44100.5, 48000, 1)).toThrow(InternalError);
+    expect(() => createResampler(44100, 0, 1)).toThrow(InternalError);
+    expect(() => createResampler(44100, 48000, 0)).toThrow(InternalError);
     const r = createResampler(44100, 48000, 2);
-    expect(() => r.process([new Float32Array(4)])).toThrow(UsageError);
-    expect(() => r.process([new Float32Array(4), new Float32Array(5)])).toThrow(UsageError);
+    expect(() => r.process([new Float32Array(4)])).toThrow(InternalError);
+    expect(() => r.process([new Float32Array(4), new Float32Array(5)])).toThrow(InternalError);
     r.flush();
-    expect(() => r.process([new Float32Array(4), new Float32Array(4)])).toThrow(UsageError);
+    expect(() => r.process([new Float32Array(4), new Float32Array(4)])).toThrow(InternalError);
   });
 });

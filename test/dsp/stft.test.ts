@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
+import { InternalError } from '../../src/errors.js';
 import { RealFFT } from '../../src/dsp/fft.js';
 import {
   istft,
@@ -100,14 +100,14 @@ describe('stft', () => {
 
   it('rejects inconsistent options', () => {
     const x = new Float32Array(100);
-    expect(() => stft(x, { nFft: 16, hop: 4, window: hannPeriodic(15) })).toThrow(UsageError);
-    expect(() => stft(x, { nFft: 16, hop: 0, window: hannPeriodic(16) })).toThrow(UsageError);
+    expect(() => stft(x, { nFft: 16, hop: 4, window: hannPeriodic(15) })).toThrow(InternalError);
+    expect(() => stft(x, { nFft: 16, hop: 0, window: hannPeriodic(16) })).toThrow(InternalError);
     expect(() => stft(new Float32Array(10), { nFft: 16, hop: 4, window: hannPeriodic(16), center: false })).toThrow(
-      UsageError,
+      InternalError,
     );
     const spec = stft(x, { nFft: 16, hop: 4, window: hannPeriodic(16) });
-    expect(() => istft({ ...spec, bins: 8 }, { nFft: 16, hop: 4, window: hannPeriodic(16) })).toThrow(UsageError);
-    expect(() => istft(spec, { nFft: 16, hop: 4, window: hannPeriodic(16), length: -1 })).toThrow(UsageError);
+    expect(() => istft({ ...spec, bins: 8 }, { nFft: 16, hop: 4, window: hannPeriodic(16) })).toThrow(InternalError);
+    expect(() => istft(spec, { nFft: 16, hop: 4, window: hannPeriodic(16), length: -1 })).toThrow(InternalError);
   });
 });
 
