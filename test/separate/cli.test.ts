@@ -4,7 +4,7 @@
  * video inputs with --remux. The model is a tiny MDX-Net-contract identity graph (fast); the speech model
  * test uses the real GTCRN from $STEMKIT_SHARED_DIR.
  */
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outputPath, sanitizeComponent, validateFilenameTemplate } from '../../src/separate/paths.js';
@@ -136,6 +136,17 @@ describe('batch', () => {
     const g = await runCli(['separate', '--model', model, A('[ab].wav'), '-o', A('out4')], { env, cwd: tmp.dir });
     expect(g.code).toBe(0);
     expect(files(join(tmp.dir, 'out4'))).toHaveLength(4);
+  }, 60_000);
+});
+
+describe('output collisions', () => {
+  it('two inputs with the same name in different folders: the second fails (73) instead of overwriting', async () => {
+    mkdirSync(A('other'), { recursive: true });
+    await writeWav(A('other/a.wav'), sines(20000, 44100, 2, [700]));
+    const r = await run([A('a.wav'), A('other/a.wav'), '-o', A('out-col')]);
+    expect(r.code).toBe(73);
+    expect(r.stdout).toMatch(/✗ .*other\/a\.wav: its output .* is also the output of .*a\.wav/);
+    expect(r.stdout).toContain('2 files: 1 ok, 0 skipped, 1 failed');
   }, 60_000);
 });
 
