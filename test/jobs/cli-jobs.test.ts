@@ -47,7 +47,7 @@ function fileRecords(p: Proc): JsonLine[] {
 }
 
 describe('stemkit separate processes sharing one machine', () => {
-  it('4 waiting jobs run at most 2 at a time (small profile) after the SIGKILLed holders\' slots are reclaimed; --no-wait and --wait-timeout exit 75', async () => {
+  it('4 waiting jobs run at most 2 at a time (small profile) after the SIGKILLed holders\' slots are reclaimed; --no-wait and --wait-timeout exit 75; Ctrl-C while waiting exits 130', async () => {
     const runtimeDir = join(work, 'rt1');
     const env = { STEMKIT_RUNTIME_DIR: runtimeDir };
     const freqs = [220, 330, 440, 550];
@@ -82,6 +82,14 @@ describe('stemkit separate processes sharing one machine', () => {
     expect(await timeout.exited).toBe(75);
     expect(timeout.lines.find((l) => l['type'] === 'error')).toMatchObject({ code: 'E_BUSY_TIMEOUT', exitCode: 75 });
     expect(existsSync(join(work, 'never'))).toBe(false);
+
+    // Ctrl-C while waiting for a slot: exit 130 at once, without ever taking one.
+    const quitter = stemkit(separateArgs([inputs[0]!], join(work, 'never')), env);
+    await quitter.waitForLine(isWaiting);
+    quitter.child.kill('SIGINT');
+    expect(await quitter.exited).toBe(130);
+    expect(quitter.lines.find((l) => l['type'] === 'error')).toMatchObject({ code: 'E_INTERRUPTED', exitCode: 130 });
+    expect(quitter.errLines.some(isTook)).toBe(false);
 
     // The four are all waiting now: once the slots free up they compete for them at the same moment.
     expect(jobs.every((j) => !j.errLines.some(isTook))).toBe(true);
