@@ -474,6 +474,9 @@ async function separateOne(
     await Promise.all(writers.map((w) => w.abort()));
     if (e instanceof InterruptedError || fopts.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError('interrupted', { cause: e });
     result.status = 'failed';
+    // Only complete files are ever under a final name; a failed file reports none (a stem finished before the
+    // failure stays on disk, complete, and is redone by the next run because the others are missing).
+    result.outputs = {};
     const wall = (performance.now() - t0) / 1000;
     result.times = { ...emptyTimes(load), total: load + wall };
     if (e instanceof StemkitError) {
