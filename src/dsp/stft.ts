@@ -239,7 +239,26 @@ export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }
   const out = new Float32Array(outLen);
   if (frames === 0) return out;
 
-  const ola = new Float64Array(olaLen);
+  // Overlap-add through a float64 accumulator of one frame: after frame t is added, OLA samples
+  // [t·hop, t·hop + hop) receive no further frames, so they are divided by the envelope and written out, and the
+  // accumulator shifts by one hop. Memory stays O(nFft) besides the output.
+  const accLen = Math.max(nFft, hop);
+  const acc = new Float64Array(accLen);
+  const steady = steadyStateEnvelope(window, hop);
+  // OLA index j is covered by a full set of frames when j ≥ nFft − 1 and j < frames·hop: there the envelope is
+  // the steady-state value; only the edges need the explicit sum.
+  const lo = nFft - 1;
+  const hi = frames * hop;
+  const emit = (j0: number, count: number): void => {
+    const k0 = j0 - start;
+    const from = Math.max(0, -k0);
+    const to = Math.min(count, outLen - k0);
+    for (let i = from; i < to; i++) {
+      const j = j0 + i;
+      const e = j >= lo && j < hi ? steady[j % hop]! : envelopeAt(window, hop, frames, j);
+      out[k0 + i] = e > ENVELOPE_FLOOR ? acc[i]! / e : 0;
+    }
+  };
   const fft = getRealFFT(nFft);
   const fr = new Float64Array(GROUP * bins);
   const fi = new Float64Array(GROUP * bins);
@@ -254,19 +273,14 @@ export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }
         fi[q + u] = im[o + u]!;
       }
     }
-    for (let u = 0; u < g; u++) fft.inverseWindowedAdd(fr, fi, window, scale, ola, (t0 + u) * hop, u, GROUP);
+    for (let u = 0; u < g; u++) {
+      fft.inverseWindowedAdd(fr, fi, window, scale, acc, 0, u, GROUP);
+      emit((t0 + u) * hop, hop);
+      acc.copyWithin(0, hop);
+      acc.fill(0, accLen - hop);
+    }
   }
-
-  // Window-square envelope: OLA index j is covered by a full set of frames when j ≥ nFft − 1 and j < frames·hop,
-  // where it equals the steady-state value; only the edges need the explicit sum. No envelope buffer is allocated.
-  const steady = steadyStateEnvelope(window, hop);
-  const lo = nFft - 1;
-  const hi = frames * hop;
-  const end = Math.min(outLen, olaLen - start);
-  for (let i = 0; i < end; i++) {
-    const j = start + i;
-    const e = j >= lo && j < hi ? steady[j % hop]! : envelopeAt(window, hop, frames, j);
-    out[i] = e > ENVELOPE_FLOOR ? ola[j]! / e : 0;
-  }
+  // The last frame's remaining nFft − hop samples are complete too.
+  if (nFft > hop) emit(frames * hop, nFft - hop);
   return out;
 }
