@@ -24,16 +24,18 @@ import { DataError, throwIfAborted } from '../errors.js';
 /** The algorithm's parameters: each is a physical quantity, shared by the graph and the streaming code. */
 export const CLASSIC_PARAMS = {
   sampleRate: 44100,
-  /** Stage A: short frames resolve drum hits in time. */
-  a: { nFft: 1024, hop: 256, timeMedian: 17, freqMedian: 17 },
-  /** Stage B: long frames resolve low notes in frequency. */
-  b: { nFft: 4096, hop: 1024 },
+  /** Stage 1, bass: long frames (93 ms, 10.8 Hz bins) resolve the partials of low notes. */
+  bass: { nFft: 4096, hop: 1024, timeMedian: 17, freqMedian: 17 },
+  /** Stage 2, drums: short frames (23 ms) resolve hits in time. */
+  drums: { nFft: 1024, hop: 256, timeMedian: 17, freqMedian: 17 },
+  /** Stage 3, vocals: long frames, no context. */
+  vocals: { nFft: 4096, hop: 1024 },
   /** Exponent on the L/R similarity: 100 keeps only bins within ~0.1 dB / a few degrees of the centre. */
   centreSharpness: 100,
   /** Voice band in Hz: speech fundamentals start near 100 Hz; wideband speech ends near 8 kHz. */
   voiceLowHz: 120,
   voiceHighHz: 8000,
-  /** Bass crossover (log-frequency ramp from 1 at bassFullHz to 0 at bassZeroHz). */
+  /** Bass band: a log-frequency ramp from 1 at bassFullHz to 0 at bassZeroHz. */
   bassFullHz: 150,
   bassZeroHz: 400,
 } as const;
@@ -41,9 +43,6 @@ export const CLASSIC_PARAMS = {
 const STEMS = ['drums', 'bass', 'other', 'vocals'] as const;
 /** Keeps masks finite in digital silence (power domain, float32). */
 const EPS = 1e-20;
-/** Frames per model call: bounds the graph's intermediate tensors and the model-input copies. */
-const MAX_FRAMES_A = 512;
-const MAX_FRAMES_B = 128;
 
 // ---------------------------------------------------------------------------------------------------------------
 // The ONNX graph
@@ -89,29 +88,23 @@ function i64(values: number[]): BigInt64Array {
  * Builds models/classic.onnx. Deterministic: the same bytes on every run (scripts/build-classic-model.mjs writes
  * them; a test checks the committed file against this function).
  *
- * Inputs (frame-major so that TypeScript writes each STFT frame contiguously):
- * - `a_re`, `a_im` [2, T+16, 513]: stage-A spectra of both channels with 8 context frames on each side.
- * - `b_re`, `b_im` [2, U, 2049]: stage-B spectra.
- * Outputs: `drums_mask` [T, 513], `bass_mask` and `vocals_mask` [U, 2049], all in [0, 1] with bass + vocals ≤ 1.
+ * Three independent mask computations, one per cascade stage (inputs are frame-major so that TypeScript writes
+ * each STFT frame contiguously; c = 8 context frames on each side where a stage median-filters in time):
+ * - `bass_re`, `bass_im` [2, T+2c, 2049] → `bass_mask` [T, 2049]
+ * - `drums_re`, `drums_im` [2, U+2c, 513] → `drums_mask` [U, 513]
+ * - `vocals_re`, `vocals_im` [2, V, 2049] → `vocals_mask` [V, 2049]
+ * All masks lie in [0, 1].
  */
 export function buildClassicModel(): Uint8Array {
   const P = CLASSIC_PARAMS;
   const g = new GraphBuilder('stemkit_classic');
-  const fa = P.a.nFft / 2 + 1;
-  const fb = P.b.nFft / 2 + 1;
-  const ctx = (P.a.timeMedian - 1) / 2;
-  const fctx = (P.a.freqMedian - 1) / 2;
-  g.input('a_re', 'float32', [2, 'ta', fa]);
-  g.input('a_im', 'float32', [2, 'ta', fa]);
-  g.input('b_re', 'float32', [2, 'tb', fb]);
-  g.input('b_im', 'float32', [2, 'tb', fb]);
-
   const scalar = (v: number): string => g.constant(Float32Array.of(v), []);
   const ints = (v: number[]): string => g.constant(i64(v), [v.length]);
   const one = scalar(1);
   const two = scalar(2);
   const eps = scalar(EPS);
   const sharp = scalar(P.centreSharpness);
+  const BIG = 1 << 30;
 
   /** Per-channel power [T, F] of channel c. */
   const channelPower = (re: string, im: string, c: number): string => {
@@ -132,61 +125,74 @@ export function buildClassicModel(): Uint8Array {
     for (let k = 0; k < bins; k++) v[k] = fn((k * P.sampleRate) / nFft);
     return g.constant(v, [1, bins]);
   };
-  const voice = (hz: number): number => (hz > P.voiceLowHz && hz < P.voiceHighHz ? 1 : 0);
+  const voiceBand = (hz: number): number => (hz > P.voiceLowHz && hz < P.voiceHighHz ? 1 : 0);
   /**
    * Median of an odd number of shifted copies, as a selection network of elementwise Min/Max: unlike
    * Concat + TopK it never materialises a [T, F, width] stack, and runs vectorised on any provider.
    */
   const median = (slices: string[]): string => {
     const wires = [...slices];
-    for (const [a, b, keepMin, keepMax] of medianNetwork(slices.length)) {
-      const x = wires[a]!;
-      const y = wires[b]!;
-      if (keepMin) wires[a] = g.op('Min', [x, y]);
-      if (keepMax) wires[b] = g.op('Max', [x, y]);
+    for (const [lo, hi, keepMin, keepMax] of medianNetwork(slices.length)) {
+      const x = wires[lo]!;
+      const y = wires[hi]!;
+      if (keepMin) wires[lo] = g.op('Min', [x, y]);
+      if (keepMax) wires[hi] = g.op('Max', [x, y]);
     }
     return wires[(slices.length - 1) / 2]!;
   };
-  const BIG = 1 << 30;
+  /** Slices [i, i+len) of `width` shifted windows along `axis`, where len = size − (width − 1). */
+  const shifted = (x: string, width: number, axis: number): string[] =>
+    Array.from({ length: width }, (_, i) => g.op('Slice', [x, ints([i]), ints([i === width - 1 ? BIG : i - (width - 1)]), ints([axis])]));
 
-  // Stage A: drums.
-  const plA = channelPower('a_re', 'a_im', 0);
-  const prA = channelPower('a_re', 'a_im', 1);
-  const magA = g.op('Sqrt', [g.op('Mul', [g.op('Add', [plA, prA]), scalar(0.5)])]); // [T+2ctx, F]
-  const timeSlices: string[] = [];
-  for (let i = 0; i <= 2 * ctx; i++) {
-    const end = i === 2 * ctx ? BIG : i - 2 * ctx;
-    timeSlices.push(g.op('Slice', [magA, ints([i]), ints([end]), ints([0])]));
-  }
-  const harm = median(timeSlices); // [T, F]
-  const centre = (x: string): string => g.op('Slice', [x, ints([ctx]), ints([-ctx]), ints([0])]);
-  const magC = timeSlices[ctx]!;
-  // Edge padding in frequency: the median at the lowest/highest bins sees copies of the edge bin, as scipy's 'nearest'.
-  const padded = g.op('Pad', [magC, ints([0, fctx, 0, fctx])], { mode: attr.string('edge') });
-  const freqSlices: string[] = [];
-  for (let i = 0; i <= 2 * fctx; i++) {
-    const end = i === 2 * fctx ? BIG : i - 2 * fctx;
-    freqSlices.push(g.op('Slice', [padded, ints([i]), ints([end]), ints([1])]));
-  }
-  const perc = median(freqSlices);
-  const h2 = g.op('Mul', [harm, harm]);
-  const p2 = g.op('Mul', [perc, perc]);
-  const percMask = g.op('Div', [p2, g.op('Add', [g.op('Add', [h2, p2]), eps])]);
-  const voiceA = g.op('Mul', [centreness(centre(plA), centre(prA)), bandConst(P.a.nFft, voice)]);
-  g.op('Mul', [percMask, g.op('Sub', [one, voiceA])], {}, 'drums_mask');
+  /**
+   * One stage's inputs and features: per-channel powers and the centre-voice mask of the centre frames, and
+   * (for stages with context) the soft harmonic share H²/(H²+P²) from time/frequency medians of the magnitude.
+   */
+  const stage = (name: string, nFft: number, medians?: { timeMedian: number; freqMedian: number }) => {
+    const bins = nFft / 2 + 1;
+    const re = g.input(`${name}_re`, 'float32', [2, `t_${name}`, bins]);
+    const im = g.input(`${name}_im`, 'float32', [2, `t_${name}`, bins]);
+    let pl = channelPower(re, im, 0);
+    let pr = channelPower(re, im, 1);
+    let harmonic: string | undefined;
+    if (medians) {
+      const ctx = (medians.timeMedian - 1) / 2;
+      const fctx = (medians.freqMedian - 1) / 2;
+      const mag = g.op('Sqrt', [g.op('Mul', [g.op('Add', [pl, pr]), scalar(0.5)])]); // [T+2c, F]
+      const timeSlices = shifted(mag, medians.timeMedian, 0);
+      const harm = median(timeSlices);
+      const centreMag = timeSlices[ctx]!;
+      // Edge padding in frequency: the lowest/highest bins see copies of the edge bin (scipy's 'nearest').
+      const padded = g.op('Pad', [centreMag, ints([0, fctx, 0, fctx])], { mode: attr.string('edge') });
+      const perc = median(shifted(padded, medians.freqMedian, 1));
+      const h2 = g.op('Mul', [harm, harm]);
+      const p2 = g.op('Mul', [perc, perc]);
+      harmonic = g.op('Div', [h2, g.op('Add', [g.op('Add', [h2, p2]), eps])]);
+      const centre = (x: string): string => g.op('Slice', [x, ints([ctx]), ints([-ctx]), ints([0])]);
+      pl = centre(pl);
+      pr = centre(pr);
+    }
+    const voice = g.op('Mul', [centreness(pl, pr), bandConst(nFft, voiceBand)]);
+    return { bins, voice, harmonic };
+  };
 
-  // Stage B: vocals and bass of the residual.
-  const plB = channelPower('b_re', 'b_im', 0);
-  const prB = channelPower('b_re', 'b_im', 1);
-  const vocals = g.op('Mul', [centreness(plB, prB), bandConst(P.b.nFft, voice)], {}, 'vocals_mask');
+  // Stage 1, bass: the harmonic share of the low band, minus the centred voice.
   const lo = Math.log(P.bassFullHz);
   const hi = Math.log(P.bassZeroHz);
-  const bassBand = bandConst(P.b.nFft, (hz) => Math.min(1, Math.max(0, (hi - Math.log(Math.max(hz, 1))) / (hi - lo))));
-  g.op('Mul', [g.op('Sub', [one, vocals]), bassBand], {}, 'bass_mask');
+  const bassBand = (hz: number): number => Math.min(1, Math.max(0, (hi - Math.log(Math.max(hz, 1))) / (hi - lo)));
+  const sb = stage('bass', P.bass.nFft, P.bass);
+  const notVoiceB = g.op('Sub', [one, sb.voice]);
+  g.op('Mul', [g.op('Mul', [sb.harmonic!, bandConst(P.bass.nFft, bassBand)]), notVoiceB], {}, 'bass_mask');
+  // Stage 2, drums: the percussive share, minus the centred voice (speech onsets are percussive too).
+  const sd = stage('drums', P.drums.nFft, P.drums);
+  g.op('Mul', [g.op('Sub', [one, sd.harmonic!]), g.op('Sub', [one, sd.voice])], {}, 'drums_mask');
+  // Stage 3, vocals: the centred voice band of what is left.
+  const sv = stage('vocals', P.vocals.nFft);
+  g.op('Identity', [sv.voice], {}, 'vocals_mask');
 
-  g.output('drums_mask', 'float32', ['t', fa]);
-  g.output('bass_mask', 'float32', ['tb', fb]);
-  g.output('vocals_mask', 'float32', ['tb', fb]);
+  g.output('bass_mask', 'float32', ['t_bass_out', sb.bins]);
+  g.output('drums_mask', 'float32', ['t_drums_out', sd.bins]);
+  g.output('vocals_mask', 'float32', ['t_vocals', sv.bins]);
   g.meta('stemkit.model', 'classic');
   g.meta('stemkit.params', JSON.stringify(P));
   g.meta('sources', STEMS.join(','));
@@ -465,11 +471,22 @@ export async function createClassicModel(modelPath: string, session: SessionOpti
   const { createSession } = await import('../runtime/onnx.js');
   const s: ModelSession = await createSession(modelPath, session);
   const P = CLASSIC_PARAMS;
-  const fa = P.a.nFft / 2 + 1;
-  const fb = P.b.nFft / 2 + 1;
-  const ctxA = (P.a.timeMedian - 1) / 2;
-  const dummyA = new Float32Array(2 * (1 + 2 * ctxA) * fa);
-  const dummyB = new Float32Array(2 * fb);
+  const ctxOf = (m: { timeMedian: number }): number => (m.timeMedian - 1) / 2;
+  const specs = {
+    bass: { nFft: P.bass.nFft, hop: P.bass.hop, ctx: ctxOf(P.bass), maxFrames: 128 },
+    drums: { nFft: P.drums.nFft, hop: P.drums.hop, ctx: ctxOf(P.drums), maxFrames: 512 },
+    vocals: { nFft: P.vocals.nFft, hop: P.vocals.hop, ctx: 0, maxFrames: 128 },
+  } as const;
+  type StageName = keyof typeof specs;
+  const names = Object.keys(specs) as StageName[];
+  // Every call feeds all three inputs; the idle stages get a minimal all-zero input whose output is ignored.
+  const dummies = Object.fromEntries(
+    names.map((n) => {
+      const sp = specs[n];
+      const dims = [2, 1 + 2 * sp.ctx, sp.nFft / 2 + 1];
+      return [n, { data: new Float32Array(dims[0]! * dims[1]! * dims[2]!), dims }];
+    }),
+  ) as Record<StageName, { data: Float32Array; dims: number[] }>;
 
   return {
     id: 'classic',
@@ -482,61 +499,48 @@ export async function createClassicModel(modelPath: string, session: SessionOpti
     createStream(opts: StemStreamOptions): StemStream {
       let inferSeconds = 0;
       let done = 0;
-      const timed = async (feeds: Parameters<ModelSession['run']>[0]): Promise<Awaited<ReturnType<ModelSession['run']>>> => {
+      const runner = (name: StageName): MaskFn => async (re, im, frames) => {
         throwIfAborted(opts.signal);
+        const sp = specs[name];
+        const feeds: Parameters<ModelSession['run']>[0] = {};
+        for (const n of names) {
+          const d = n === name ? { re, im, dims: [2, frames + 2 * sp.ctx, sp.nFft / 2 + 1] } : { re: dummies[n].data, im: dummies[n].data, dims: dummies[n].dims };
+          feeds[`${n}_re`] = { data: d.re, dims: d.dims };
+          feeds[`${n}_im`] = { data: d.im, dims: d.dims };
+        }
         const t0 = performance.now();
         const out = await s.run(feeds);
         inferSeconds += (performance.now() - t0) / 1000;
-        return out;
+        return [out[`${name}_mask`]!.data as Float32Array];
       };
-      // Each call feeds both stages; the idle stage gets a one-frame dummy (its output is ignored).
-      const stageA = new MaskStage(P.a.nFft, P.a.hop, ctxA, 1, MAX_FRAMES_A, async (re, im, frames) => {
-        const out = await timed({
-          a_re: { data: re, dims: [2, frames + 2 * ctxA, fa] },
-          a_im: { data: im, dims: [2, frames + 2 * ctxA, fa] },
-          b_re: { data: dummyB, dims: [2, 1, fb] },
-          b_im: { data: dummyB, dims: [2, 1, fb] },
-        });
-        return [out['drums_mask']!.data as Float32Array];
-      });
-      const stageB = new MaskStage(P.b.nFft, P.b.hop, 0, 2, MAX_FRAMES_B, async (re, im, frames) => {
-        const out = await timed({
-          a_re: { data: dummyA, dims: [2, 1 + 2 * ctxA, fa] },
-          a_im: { data: dummyA, dims: [2, 1 + 2 * ctxA, fa] },
-          b_re: { data: re, dims: [2, frames, fb] },
-          b_im: { data: im, dims: [2, frames, fb] },
-        });
-        return [out['bass_mask']!.data as Float32Array, out['vocals_mask']!.data as Float32Array];
-      });
+      const stages = names.map((n) => new MaskStage(specs[n].nFft, specs[n].hop, specs[n].ctx, 1, specs[n].maxFrames, runner(n)));
+      // Stem outputs of the earlier stages wait here for the later stages' latency.
+      const bassFifo = new Fifo();
       const drumsFifo = new Fifo();
-
-      const step = async (block: Float32Array[], ended: boolean): Promise<StemBlocks> => {
-        const a = await stageA.push(block, ended);
-        const drums = a.outs[0]!;
-        const residual = a.input.map((x, c) => {
-          const d = drums[c]!;
-          const r = new Float32Array(x.length);
-          for (let j = 0; j < x.length; j++) r[j] = x[j]! - d[j]!;
+      const minus = (x: Float32Array[], y: Float32Array[]): Float32Array[] =>
+        x.map((a, c) => {
+          const b = y[c]!;
+          const r = new Float32Array(a.length);
+          for (let j = 0; j < a.length; j++) r[j] = a[j]! - b[j]!;
           return r;
         });
-        drumsFifo.push(drums);
-        const b = await stageB.push(residual, ended);
-        const n = b.input[0]!.length;
-        const [bass, vocals] = [b.outs[0]!, b.outs[1]!];
-        const other = b.input.map((x, c) => {
-          const bs = bass[c]!;
-          const vs = vocals[c]!;
-          const o = new Float32Array(n);
-          for (let j = 0; j < n; j++) o[j] = x[j]! - bs[j]! - vs[j]!;
-          return o;
-        });
+
+      const step = async (block: Float32Array[], ended: boolean): Promise<StemBlocks> => {
+        // The cascade: each stage separates its stem from what the previous stages left.
+        const b = await stages[0]!.push(block, ended);
+        bassFifo.push(b.outs[0]!);
+        const d = await stages[1]!.push(minus(b.input, b.outs[0]!), ended);
+        drumsFifo.push(d.outs[0]!);
+        const v = await stages[2]!.push(minus(d.input, d.outs[0]!), ended);
+        const vocals = v.outs[0]!;
+        const n = vocals[0]!.length;
         done += n;
         opts.onInferProgress?.(done);
         const rate = P.sampleRate;
         return {
           drums: { channels: drumsFifo.take(n), sampleRate: rate },
-          bass: { channels: bass, sampleRate: rate },
-          other: { channels: other, sampleRate: rate },
+          bass: { channels: bassFifo.take(n), sampleRate: rate },
+          other: { channels: minus(v.input, vocals), sampleRate: rate },
           vocals: { channels: vocals, sampleRate: rate },
         };
       };
