@@ -293,14 +293,10 @@ export async function createMdxModel(opts: MdxModelOptions): Promise<StemModel> 
 }
 
 /**
- * Forward spectrogram of one chunk channel as the model sees it (§2.3): unnormalised centred STFT with a
- * periodic Hann of n_fft, hop 1024 → dim_t frames; bins [0, dim_f) kept, bins 0, 1, 2 zeroed.
+ * The per-chunk pipeline of §2.3 (STFT → bins 0–2 zeroed, bins ≥ dim_f dropped → model → zero-filled iSTFT)
+ * for a batch of stereo chunks of hop·(dim_t − 1) samples. Exported for conformance tests.
  */
-export function mdxChunkSpectrogram(x: Float32Array, p: Pick<MdxParams, 'nFft' | 'hop'>): Spectrogram {
-  return stft(x, { nFft: p.nFft, hop: p.hop, window: hannPeriodic(p.nFft), center: true, normalized: false });
-}
-
-function makeMdxRunner(session: ModelSession, inName: string, outName: string, p: MdxParams, denoise: boolean, timing: { seconds: number }, signal: AbortSignal | undefined) {
+export function makeMdxRunner(session: ModelSession, inName: string, outName: string, p: MdxParams, denoise: boolean, timing: { seconds: number }, signal: AbortSignal | undefined) {
   const window = hannPeriodic(p.nFft);
   const bins = p.nFft / 2 + 1;
   const FT = p.dimF * p.dimT;
