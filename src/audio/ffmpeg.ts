@@ -531,11 +531,14 @@ export async function createFfmpegSink(path: string, opts: FfmpegSinkOptions): P
       if (block.sampleRate !== sampleRate) throw new InternalError(`${path}: sink expects ${sampleRate} Hz, got ${block.sampleRate} Hz`);
       const frames = block.channels[0]?.length ?? 0;
       if (frames === 0) return;
-      if (exited) {
+      const dead = async (): Promise<never> => {
+        // A broken pipe comes just before the exit status that explains it: give ffmpeg a moment to exit.
+        if (!exited) await Promise.race([done, new Promise((r) => setTimeout(r, 2000).unref())]);
         await cleanup();
         state = 'aborted';
         throw mapFailure(failure ?? new Error('ffmpeg exited early'), what, ExitCode.cantCreate, hint, opts.signal);
-      }
+      };
+      if (exited || stdin.destroyed) return dead();
       const buf = new Float32Array(frames * channels);
       for (let c = 0; c < channels; c++) {
         const ch = block.channels[c]!;
@@ -543,17 +546,19 @@ export async function createFfmpegSink(path: string, opts: FfmpegSinkOptions): P
       }
       const ok = stdin.write(new Uint8Array(buf.buffer));
       if (!ok) {
-        // Backpressure: wait until ffmpeg has consumed the pipe (or died).
-        await new Promise<void>((res) => {
-          const onDone = (): void => {
-            stdin.off('drain', onDone);
-            stdin.off('close', onDone);
-            res();
-          };
-          stdin.once('drain', onDone);
-          stdin.once('close', onDone);
-        });
+        // Backpressure: wait until ffmpeg has drained the pipe. If it dies instead, a destroyed stdin may never
+        // emit 'drain' (or may have closed already), so the child's exit also ends the wait.
+        let onDrain: (() => void) | undefined;
+        await Promise.race([
+          new Promise<void>((res) => {
+            onDrain = res;
+            stdin.once('drain', res);
+          }),
+          done,
+        ]);
+        if (onDrain) stdin.off('drain', onDrain);
       }
+      if (exited && failure !== undefined) return dead();
     },
     async finish(): Promise<void> {
       if (state !== 'open') throw new InternalError(`${path}: finish after ${state}`);

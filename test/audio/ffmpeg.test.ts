@@ -265,6 +265,30 @@ describe.skipIf(!HAS_FFMPEG)('through ffmpeg', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('ffmpeg dying mid-stream is an error, never a silently short decode or encode', async () => {
+    const src = await openAudioSource(at('long.flac'));
+    await src.read(4096);
+    const [decoder] = ffmpegChildren();
+    process.kill(decoder!, 'SIGKILL');
+    const readErr = await (async () => {
+      for (;;) if ((await src.read(65536)) === null) return undefined;
+    })().catch((e: unknown) => e as StemkitError);
+    expect(readErr).toMatchObject({ exitCode: 65, code: 'E_FFMPEG' });
+    expect(readErr?.message).toMatch(/^ffmpeg could not decode .*long\.flac \(killed by SIGKILL\)/);
+    await src.close();
+
+    const sink = await createAudioSink(at('killed.flac'), { sampleRate: rate, channels: 2 });
+    await sink.write({ channels: ref, sampleRate: rate });
+    const [encoder] = ffmpegChildren();
+    process.kill(encoder!, 'SIGKILL');
+    const writeErr = await (async () => {
+      for (let i = 0; i < 100; i++) await sink.write({ channels: ref, sampleRate: rate });
+      await sink.finish();
+    })().catch((e: unknown) => e as StemkitError);
+    expect(writeErr).toMatchObject({ exitCode: 73, code: 'E_FFMPEG' });
+    expect(readdirSync(tmp.dir).filter((f) => f.startsWith('killed'))).toEqual([]);
+  });
+
   it('close() before the end stops ffmpeg (no orphan process)', async () => {
     const src = await openAudioSource(at('long.flac'));
     await src.read(10);
