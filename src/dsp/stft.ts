@@ -175,24 +175,38 @@ export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
   const { nFft, hop, window } = opts;
   const center = opts.center ?? true;
   const scale = opts.normalized === true ? 1 / Math.sqrt(nFft) : 1;
-  const padded = center ? reflectPad(signal, nFft / 2) : signal;
-  if (padded.length < nFft) {
-    throw new InternalError(`stft: signal of ${signal.length} samples is shorter than nFft ${nFft}`, {
+  const pad = center ? nFft / 2 : 0;
+  const len = signal.length;
+  const paddedLen = len + 2 * pad;
+  if (paddedLen < nFft) {
+    throw new InternalError(`stft: signal of ${len} samples is shorter than nFft ${nFft}`, {
       hint: 'pad the signal or use center=true',
     });
   }
-  const frames = 1 + Math.floor((padded.length - nFft) / hop);
+  const frames = 1 + Math.floor((paddedLen - nFft) / hop);
   const bins = nFft / 2 + 1;
   const re = new Float32Array(bins * frames);
   const im = new Float32Array(bins * frames);
   const fft = getRealFFT(nFft);
-  // Frames are transformed in groups and transposed through a small frame-major scratch, so that the
-  // bin-major output is written in runs of G contiguous values instead of one scattered value per bin.
+  // Frames lying inside the signal are read in place; only the few frames that reach into the reflect padding
+  // are assembled in a one-frame buffer, so the signal is never copied.
+  const edge = new Float32Array(nFft);
   const fr = new Float64Array(GROUP * bins);
   const fi = new Float64Array(GROUP * bins);
   for (let t0 = 0; t0 < frames; t0 += GROUP) {
     const g = Math.min(GROUP, frames - t0);
-    for (let u = 0; u < g; u++) fft.forwardWindowed(padded, (t0 + u) * hop, window, scale, fr, fi, u, GROUP);
+    for (let u = 0; u < g; u++) {
+      const first = (t0 + u) * hop - pad;
+      if (first >= 0 && first + nFft <= len) {
+        fft.forwardWindowed(signal, first, window, scale, fr, fi, u, GROUP);
+      } else {
+        for (let j = 0; j < nFft; j++) {
+          const i = first + j;
+          edge[j] = i >= 0 && i < len ? signal[i]! : len === 0 ? 0 : signal[reflectIndex(i, len)]!;
+        }
+        fft.forwardWindowed(edge, 0, window, scale, fr, fi, u, GROUP);
+      }
+    }
     for (let k = 0; k < bins; k++) {
       const o = k * frames + t0;
       const q = k * GROUP;
