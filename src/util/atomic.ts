@@ -31,8 +31,9 @@ export async function commitTemp(tempPath: string, finalPath: string): Promise<v
 
 /** Removes a temp file (ignoring absence). */
 export async function discardTemp(tempPath: string): Promise<void> {
-  live.delete(tempPath);
+  // Untrack only once the file is gone: a second Ctrl-C during the rm must still find it to remove.
   await rm(tempPath, { force: true });
+  live.delete(tempPath);
 }
 
 /** Synchronously removes every tracked temp file: for signal handlers and process exit. */

@@ -165,11 +165,9 @@ describe('stemkit separate processes sharing one machine', () => {
     expect(b.err).toBeLessThan(0.02);
   });
 
-  // Skipped: fails in about 40% of runs until src/util/atomic.ts discardTemp() keeps a path tracked until its
-  // rm() has completed. Today it untracks first, so a second Ctrl-C that lands while the writer's abort is
-  // removing its .f32 spool files exits with them untracked and not yet removed (seen with strace: exit_group(130)
-  // with no unlink of the spool files). With that one-line reorder applied to dist, 25 of 25 runs were clean.
-  it.skip('a second Ctrl-C exits 130 at once, still without temp files, and the exit handler frees the slot', async () => {
+  // Regression: discardTemp() used to untrack a temp file before removing it, so a second Ctrl-C landing during
+  // the writer's abort left the .f32 spool files behind (about 40% of runs).
+  it('a second Ctrl-C exits 130 at once, still without temp files, and the exit handler frees the slot', async () => {
     const runtimeDir = join(work, 'rt3');
     const out = join(work, 'out3');
     const input = join(work, 'long.wav');
