@@ -68,6 +68,22 @@ describe('stft', () => {
     expect(Array.from(reflectPad(Float32Array.from([1, 2, 3, 4, 5]), 2))).toEqual([3, 2, 1, 2, 3, 4, 5, 4, 3]);
   });
 
+  it('keeps reflecting when the pad is longer than the signal, like numpy.pad(mode="reflect")', () => {
+    // numpy.pad([1, 2, 3], 4, mode='reflect') = [1 2 3 2 1 2 3 2 1 2 3] (torch refuses this case).
+    expect(Array.from(reflectPad(Float32Array.from([1, 2, 3]), 4))).toEqual([1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3]);
+    // The STFT's edge frames use the same rule: nFft 8 on 3 samples, rectangular window, bin 0 = frame sums.
+    const spec = stft(Float32Array.from([1, 2, 3]), { nFft: 8, hop: 1, window: new Float32Array(8).fill(1) });
+    expect(spec.frames).toBe(4);
+    expect(Array.from(spec.re.subarray(0, 4))).toEqual([16, 16, 16, 16]);
+    // Bin 2 (numpy.fft.rfft of the same frames): −4, −4i, 4, 4i; the frame order is visible here. Exact small integers.
+    const bin2 = Array.from({ length: 4 }, (_, t) => [spec.re[2 * 4 + t]!, spec.im[2 * 4 + t]!]);
+    const want = [[-4, 0], [0, -4], [4, 0], [0, 4]];
+    bin2.forEach(([r, i], t) => {
+      expect(r).toBeCloseTo(want[t]![0]!, 5);
+      expect(i).toBeCloseTo(want[t]![1]!, 5);
+    });
+  });
+
   const cases = [
     { nFft: 16, hop: 4, len: 50, center: true, normalized: false },
     { nFft: 16, hop: 4, len: 50, center: true, normalized: true },
