@@ -5,7 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
-import { DataError, ExitCode, InternalError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
+import { DataError, ExitCode, OutputError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
 import {
   type AudioFormat,
@@ -202,7 +202,7 @@ export async function remuxVideo(opts: RemuxVideoOptions): Promise<void> {
   try {
     await mkdir(dirname(opts.out), { recursive: true });
   } catch (e) {
-    throw new InternalError(`cannot create the folder for ${opts.out}`, { cause: e });
+    throw new OutputError(`${opts.out}: cannot create the output folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { hint: 'check the output path and permissions', cause: e });
   }
   const tmp = tempPathFor(opts.out);
   trackTemp(tmp);

@@ -130,6 +130,10 @@ export async function openInputFile(path: string): Promise<{ fh: FileHandle; siz
   if (st.isDirectory()) {
     throw new InputError(`${path}: is a directory, not an audio file`, { hint: 'pass the audio files inside it (or a glob such as "dir/*.wav")' });
   }
+  if (!st.isFile()) {
+    // Opening a FIFO would block until something writes to it: refuse anything that is not a plain file.
+    throw new InputError(`${path}: is not a regular file`, { hint: 'pass an audio file (pipes and devices are not supported)', code: 'E_INPUT_UNREADABLE' });
+  }
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');

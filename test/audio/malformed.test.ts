@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -59,6 +60,14 @@ describe('malformed WAV corpus', () => {
     expect(e.exitCode).toBe(66);
     expect(e.code).toBe('E_INPUT_NOT_FOUND');
     expect(e.message).toMatch(/missing\.wav: file not found/);
+  });
+
+  it('a FIFO named .wav is refused at once (opening it would block forever)', async () => {
+    const p = join(tmp.dir, 'pipe.wav');
+    execFileSync('mkfifo', [p]);
+    const e = await openError(p);
+    expect(e.exitCode).toBe(66);
+    expect(e.message).toMatch(/pipe\.wav: is not a regular file/);
   });
 
   // root reads files whatever their mode, so the permission case only means something for other users.

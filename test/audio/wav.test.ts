@@ -216,6 +216,15 @@ describe('WAV writer', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('an output path that cannot be created is OutputError 73', async () => {
+    const blocker = join(tmp.dir, 'a-file');
+    writeFileSync(blocker, 'x');
+    await expect(createWavSink(join(blocker, 'x.wav'), { sampleRate: 8000, channels: 1 })).rejects.toMatchObject({
+      exitCode: 73,
+      message: `${join(blocker, 'x.wav')}: cannot create output (ENOTDIR)`,
+    });
+  });
+
   it('rejects blocks with the wrong channel count or rate', async () => {
     const sink = await createWavSink(join(tmp.dir, 'bad.wav'), { sampleRate: 8000, channels: 2 });
     await expect(sink.write({ channels: [new Float32Array(4)], sampleRate: 8000 })).rejects.toThrow(/expects 2 channels, got 1/);
