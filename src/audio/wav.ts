@@ -521,7 +521,7 @@ export async function createWavSink(path: string, opts: WavSinkOptions): Promise
     trackTemp(tmp);
     fh = await open(tmp, 'w');
   } catch (e) {
-    await discardTemp(tmp);
+    await discardTemp(tmp).catch(() => undefined); // rm fails too when the parent is not a directory
     throw new OutputError(`${path}: cannot create output (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { hint: 'check that the output folder exists and is writable', cause: e });
   }
   const fmt = { channels, sampleRate, bits };
