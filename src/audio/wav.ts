@@ -522,7 +522,9 @@ export async function createWavSink(path: string, opts: WavSinkOptions): Promise
     fh = await open(tmp, 'w');
   } catch (e) {
     await discardTemp(tmp).catch(() => undefined); // rm fails too when the parent is not a directory
-    throw new OutputError(`${path}: cannot create output (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { hint: 'check that the output folder exists and is writable', cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'a part of the folder path is a file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? String(e));
+    throw new OutputError(`${path}: cannot create output (${why})`, { hint: 'check that the output folder can be created and is writable', cause: e });
   }
   const fmt = { channels, sampleRate, bits };
   const headerLen = buildWavHeader(fmt, 0, false, riffLimit).length;

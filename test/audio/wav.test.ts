@@ -221,7 +221,7 @@ describe('WAV writer', () => {
     writeFileSync(blocker, 'x');
     await expect(createWavSink(join(blocker, 'x.wav'), { sampleRate: 8000, channels: 1 })).rejects.toMatchObject({
       exitCode: 73,
-      message: `${join(blocker, 'x.wav')}: cannot create output (ENOTDIR)`,
+      message: `${join(blocker, 'x.wav')}: cannot create output (a part of the folder path is a file)`,
     });
   });
 
