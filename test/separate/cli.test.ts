@@ -216,5 +216,8 @@ describe.skipIf(!SHARED_DIR)('speech model from the command line (real GTCRN)', 
     expect(maxAbsDiff(s.channels[1]!.map((x, i) => x + z.channels[1]![i]!), right)).toBeLessThan(1e-6);
     // Pure white noise is mostly removed from the "speech" of the right channel.
     expect(rms(s.channels[1]!)).toBeLessThan(0.5 * rms(right));
+    const d = await runCli(['separate', '--model', 'gtcrn', '--model-path', join(SHARED_DIR!, 'models/gtcrn/gtcrn_simple.onnx'), A('noisy.wav'), '-o', A('out11'), '--channels', 'downmix'], { env, cwd: tmp.dir });
+    expect(d.code).toBe(0);
+    expect((await readAudio(join(tmp.dir, 'out11/noisy/speech.wav'))).channels).toHaveLength(1);
   }, 60_000);
 });
