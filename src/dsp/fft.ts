@@ -167,6 +167,13 @@ export class RealFFT {
     outOffset = 0,
     outStride = 1,
   ): void {
+    const first = this.stages[0];
+    if (first !== undefined && first.radix === 8) {
+      // Windowing and packing fused into the first radix-8 stage: one pass over the frame fewer.
+      radix8FirstWindowed(first.m, first.twr, first.twi, input, offset, window, this.br, this.bi);
+      this.finishForward(re, im, scale, outOffset, outStride, 1);
+      return;
+    }
     const m = this.half;
     const ar = this.ar;
     const ai = this.ai;
@@ -228,9 +235,9 @@ export class RealFFT {
   }
 
   /** Runs the complex FFT on (ar, ai), unpacks the real spectrum into (re, im) and scales it. */
-  private finishForward(re: Float64Array, im: Float64Array, scale: number, o: number, st: number): void {
+  private finishForward(re: Float64Array, im: Float64Array, scale: number, o: number, st: number, from = 0): void {
     const m = this.half;
-    this.run();
+    this.run(from);
     const zr = this.rr;
     const zi = this.ri;
     const wr = this.wr;
@@ -288,13 +295,18 @@ export class RealFFT {
     }
   }
 
-  /** Runs all Stockham stages starting from (ar, ai); leaves the result in (rr, ri). */
-  private run(): void {
-    let xr = this.ar;
-    let xi = this.ai;
-    let yr = this.br;
-    let yi = this.bi;
-    for (const st of this.stages) {
+  /**
+   * Runs the Stockham stages from index `from` on; stage `from` reads (ar, ai) when from is 0 and (br, bi) when
+   * from is 1 (the first stage having been fused into the packing). Leaves the result in (rr, ri).
+   */
+  private run(from = 0): void {
+    let xr = from === 0 ? this.ar : this.br;
+    let xi = from === 0 ? this.ai : this.bi;
+    let yr = from === 0 ? this.br : this.ar;
+    let yi = from === 0 ? this.bi : this.ai;
+    const stages = this.stages;
+    for (let i = from; i < stages.length; i++) {
+      const st = stages[i]!;
       switch (st.radix) {
         case 8:
           radix8(st, xr, xi, yr, yi);
@@ -916,5 +928,125 @@ function radix3Last(s: number, xr: Float64Array, xi: Float64Array, yr: Float64Ar
     yi[o + s] = b1i;
     yr[o + 2 * s] = b2r;
     yi[o + 2 * s] = b2i;
+  }
+}
+
+// First stage with the windowing and real→complex packing folded into its loads (see forwardWindowed).
+function radix8FirstWindowed(
+  m: number,
+  twr: Float64Array,
+  twi: Float64Array,
+  input: ArrayLike<number>,
+  off: number,
+  win: ArrayLike<number>,
+  yr: Float64Array,
+  yi: Float64Array,
+): void {
+  // Complex input a_k = z[p + k·m] with z[j] = x[2j]·w[2j] + i·x[2j+1]·w[2j+1]: real-frame distance d = 2m.
+  const d = 2 * m;
+  for (let p = 0; p < m; p++) {
+    const j0 = 2 * p;
+    const t = 7 * p;
+    const w1r = twr[t]!;
+    const w1i = twi[t]!;
+    const w2r = twr[t + 1]!;
+    const w2i = twi[t + 1]!;
+    const w3r = twr[t + 2]!;
+    const w3i = twi[t + 2]!;
+    const w4r = twr[t + 3]!;
+    const w4i = twi[t + 3]!;
+    const w5r = twr[t + 4]!;
+    const w5i = twi[t + 4]!;
+    const w6r = twr[t + 5]!;
+    const w6i = twi[t + 5]!;
+    const w7r = twr[t + 6]!;
+    const w7i = twi[t + 6]!;
+    const o = 8 * p;
+    // Even inputs → E = DFT4(a0, a2, a4, a6); odd inputs → O = DFT4(a1, a3, a5, a7).
+    const a0r = input[off + j0]! * win[j0]!;
+    const a0i = input[off + j0 + 1]! * win[j0 + 1]!;
+    const a4r = input[off + j0 + 4 * d]! * win[j0 + 4 * d]!;
+    const a4i = input[off + j0 + 4 * d + 1]! * win[j0 + 4 * d + 1]!;
+    const a2r = input[off + j0 + 2 * d]! * win[j0 + 2 * d]!;
+    const a2i = input[off + j0 + 2 * d + 1]! * win[j0 + 2 * d + 1]!;
+    const a6r = input[off + j0 + 6 * d]! * win[j0 + 6 * d]!;
+    const a6i = input[off + j0 + 6 * d + 1]! * win[j0 + 6 * d + 1]!;
+    const et0r = a0r + a4r;
+    const et0i = a0i + a4i;
+    const et1r = a0r - a4r;
+    const et1i = a0i - a4i;
+    const et2r = a2r + a6r;
+    const et2i = a2i + a6i;
+    const et3r = a2r - a6r;
+    const et3i = a2i - a6i;
+    const e0r = et0r + et2r;
+    const e0i = et0i + et2i;
+    const e2r = et0r - et2r;
+    const e2i = et0i - et2i;
+    const e1r = et1r + et3i;
+    const e1i = et1i - et3r;
+    const e3r = et1r - et3i;
+    const e3i = et1i + et3r;
+    const a1r = input[off + j0 + d]! * win[j0 + d]!;
+    const a1i = input[off + j0 + d + 1]! * win[j0 + d + 1]!;
+    const a5r = input[off + j0 + 5 * d]! * win[j0 + 5 * d]!;
+    const a5i = input[off + j0 + 5 * d + 1]! * win[j0 + 5 * d + 1]!;
+    const a3r = input[off + j0 + 3 * d]! * win[j0 + 3 * d]!;
+    const a3i = input[off + j0 + 3 * d + 1]! * win[j0 + 3 * d + 1]!;
+    const a7r = input[off + j0 + 7 * d]! * win[j0 + 7 * d]!;
+    const a7i = input[off + j0 + 7 * d + 1]! * win[j0 + 7 * d + 1]!;
+    const ot0r = a1r + a5r;
+    const ot0i = a1i + a5i;
+    const ot1r = a1r - a5r;
+    const ot1i = a1i - a5i;
+    const ot2r = a3r + a7r;
+    const ot2i = a3i + a7i;
+    const ot3r = a3r - a7r;
+    const ot3i = a3i - a7i;
+    const o0r = ot0r + ot2r;
+    const o0i = ot0i + ot2i;
+    const o2r = ot0r - ot2r;
+    const o2i = ot0i - ot2i;
+    const o1r = ot1r + ot3i;
+    const o1i = ot1i - ot3r;
+    const o3r = ot1r - ot3i;
+    const o3i = ot1i + ot3r;
+    // Twiddled odd parts: W8·O1, W8²·O2 = −i·O2, W8³·O3 with W8 = (1 − i)/√2.
+    const v1r = (o1r + o1i) * R2;
+    const v1i = (o1i - o1r) * R2;
+    const v2r = o2i;
+    const v2i = -o2r;
+    const v3r = (o3i - o3r) * R2;
+    const v3i = -(o3r + o3i) * R2;
+    yr[o] = e0r + o0r;
+    yi[o] = e0i + o0i;
+    let br = e1r + v1r;
+    let bi = e1i + v1i;
+    yr[o + 1] = br * w1r - bi * w1i;
+    yi[o + 1] = br * w1i + bi * w1r;
+    br = e2r + v2r;
+    bi = e2i + v2i;
+    yr[o + 2] = br * w2r - bi * w2i;
+    yi[o + 2] = br * w2i + bi * w2r;
+    br = e3r + v3r;
+    bi = e3i + v3i;
+    yr[o + 3] = br * w3r - bi * w3i;
+    yi[o + 3] = br * w3i + bi * w3r;
+    br = e0r - o0r;
+    bi = e0i - o0i;
+    yr[o + 4] = br * w4r - bi * w4i;
+    yi[o + 4] = br * w4i + bi * w4r;
+    br = e1r - v1r;
+    bi = e1i - v1i;
+    yr[o + 5] = br * w5r - bi * w5i;
+    yi[o + 5] = br * w5i + bi * w5r;
+    br = e2r - v2r;
+    bi = e2i - v2i;
+    yr[o + 6] = br * w6r - bi * w6i;
+    yi[o + 6] = br * w6i + bi * w6r;
+    br = e3r - v3r;
+    bi = e3i - v3i;
+    yr[o + 7] = br * w7r - bi * w7i;
+    yi[o + 7] = br * w7i + bi * w7r;
   }
 }
