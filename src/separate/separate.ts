@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { ResolvedConfig } from '../config/schema.js';
-import { DataError, InterruptedError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
+import { DataError, InternalError, InterruptedError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
 import type { Observer } from '../progress.js';
 import type { AudioSource, RawAudio } from '../audio/raw-audio.js';
 import { adaptChannels, downmixToMono } from '../audio/channels.js';
@@ -635,7 +635,11 @@ async function runPipeline(
     const names = Object.keys(parts[0] ?? {});
     for (const s of names) merged[s] = parts.flatMap((p) => p[s]!.channels);
     const n = names.length > 0 ? merged[names[0]!]![0]!.length : 0;
-    if (plan.complement) {
+    if (n > 0) {
+      const missing = plan.wanted.filter((st) => !merged[st]);
+      if (missing.length > 0) throw new InternalError(`model ${model.id} returned no audio for ${missing.join(', ')}`);
+    }
+    if (plan.complement && n > 0) {
       const { name, of, method } = plan.complement;
       if (method === 'minus') {
         const m = mixQueue!.shift(n);
@@ -664,8 +668,10 @@ async function runPipeline(
 
   const pushAll = async (block: RawAudio | null): Promise<void> => {
     let parts: StemBlocks[];
-    if (block === null) parts = await Promise.all(streams.map((s) => s.flush()));
-    else {
+    if (block === null) {
+      parts = [];
+      for (const s of streams) parts.push(await s.flush());
+    } else {
       mixQueue?.push(block.channels);
       // Streams run one after another: a model session is not shared across concurrent calls.
       parts = [];
