@@ -76,7 +76,7 @@ export class StemWriter {
   }
 
   async write(channels: Float32Array[]): Promise<void> {
-    let n = Math.min(channels[0]?.length ?? 0, this.limit - this.frames);
+    const n = Math.min(channels[0]?.length ?? 0, this.limit - this.frames);
     if (n <= 0) return;
     const t0 = performance.now();
     const chans = n === channels[0]!.length ? channels : channels.map((c) => c.subarray(0, n));
@@ -110,7 +110,6 @@ export class StemWriter {
       await this.sink!.write({ channels: block, sampleRate: this.opts.sampleRate });
     }
     this.frames += n;
-    n = 0;
     this.seconds += (performance.now() - t0) / 1000;
   }
 
