@@ -289,6 +289,36 @@ describe.skipIf(!HAS_FFMPEG)('through ffmpeg', () => {
     expect(readdirSync(tmp.dir).filter((f) => f.startsWith('killed'))).toEqual([]);
   });
 
+  it('backpressure: an unread source stalls ffmpeg instead of buffering the whole decode', async () => {
+    const p = at('ten-min.flac');
+    ffmpegSync(['-f', 'lavfi', '-i', 'sine=f=440:r=44100:d=600', '-ac', '2', p]); // decodes to 212 MB of f32le
+    const src = await openAudioSource(p);
+    const [pid] = ffmpegChildren();
+    const written = (): number => Number(/wchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const w1 = written();
+    await new Promise((r) => setTimeout(r, 1500));
+    const w2 = written();
+    // Without backpressure ffmpeg would still be writing (w2 > w1) or would have written all 212 MB and exited.
+    expect(ffmpegChildren()).toEqual([pid]);
+    expect(w1).toBeLessThan(16 * 1024 * 1024); // pipe buffer + the stream's high-water mark, far below 212 MB
+    expect(w2 - w1).toBeLessThan(65536); // stalled: at most one more pipe buffer
+    // Reading resumes it, and the data is intact.
+    const b = await src.read(44100);
+    expect(b!.channels[0]![100]).toBeCloseTo(Math.sin((2 * Math.PI * 440 * 100) / 44100) / 8, 3); // lavfi sine amplitude is 1/8
+    await src.close();
+  });
+
+  it('a short file opened now and read later keeps all its data (its ffmpeg has exited meanwhile)', async () => {
+    const p = at('short.flac');
+    ffmpegSync(['-i', refWav, '-t', '0.5', p]);
+    const src = await openAudioSource(p);
+    await new Promise((r) => setTimeout(r, 500));
+    const a = await readAll(src);
+    expect(a.channels[0]!.length).toBe(22050);
+    expect(a.channels[0]![1000]).toBe(Math.round(ref[0]![1000]! * 32768) / 32768); // 16-bit FLAC is exact
+  });
+
   it('close() before the end stops ffmpeg (no orphan process)', async () => {
     const src = await openAudioSource(at('long.flac'));
     await src.read(10);
