@@ -37,9 +37,9 @@ export interface SeparatorSpec {
   mode?: 2 | 4 | 6;
   /** Write only these stems (the adapter may compute less, e.g. one htdemucs_ft sub-model). */
   stems?: readonly string[];
-  /** Two-stem output: this stem and `no_<stem>` (demucs --two-stems). */
+  /** Two-stem output: this stem and `no_<stem>` (`minus_<stem>` with otherMethod 'minus'), as demucs --two-stems. */
   twoStems?: string;
-  /** How `no_<stem>` is made: 'add' = sum of the other stems (default), 'minus' = mix − stem. */
+  /** How the complement is made: 'add' = sum of the other stems → `no_<stem>` (default), 'minus' = mix − stem → `minus_<stem>`. */
   otherMethod?: 'add' | 'minus';
   /** HTDemucs shift trick rounds (default 0: deterministic). */
   shifts?: number;
@@ -193,7 +193,8 @@ export function planOutputs(modelStems: readonly string[], spec: Pick<SeparatorS
       throw new UsageError(`--two-stems ${two}: the model has no stem "${two}"`, { hint: `choose one of: ${validList(modelStems)}` });
     }
     const method = spec.otherMethod ?? 'add';
-    const name = `no_${two}`;
+    // demucs' file names: no_<stem> for `add`, minus_<stem> for `minus` (model-io.md §1.6).
+    const name = method === 'minus' ? `minus_${two}` : `no_${two}`;
     complement = { name, of: two, method };
     stems = [two, name];
     wanted = method === 'minus' ? [two] : [...modelStems];

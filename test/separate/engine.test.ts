@@ -65,10 +65,11 @@ describe('engine', () => {
   it('plans outputs: two-stem methods, --stems subsets, mode 2', () => {
     const four = ['drums', 'bass', 'other', 'vocals'];
     expect(planOutputs(four, {})).toEqual({ stems: four, wanted: four });
-    expect(planOutputs(four, { twoStems: 'vocals', otherMethod: 'minus' })).toEqual({ stems: ['vocals', 'no_vocals'], wanted: ['vocals'], complement: { name: 'no_vocals', of: 'vocals', method: 'minus' } });
+    expect(planOutputs(four, { twoStems: 'vocals', otherMethod: 'minus' })).toEqual({ stems: ['vocals', 'minus_vocals'], wanted: ['vocals'], complement: { name: 'minus_vocals', of: 'vocals', method: 'minus' } });
     expect(planOutputs(four, { mode: 2 })).toMatchObject({ stems: ['vocals', 'no_vocals'], wanted: four });
     expect(planOutputs(four, { stems: ['bass'] })).toEqual({ stems: ['bass'], wanted: ['bass'] });
-    expect(planOutputs(four, { twoStems: 'drums', stems: ['no_drums'], otherMethod: 'minus' })).toMatchObject({ stems: ['no_drums'], wanted: ['drums'] });
+    expect(planOutputs(four, { twoStems: 'drums', stems: ['minus_drums'], otherMethod: 'minus' })).toMatchObject({ stems: ['minus_drums'], wanted: ['drums'] });
+    expect(planOutputs(four, { twoStems: 'drums', stems: ['no_drums'] })).toMatchObject({ stems: ['no_drums'], wanted: four });
     expect(planOutputs(['speech', 'noise'], { mode: 2 })).toEqual({ stems: ['speech', 'noise'], wanted: ['speech', 'noise'] });
     expect(() => planOutputs(four, { stems: ['piano'] })).toThrow(/unknown stem "piano"/);
   });
