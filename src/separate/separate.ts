@@ -16,7 +16,7 @@ import { createResampler, type Resampler } from '../dsp/resample.js';
 import { defaultModelForMode, getModel, type ModelEntry } from '../models/registry.js';
 import { ensureModel } from '../models/ensure.js';
 import { isInstalled } from '../models/cache.js';
-import { acquireSlots, summarizeBatch, type BatchSummary, type PoolName } from '../jobs/index.js';
+import { acquireSlots, summarizeBatch, type BatchSummary } from '../jobs/index.js';
 import { createSession, type ModelSession, type SessionOptions } from '../runtime/onnx.js';
 import { PlanarQueue } from './chunking.js';
 import { createHtdemucsModel } from './htdemucs.js';
@@ -762,10 +762,27 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
   if (opts.onProgress) observer.onProgress = opts.onProgress;
   if (opts.onLog) observer.onLog = opts.onLog;
   if (opts.signal) observer.signal = opts.signal;
-  const separator = await loadSeparator(opts.spec, { config: opts.config, ...observer });
+  const slotOptions = {
+    config: opts.config,
+    wait: opts.wait ?? true,
+    ...(opts.timeoutSec !== undefined ? { timeoutSec: opts.timeoutSec } : {}),
+    ...observer,
+  };
+  // The heavy slot is taken before the model is loaded and held for the whole batch: a job that is
+  // waiting must not already hold a loaded model in memory (20 queued jobs would do exactly what the
+  // limit exists to prevent). Video slots are per file, for video inputs only.
+  const heavy = opts.inputs.length > 0 ? await acquireSlots({ pools: ['heavy'], ...slotOptions, ...(opts.inputs[0] ? { file: opts.inputs[0] } : {}) }) : undefined;
+  let separator: Separator;
+  try {
+    separator = await loadSeparator(opts.spec, { config: opts.config, ...observer });
+  } catch (e) {
+    await heavy?.release();
+    throw e;
+  }
   const badRemux = (opts.file.remux ?? []).filter((s) => !separator.stems.includes(s));
   if (badRemux.length > 0) {
     await separator.dispose();
+    await heavy?.release();
     throw new UsageError(`--remux: ${badRemux.join(', ')} is not a stem of this run`, { hint: `choose from: ${separator.stems.join(', ')}` });
   }
   opts.onLoaded?.(separator);
@@ -814,15 +831,7 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
             return false;
           }
         })();
-        const pools: PoolName[] = isVideoPath(input) ? ['heavy', 'video'] : ['heavy'];
-        const lease = skip ? { release: async () => {} } : await acquireSlots({
-          pools,
-          config: opts.config,
-          wait: opts.wait ?? true,
-          ...(opts.timeoutSec !== undefined ? { timeoutSec: opts.timeoutSec } : {}),
-          file: input,
-          ...observer,
-        });
+        const lease = skip || !isVideoPath(input) ? { release: async () => {} } : await acquireSlots({ pools: ['video'], ...slotOptions, file: input });
         try {
           opts.onProgress?.({ stage: 'file', status: 'start', file: input, done: 0, total: 1 });
           result = await separator.separateFile(input, { ...opts.file, ...observer });
@@ -838,6 +847,7 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
     opts.onProgress?.({ stage: 'batch', status: 'done', done: opts.inputs.length, total: opts.inputs.length, unit: 'files' });
   } finally {
     await separator.dispose();
+    await heavy?.release();
   }
   const failedCodes = new Set(results.filter((r) => r.status === 'failed').map((r) => r.error?.exitCode ?? 1));
   const exitCode = failedCodes.size === 0 ? 0 : failedCodes.size === 1 ? [...failedCodes][0]! : 1;
