@@ -24,10 +24,13 @@ import { DataError, throwIfAborted } from '../errors.js';
 /** The algorithm's parameters: each is a physical quantity, shared by the graph and the streaming code. */
 export const CLASSIC_PARAMS = {
   sampleRate: 44100,
-  /** Stage 1, bass: long frames (93 ms, 10.8 Hz bins) resolve the partials of low notes. */
-  bass: { nFft: 4096, hop: 1024, timeMedian: 17, freqMedian: 17 },
+  /**
+   * Stage 1, bass: long frames (93 ms, 10.8 Hz bins) resolve the partials of low notes. maskPower p sets the
+   * harmonic share H^p/(H^p + P^p): 1 (magnitude ratio) is softer than 2 (power ratio, Wiener-like).
+   */
+  bass: { nFft: 4096, hop: 1024, timeMedian: 17, freqMedian: 17, maskPower: 1 },
   /** Stage 2, drums: short frames (23 ms) resolve hits in time. */
-  drums: { nFft: 1024, hop: 256, timeMedian: 17, freqMedian: 17 },
+  drums: { nFft: 1024, hop: 256, timeMedian: 17, freqMedian: 17, maskPower: 2 },
   /** Stage 3, vocals: long frames, no context. */
   vocals: { nFft: 4096, hop: 1024 },
   /** Exponent on the L/R similarity: 100 keeps only bins within ~0.1 dB / a few degrees of the centre. */
@@ -146,9 +149,9 @@ export function buildClassicModel(): Uint8Array {
 
   /**
    * One stage's inputs and features: per-channel powers and the centre-voice mask of the centre frames, and
-   * (for stages with context) the soft harmonic share H²/(H²+P²) from time/frequency medians of the magnitude.
+   * (for stages with context) the soft harmonic share H^p/(H^p+P^p) from time/frequency medians of the magnitude.
    */
-  const stage = (name: string, nFft: number, medians?: { timeMedian: number; freqMedian: number }) => {
+  const stage = (name: string, nFft: number, medians?: { timeMedian: number; freqMedian: number; maskPower: number }) => {
     const bins = nFft / 2 + 1;
     const re = g.input(`${name}_re`, 'float32', [2, `t_${name}`, bins]);
     const im = g.input(`${name}_im`, 'float32', [2, `t_${name}`, bins]);
@@ -165,8 +168,10 @@ export function buildClassicModel(): Uint8Array {
       // Edge padding in frequency: the lowest/highest bins see copies of the edge bin (scipy's 'nearest').
       const padded = g.op('Pad', [centreMag, ints([0, fctx, 0, fctx])], { mode: attr.string('edge') });
       const perc = median(shifted(padded, medians.freqMedian, 1));
-      const h2 = g.op('Mul', [harm, harm]);
-      const p2 = g.op('Mul', [perc, perc]);
+      const power = (x: string): string =>
+        medians.maskPower === 1 ? x : medians.maskPower === 2 ? g.op('Mul', [x, x]) : g.op('Pow', [x, scalar(medians.maskPower)]);
+      const h2 = power(harm);
+      const p2 = power(perc);
       harmonic = g.op('Div', [h2, g.op('Add', [g.op('Add', [h2, p2]), eps])]);
       const centre = (x: string): string => g.op('Slice', [x, ints([ctx]), ints([-ctx]), ints([0])]);
       pl = centre(pl);
