@@ -5,12 +5,11 @@
 import { Command, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Writable } from 'node:stream';
 import { DataError, InputError, UsageError } from '../../errors.js';
 import type { AudioSink } from '../../audio/raw-audio.js';
 import type { SynthesizeOptions, TtsModel } from '../../tts/synthesize.js';
 import type { TtsBatchJob, TtsJobResult } from '../../tts/job.js';
-import { runAction, setRunState, type CliContext } from '../context.js';
+import { runAction, type CliContext } from '../context.js';
 import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
 
 interface TtsFlags {
@@ -35,16 +34,6 @@ interface TtsFlags {
   espeak?: string;
   wait?: boolean;
   waitTimeout?: string;
-}
-
-/**
- * The stream `--stdout` writes to. runAction does not hand the run's stdout to handlers, so it is read
- * from the run state main() installed (in-process tests inject their own); see the report to the lead.
- */
-function runStdout(): Writable {
-  const state = setRunState(undefined);
-  setRunState(state);
-  return state?.io.stdout ?? process.stdout;
 }
 
 function num(flag: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -120,7 +109,7 @@ function jsonRecord(r: TtsJobResult, extra: Record<string, unknown> = {}): Recor
 async function openSink(ctx: CliContext, f: TtsFlags, output: string, sampleRate: number): Promise<AudioSink> {
   if (output === '-') {
     const { createStreamSink } = await import('../../tts/job.js');
-    return createStreamSink(runStdout(), { format: f.stdoutFormat === 'wav' ? 'wav' : 'raw', sampleRate, channels: 1 });
+    return createStreamSink(ctx.stdout, { format: f.stdoutFormat === 'wav' ? 'wav' : 'raw', sampleRate, channels: 1 });
   }
   const { createAudioSink } = await import('../../audio/open.js');
   const bits = f.bits === undefined ? undefined : (Number(f.bits) as 16 | 24 | 32);
