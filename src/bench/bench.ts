@@ -227,8 +227,8 @@ async function benchMode(mode: BenchMode, input: string, wavMB: number, work: st
 async function qualityFor(mode: BenchMode, model: string, work: string, opts: BenchOptions): Promise<Record<string, number>> {
   const dir = join(work, `quality${mode}`);
   const observer: Observer = opts.signal ? { signal: opts.signal } : {};
-  await separateReferenceSet(opts.quality!, dir, specForMode(mode, model), { config: opts.config, ...observer });
-  const report = await evaluate({ referenceDir: opts.quality!, estimatesDir: dir, systemName: model, stems: undefined, ffmpegPath: opts.config.ffmpegPath, ffprobePath: opts.config.ffprobePath, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const written = await separateReferenceSet(opts.quality!, dir, specForMode(mode, model), { config: opts.config, ...observer });
+  const report = await evaluate({ referenceDir: opts.quality!, estimatesDir: dir, systemName: model, stems: written.stems, ffmpegPath: opts.config.ffmpegPath, ffprobePath: opts.config.ffprobePath, ...(opts.signal ? { signal: opts.signal } : {}) });
   const out: Record<string, number> = {};
   for (const row of report.aggregate) if (row.system === model) out[row.stem] = row.sdrMean;
   return out;

@@ -9,13 +9,13 @@ import type { Observer } from '../progress.js';
 import { formatTimingLine, loadSeparator, type SeparatorSpec } from '../separate/separate.js';
 import { findReferenceTracks } from './layout.js';
 
-/** @returns the model id, the name eval reports the estimates under. */
+/** @returns the model id (the name eval reports the estimates under) and the stems it wrote. */
 export async function separateReferenceSet(
   referenceDir: string,
   outDir: string,
   spec: SeparatorSpec,
   opts: { config: ResolvedConfig } & Observer,
-): Promise<string> {
+): Promise<{ modelId: string; stems: string[] }> {
   const observer: Observer = {};
   if (opts.signal) observer.signal = opts.signal;
   if (opts.onLog) observer.onLog = opts.onLog;
@@ -38,9 +38,9 @@ export async function separateReferenceSet(
         const e = r.error ?? { code: 'E_INTERNAL', exitCode: 70, message: 'separation failed' };
         throw new StemkitError(e.code, e.exitCode as ExitCodeValue, `separating ${t.name} failed: ${e.message}`, e.hint ? { hint: e.hint } : {});
       }
-      opts.onLog?.({ level: 'info', message: `${t.name}: ${formatTimingLine(r)}`, file: t.mixture });
+      opts.onLog?.({ level: 'info', message: formatTimingLine(r), file: t.mixture });
     }
-    return separator.modelId;
+    return { modelId: separator.modelId, stems: [...separator.stems] };
   } finally {
     await separator.dispose();
   }

@@ -130,3 +130,28 @@ describe('stemkit eval', () => {
     expect(none.stderr).toContain('nothing to score');
   });
 });
+
+describe('stemkit eval --model', () => {
+  it('separates every mixture with the embedded classic model and scores only the stems it wrote', async () => {
+    const refs = join(root, 'refs-model');
+    const rate = 44100;
+    const n = rate * 2;
+    const mk = (f: number, amp: number): Float32Array => Float32Array.from({ length: n }, (_, i) => amp * Math.sin((2 * Math.PI * f * i) / rate));
+    const parts = { drums: mk(60, 0.2), bass: mk(80, 0.2), other: mk(600, 0.2), vocals: mk(300, 0.2), guitar: mk(900, 0.05) };
+    const mix = new Float32Array(n);
+    for (const k of ['drums', 'bass', 'other', 'vocals'] as const) parts[k].forEach((v, i) => (mix[i]! += v));
+    const dir = join(refs, 'song');
+    await write(join(dir, 'mixture.wav'), [mix, mix], rate);
+    for (const [k, v] of Object.entries(parts)) await write(join(dir, `${k}.wav`), [v, v], rate);
+    const keep = join(root, 'kept');
+    const r = await runCli(['eval', refs, '--model', 'classic', '--keep', keep, '--json'], { env: { HOME: root, NO_COLOR: '1', STEMKIT_CACHE_DIR: join(root, 'cache'), STEMKIT_RUNTIME_DIR: join(root, 'rt') } });
+    expect(r.code).toBe(0);
+    const report = r.json().find((j) => j['type'] === 'eval') as { tracks: Array<{ scores: Array<{ system: string; stem: string }>; missing: string[] }> };
+    // guitar is in the reference set but not a classic stem: not scored, not "missing".
+    expect(report.tracks[0]!.scores.map((s) => `${s.system}:${s.stem}`).sort()).toEqual(['classic:bass', 'classic:drums', 'classic:other', 'classic:vocals']);
+    expect(report.tracks[0]!.missing).toEqual([]);
+    // --keep leaves the separated stems in the estimates layout.
+    const { existsSync } = await import('node:fs');
+    for (const s of ['drums', 'bass', 'other', 'vocals']) expect(existsSync(join(keep, 'song', `${s}.wav`))).toBe(true);
+  });
+});

@@ -89,18 +89,24 @@ export async function runEvalCommand(ctx: CliContext, referenceDir: string, esti
   let workDir: string | undefined;
   let systemName = 'estimates';
   let estimates = estimatesDir ? resolve(estimatesDir) : undefined;
+  let stems = flags.stems ? flags.stems.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
   try {
     if (flags.model) {
       const { separateForEval } = await import('./eval-separate.js');
       if (!flags.keep) workDir = await mkdtemp(join(tmpdir(), 'stemkit-eval-'));
       estimates = resolve(flags.keep ?? workDir!);
-      systemName = await separateForEval(ctx, resolve(referenceDir), estimates, flags);
+      const written = await separateForEval(ctx, resolve(referenceDir), estimates, flags);
+      systemName = written.modelId;
+      // Score what the model wrote (after any --map renaming), not every stem the dataset happens to have.
+      const reverse = new Map(Object.entries(map).map(([ref, est]) => [est, ref]));
+      stems ??= written.stems.map((s) => reverse.get(s) ?? s);
     }
     const report = await evaluate({
       referenceDir: resolve(referenceDir),
       estimatesDir: estimates,
       systemName,
       map,
+      stems,
       baselines,
       ffmpegPath: ctx.config.ffmpegPath,
       ffprobePath: ctx.config.ffprobePath,

@@ -14,8 +14,8 @@ function numberFlag(name: string, value: string | undefined, min: number, max: n
   return n;
 }
 
-/** Separates every mixture; returns the system name (the model id) for the report. */
-export async function separateForEval(ctx: CliContext, referenceDir: string, estimatesDir: string, flags: EvalFlags): Promise<string> {
+/** Separates every mixture; returns the model id (the system name in the report) and the stems written. */
+export async function separateForEval(ctx: CliContext, referenceDir: string, estimatesDir: string, flags: EvalFlags): Promise<{ modelId: string; stems: string[] }> {
   const spec: SeparatorSpec = { model: flags.model! };
   if (flags.modelPath) spec.modelPath = flags.modelPath;
   if (flags.stems) spec.stems = flags.stems.split(',').map((s) => s.trim()).filter(Boolean);

@@ -25,7 +25,7 @@ export function evalCommand(): Command {
     .option('-b, --baseline <name>', 'also score a baseline: mixture | oracle-irm (repeatable or comma-separated)', collect)
     .option('--map <ref=est>', 'score reference stem <ref> against estimate file <est> (repeatable)', collect)
     .option('--keep <dir>', 'with --model: keep the separated stems in this folder instead of a temporary one')
-    .option('--stems <list>', 'with --model: only these stems')
+    .option('--stems <list>', 'score (and with --model, separate) only these reference stems; default with --model: the stems it writes')
     .option('--shifts <n>', 'with --model: random shifts (default 0)')
     .option('--overlap <0..0.9>', 'with --model: chunk overlap')
     .addOption(new Option('--no-progress').hideHelp())
