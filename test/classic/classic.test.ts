@@ -219,10 +219,14 @@ describe('classic streaming adapter', () => {
 
 /**
  * Per song and per stem improvement over the mixture-as-estimate baseline that this model is held to (dB).
- * The issue's target is 8 dB; the current model reaches 5.4 dB at worst (music004 bass), so this floor guards
- * the measured level against regressions and does NOT certify the 8 dB target (see docs/readme/classic.md).
+ * The issue's target is 8 dB per song and stem; the current model reaches it on average per stem (8.6–9.9 dB) but
+ * not on every song: its worst case is 5.8 dB (music007 other; music004 bass 5.9). So this floor guards the
+ * measured level against regressions (0.3 dB margin) and does NOT certify the 8 dB target; see the per-stem means
+ * below and docs/readme/classic.md.
  */
-const FLOOR_DB = 5;
+const FLOOR_DB = 5.5;
+/** Per-stem mean improvement over the three songs that the current model reaches (measured 8.74/8.70/8.56/9.88). */
+const MEAN_FLOOR_DB = 8.3;
 
 const shared = process.env['STEMKIT_SHARED_DIR'];
 const musicDir = shared ? join(shared, 'eval', 'music') : '';
@@ -251,6 +255,7 @@ describe.skipIf(!shared || !existsSync(musicDir))('classic on the shared music s
     return 10 * Math.log10((num + 1e-10) / (den + 1e-10));
   }
 
+  const gains: Record<string, number[]> = {};
   it.each(['planetblupi-music000', 'planetblupi-music004', 'planetblupi-music007'])('%s: every stem beats the mixture baseline by the floor', async (song) => {
     const model = await createClassicModel(MODEL, { device: 'cpu', threads: 1 });
     try {
@@ -259,10 +264,18 @@ describe.skipIf(!shared || !existsSync(musicDir))('classic on the shared music s
       for (const k of STEMS) {
         const ref = decode(join(musicDir, song, `${k}.flac`));
         const gain = sdr(ref, y[k]!) - sdr(ref, mix);
+        (gains[k] ??= []).push(gain);
         expect({ stem: k, ok: gain >= FLOOR_DB, gain }).toMatchObject({ stem: k, ok: true });
       }
     } finally {
       await model.dispose();
+    }
+  });
+  it('reaches the 8 dB target on average per stem', () => {
+    for (const k of STEMS) {
+      expect(gains[k]).toHaveLength(3);
+      const mean = gains[k]!.reduce((a, b) => a + b, 0) / 3;
+      expect({ stem: k, ok: mean >= MEAN_FLOOR_DB, mean }).toMatchObject({ stem: k, ok: true });
     }
   });
 });
