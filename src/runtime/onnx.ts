@@ -103,6 +103,9 @@ function baseOptions(opts: SessionOptions): Ort.InferenceSession.SessionOptions 
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     logSeverityLevel: LOG_LEVELS[opts.logLevel ?? 'error'],
+    // ORT's worker threads spin-wait between parallel sections by default: on a shared server that burns
+    // whole cores while idle (defeating cpuUsageLimit), and on 2 cores 2 threads ran slower than 1.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 

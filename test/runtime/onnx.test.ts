@@ -33,7 +33,13 @@ describe('CPU sessions', () => {
       expect(s.provider).toBe('cpu');
       expect(s.threads).toBe(4);
       expect(create).toHaveBeenCalledTimes(1);
-      expect(create.mock.calls[0]![1]).toMatchObject({ intraOpNumThreads: 4, interOpNumThreads: 1, executionMode: 'sequential', executionProviders: ['cpu'] });
+      expect(create.mock.calls[0]![1]).toMatchObject({
+        intraOpNumThreads: 4,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        executionProviders: ['cpu'],
+        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+      });
       expect(s.inputs).toEqual([{ name: 'x', type: 'float32', shape: ['batch', 4] }]);
       expect(s.outputs).toEqual([{ name: 'y', type: 'float32', shape: ['batch', 4] }]);
       const out = await s.run({ x: { data: new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]), dims: [2, 4] } });
