@@ -1,6 +1,6 @@
 /**
  * A small ONNX graph builder on top of onnx-proto. Used to generate the embedded `classic` model
- * (scripts/build-classic-model.ts) and, in tests, tiny models with the exact I/O contracts of the
+ * (scripts/build-classic-model.mjs) and, in tests, tiny models with the exact I/O contracts of the
  * real networks (model-io.md §6.1).
  */
 import onnxProto from 'onnx-proto';
