@@ -139,7 +139,9 @@ function describeResult(ctx: CliContext, r: FileResult, fmt: (r: FileResult) => 
   const { style } = ctx;
   if (r.status === 'skipped') return [`${style.dim('-')} ${r.input}: skipped, outputs exist (--force to redo)`];
   if (r.status === 'failed') {
-    const lines = [`${style.fail('✗')} ${r.input}: ${r.error?.message ?? 'failed'}`];
+    const message = r.error?.message ?? 'failed';
+    // Audio-layer messages usually start with the path already; do not print it twice.
+    const lines = [`${style.fail('✗')} ${message.startsWith(r.input) ? message : `${r.input}: ${message}`}`];
     if (r.error?.hint) lines.push(style.dim(`  hint: ${r.error.hint}`));
     return lines;
   }
@@ -208,8 +210,9 @@ device unavailable; 75 busy (--no-wait); 130 interrupted.`,
       ]);
       if (file.filename !== undefined) plannedOutputs('x.wav', ['x'], 'm', { filename: file.filename }); // validates the template up front
       const expanded = await expandInputs(inputs, { recursive: flags.recursive === true });
-      for (const m of expanded.missing) ctx.onLog({ level: 'warn', message: `no audio or video files match "${m}"` });
-      if (expanded.files.length === 0) {
+      if (expanded.files.length > 0) {
+        for (const m of expanded.missing) ctx.onLog({ level: 'warn', message: `no audio or video files match "${m}"` });
+      } else {
         throw new InputError(inputs.length === 1 ? `input not found: ${inputs[0]}` : `none of the ${inputs.length} inputs exist or contain audio files`, {
           hint: 'check the paths; folders need --recursive to include subfolders',
         });
