@@ -336,7 +336,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
           const status = typeof e.cause === 'number' ? e.cause : undefined;
           throw fail(e.message, finalUrl, 'E_DOWNLOAD', status);
         }
-        opts.onLog?.({ level: 'warn', message: `${label}: ${e.message}; retrying (${attempt + 1}/${retries})`, file: label });
+        opts.onLog?.({ level: 'warn', message: `${e.message}; retrying (${attempt + 1}/${retries})`, file: label });
         await sleep(delay, opts.signal);
         delay *= 2;
         continue;

@@ -281,6 +281,6 @@ describe('downloadFile with a damaged part file', () => {
     const r = await downloadFile({ url: `${server.url}/whole.bin`, dest, size: SIZE, sha256: SHA }, { ...fast, retries: 1, onLog: (l) => logs.push(l.message) });
     expect(r.sha256).toBe(SHA);
     expect(server.requests.map((q) => q.range)).toEqual([undefined]);
-    expect(logs).toEqual(['whole.bin: checksum mismatch after resuming; downloading again from the start; retrying (1/1)']);
+    expect(logs).toEqual(['checksum mismatch after resuming; downloading again from the start; retrying (1/1)']);
   });
 });
