@@ -21,6 +21,7 @@ import {
 } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
 import type { AudioInfo, AudioSink, AudioSource, RawAudio } from './raw-audio.js';
+import { checkSinkBlock } from './raw-audio.js';
 import { decodeInterleaved } from './wav.js';
 
 /** Output formats stemkit writes. `wav` is written natively; the others need ffmpeg. */
@@ -527,8 +528,7 @@ export async function createFfmpegSink(path: string, opts: FfmpegSinkOptions): P
     async write(block: RawAudio): Promise<void> {
       if (state !== 'open') throw new InternalError(`${path}: write after ${state}`);
       throwIfAborted(opts.signal);
-      if (block.channels.length !== channels) throw new InternalError(`${path}: sink expects ${channels} channels, got ${block.channels.length}`);
-      if (block.sampleRate !== sampleRate) throw new InternalError(`${path}: sink expects ${sampleRate} Hz, got ${block.sampleRate} Hz`);
+      checkSinkBlock(path, block, channels, sampleRate);
       const frames = block.channels[0]?.length ?? 0;
       if (frames === 0) return;
       const dead = async (): Promise<never> => {

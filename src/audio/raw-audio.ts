@@ -2,6 +2,8 @@
  * The one audio type that flows between every stage: planar float channels plus a sample rate.
  * Long tracks never exist as one RawAudio: sources and sinks move them in blocks.
  */
+import { InternalError } from '../errors.js';
+
 export interface RawAudio {
   /** One Float32Array per channel, all the same length (frames). */
   channels: Float32Array[];
@@ -36,6 +38,12 @@ export interface AudioSink {
   write(block: RawAudio): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
+}
+
+/** A block written to a sink must match the sink's layout; a mismatch is a bug in the caller (70). */
+export function checkSinkBlock(path: string, block: RawAudio, channels: number, sampleRate: number): void {
+  if (block.channels.length !== channels) throw new InternalError(`${path}: sink expects ${channels} channels, got ${block.channels.length}`);
+  if (block.sampleRate !== sampleRate) throw new InternalError(`${path}: sink expects ${sampleRate} Hz, got ${block.sampleRate} Hz`);
 }
 
 export function frameCount(audio: RawAudio): number {

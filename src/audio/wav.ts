@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { DataError, InputError, InternalError, OutputError, throwIfAborted } from '../errors.js';
 import { commitTemp, discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
 import type { AudioInfo, AudioSink, AudioSource, RawAudio } from './raw-audio.js';
+import { checkSinkBlock } from './raw-audio.js';
 
 /** What the header says about the sample data. */
 export interface WavHeader {
@@ -552,8 +553,7 @@ export async function createWavSink(path: string, opts: WavSinkOptions): Promise
     async write(block: RawAudio): Promise<void> {
       if (state !== 'open') throw new InternalError(`${path}: write after ${state}`);
       throwIfAborted(opts.signal);
-      if (block.channels.length !== channels) throw new InternalError(`${path}: sink expects ${channels} channels, got ${block.channels.length}`);
-      if (block.sampleRate !== sampleRate) throw new InternalError(`${path}: sink expects ${sampleRate} Hz, got ${block.sampleRate} Hz`);
+      checkSinkBlock(path, block, channels, sampleRate);
       const frames = block.channels[0]?.length ?? 0;
       if (frames === 0) return;
       const bytes = encodeInterleaved(block.channels, bits, frames);

@@ -6,6 +6,7 @@
  * size and sha256 check out is renamed to `<dest>`. So a file under its final name is always complete, and a
  * cut connection leaves a `.part` the next run continues. The caller holds the model lock (see lock.ts).
  */
+import { formatBytes } from '../util/format.js';
 import { writeFileSync } from 'node:fs';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -105,19 +106,6 @@ export function applyMirror(url: string, mirror: string | undefined): string {
   if (!mirror) return url;
   const u = new URL(url);
   return `${mirror.replace(/\/+$/, '')}${u.pathname}${u.search}`;
-}
-
-/** `12.3 MB` style sizes for messages. */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1024;
-    i++;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
 }
 
 function errorText(e: unknown): string {

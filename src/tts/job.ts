@@ -201,20 +201,13 @@ function streamFailed(cause: unknown): OutputError {
 }
 
 /** One line of a `--jsonl` batch. */
-export interface TtsBatchJob {
+export interface TtsBatchJob
+  extends Pick<SynthesizeOptions, 'voice' | 'speed' | 'speaker' | 'lengthScale' | 'noiseScale' | 'noiseW' | 'sentenceSilence' | 'lang'> {
   /** 1-based line number in the JSONL file. */
   line: number;
   text?: string;
   file?: string;
   output: string;
-  voice?: string;
-  speed?: number;
-  speaker?: string | number;
-  lengthScale?: number;
-  noiseScale?: number;
-  noiseW?: number;
-  sentenceSilence?: number;
-  lang?: string;
 }
 
 export type ParsedJobLine = { ok: true; job: TtsBatchJob } | { ok: false; line: number; output: string; error: DataError };

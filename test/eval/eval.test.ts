@@ -1,24 +1,16 @@
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAudioSink } from '../../src/audio/open.js';
 import { evaluate } from '../../src/eval/eval.js';
 import { findReferenceTracks, parseStemMap } from '../../src/eval/layout.js';
 import { runCli } from '../helpers/cli-run.js';
+import { HAS_FFMPEG } from '../helpers/audio-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'stemkit-eval-test-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const hasFfmpeg = (() => {
-  try {
-    execFileSync('ffmpeg', ['-version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const RATE = 8000;
 const N = 8000; // 1 s; 8000 Hz keeps files tiny
@@ -93,7 +85,7 @@ describe('stemkit eval', () => {
   });
 
   it('reads FLAC references and a MUSDB test/ level', async () => {
-    if (!hasFfmpeg) return; // FLAC needs ffmpeg; CI installs it
+    if (!HAS_FFMPEG) return; // FLAC needs ffmpeg; CI installs it
     const refs = join(root, 'refs4');
     const { a } = await makeTrack(join(refs, 'test', 'flac-song'), 'flac');
     expect(findReferenceTracks(refs).map((t) => t.name)).toEqual(['flac-song']);

@@ -11,6 +11,7 @@
  * - Piper: 256 zeros, a marker 10000, then (ids, input_lengths, scales[3], sid when present) + 1000, then
  *   256 zeros, shaped [1, 1, 1, n]. Peak normalisation divides by the marker; the decoder multiplies back.
  */
+import { spawnSync } from 'node:child_process';
 import { zipSync } from 'fflate';
 import { GraphBuilder, attr } from '../../src/onnx/builder.js';
 
@@ -181,3 +182,6 @@ export function piperConfig(o: { multiSpeaker: boolean; sampleRate?: number; inf
     num_symbols: 256,
   };
 }
+
+/** True when the system espeak-ng runs (non-English front-end tests skip without it). */
+export const HAS_ESPEAK = spawnSync('espeak-ng', ['--version'], { stdio: 'ignore' }).status === 0;

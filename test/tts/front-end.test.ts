@@ -11,16 +11,9 @@ import {
   type G2PBackend,
 } from '../../src/tts/phonemize.js';
 import { splitSentences, splitTokenIds } from '../../src/tts/text-split.js';
+import { HAS_ESPEAK } from '../helpers/tts-fixtures.js';
 import { KOKORO_BREAK_CLASSES, KOKORO_SPACE, KOKORO_VOCAB, describeDropped, tokenizeKokoro } from '../../src/tts/vocab.js';
 
-const hasEspeak = (() => {
-  try {
-    execFileSync('espeak-ng', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 describe('Kokoro vocabulary (model-io §3.2)', () => {
   it('has the 114 entries of the spec with the pinned ids', () => {
@@ -143,7 +136,7 @@ describe('phonemize front end', () => {
     expect((err as { hint: string }).hint).toMatch(/apt install espeak-ng/);
   });
 
-  describe.skipIf(!hasEspeak)('system espeak-ng', () => {
+  describe.skipIf(!HAS_ESPEAK)('system espeak-ng', () => {
     it('phonemises German with punctuation restored, one process for all sections', async () => {
       // Expected from espeak-ng itself, one call per word run (its output differs slightly between versions).
       const ipa = (t: string): string => execFileSync('espeak-ng', ['-q', '--ipa', '-v', 'de', t], { encoding: 'utf8' }).trim();

@@ -7,16 +7,8 @@ import { createKokoroModel, type TtsModel } from '../../src/tts/synthesize.js';
 import { splitSentences } from '../../src/tts/text-split.js';
 import { npzVoiceStore } from '../../src/tts/voices.js';
 import { KOKORO_SPACE, tokenizeKokoro } from '../../src/tts/vocab.js';
-import { KOKORO_ZEROS, buildKokoroModel, decodeKokoro, npz, voiceTable, type KokoroCall } from '../helpers/tts-fixtures.js';
+import { KOKORO_ZEROS, buildKokoroModel, decodeKokoro, npz, voiceTable, type KokoroCall, HAS_ESPEAK } from '../helpers/tts-fixtures.js';
 
-const hasEspeak = (() => {
-  try {
-    execFileSync('espeak-ng', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** "həlˈoʊ wˈɜːld." through the §3.2 table: h ə l ˈ o ʊ ␠ w ˈ ɜ ː l d . */
 const HELLO_WORLD = [50, 83, 54, 156, 57, 135, 16, 65, 156, 87, 158, 54, 46, 4];
@@ -185,7 +177,7 @@ describe('Kokoro synthesis', () => {
     expect(seen.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual(['nothing speakable in sentence 2: "(…)"']);
   });
 
-  it.skipIf(!hasEspeak)('other languages go through espeak-ng (--lang de), without the English fixes', async () => {
+  it.skipIf(!HAS_ESPEAK)('other languages go through espeak-ng (--lang de), without the English fixes', async () => {
     const [block] = await collect(model, 'Hallo Welt.', { lang: 'de' });
     // espeak-ng 1.51 says "hˈaloː vˈɛlt": h ˈ a l o ː ␠ v ˈ ɛ l t, then the restored full stop.
     const ipa = execFileSync('espeak-ng', ['-q', '--ipa', '-v', 'de', 'Hallo Welt'], { encoding: 'utf8' }).trim();

@@ -3,6 +3,7 @@
  * what is missing and what that affects. Heavy modules (onnxruntime, execa, the model cache) are
  * imported inside the action so `--help` stays fast.
  */
+import { formatBytes } from '../../util/format.js';
 import { Command } from 'commander';
 import type { ResolvedConfig } from '../../config/schema.js';
 import { runAction, type CliContext } from '../context.js';
@@ -270,18 +271,6 @@ export async function collectDoctorReport(ctx: Pick<CliContext, 'config' | 'conf
     cache,
     config: { file: ctx.configFile ?? null, profile: config.profile, device: config.device, cpuThreads: config.cpuThreads, cpu: cpuSummary(config) },
   };
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 /** The human-readable report, one line per check. */

@@ -9,21 +9,10 @@ import type { ProgressCallback, ProgressEvent } from '../../progress.js';
 import type { CliContext } from '../context.js';
 import { runAction } from '../context.js';
 import { formatTable } from '../render/table.js';
+import { formatBytes } from '../../util/format.js';
 
 const TASKS = ['separate', 'tts'] as const;
 const PRECISION_CHOICES = ['auto', 'fp32', 'fp16', 'int8'];
-
-function bytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1024;
-    i++;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
-}
 
 function duration(sec: number): string {
   if (!Number.isFinite(sec)) return '?';
@@ -53,9 +42,9 @@ export function withDownloadRates(onProgress: ProgressCallback, now: () => numbe
       s.done = e.done;
     }
     const rate = s?.rate;
-    const parts = [e.total > 0 ? `${bytes(e.done)} of ${bytes(e.total)}` : bytes(e.done)];
+    const parts = [e.total > 0 ? `${formatBytes(e.done)} of ${formatBytes(e.total)}` : formatBytes(e.done)];
     if (rate !== undefined && rate > 0) {
-      parts.push(`${bytes(rate)}/s`);
+      parts.push(`${formatBytes(rate)}/s`);
       if (e.total > 0 && e.status !== 'done') parts.push(`ETA ${duration((e.total - e.done) / rate)}`);
     }
     if (e.status === 'done') state.delete(key);
@@ -107,7 +96,7 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
     const state = e.embedded ? ctx.style.ok('embedded') : installed.length > 0 ? ctx.style.ok(installed.join(',')) : downloadable ? ctx.style.dim('-') : ctx.style.warn('import');
     const speakers = typeof e.params?.['speakers'] === 'number' ? e.params['speakers'] : undefined;
     const what = e.stems ? e.stems.join(',') : e.voices ? `${e.voices.length} voices` : speakers !== undefined ? (speakers === 1 ? '1 voice' : `${speakers} speakers`) : '';
-    rows.push([e.id, e.task, state, known ? bytes(size) : e.embedded ? '' : '?', e.license.split(/[ ;(]/)[0]!, what]);
+    rows.push([e.id, e.task, state, known ? formatBytes(size) : e.embedded ? '' : '?', e.license.split(/[ ;(]/)[0]!, what]);
   }
   ctx.print(
     formatTable(
@@ -215,7 +204,7 @@ async function rmAction(ctx: CliContext, ids: string[]): Promise<number> {
   for (const e of entries) {
     const freed = await removeModel(e, ctx.config);
     ctx.emitJson({ type: 'rm', id: e.id, dir: modelDir(e, ctx.config), freedBytes: freed });
-    ctx.print(freed > 0 ? `removed ${e.id} (${bytes(freed)})` : `${e.id} was not in the cache`);
+    ctx.print(freed > 0 ? `removed ${e.id} (${formatBytes(freed)})` : `${e.id} was not in the cache`);
   }
   return 0;
 }
@@ -244,7 +233,7 @@ async function importAction(ctx: CliContext, id: string, sources: string[], flag
   });
   ctx.emitJson({ type: 'import', id: r.id, dir: r.dir, files: r.files, installed: r.installed, missing: r.missing });
   for (const f of r.files) {
-    ctx.print(`${ctx.style.ok('ok')}   ${r.id}/${f.name} (${bytes(f.size)}, ${f.checksum === 'registry' ? 'sha256 matches the registry' : 'sha256 recorded'})`);
+    ctx.print(`${ctx.style.ok('ok')}   ${r.id}/${f.name} (${formatBytes(f.size)}, ${f.checksum === 'registry' ? 'sha256 matches the registry' : 'sha256 recorded'})`);
   }
   if (r.missing.length > 0) {
     ctx.onLog({ level: 'warn', message: `${r.id} is still missing ${r.missing.join(', ')}; import those too`, file: r.id });
