@@ -14,7 +14,7 @@ import { isInstalled } from '../models/cache.js';
 import { defaultModelForMode, getModel, listModels } from '../models/registry.js';
 import type { Observer } from '../progress.js';
 import { loadSeparator, type FileResult, type SeparatorSpec } from '../separate/separate.js';
-import { queryGpus, type GpuSnapshot } from './gpu.js';
+import { queryGpus, type GpuSnapshot } from '../runtime/gpu.js';
 import { benchSignalBlock, wavBytes } from './signal.js';
 import { checkTarget, compareToBaseline, medianOf, type Check } from './stats.js';
 

@@ -109,7 +109,8 @@ function baseOptions(opts: SessionOptions): Ort.InferenceSession.SessionOptions 
   };
 }
 
-function cudaProvider(opts: SessionOptions): Ort.InferenceSession.ExecutionProviderConfig {
+/** The CUDA execution-provider options for a session (exported for tests: no GPU is needed to check them). */
+export function cudaProvider(opts: SessionOptions): Ort.InferenceSession.ExecutionProviderConfig {
   const gpu = opts.gpu;
   const provider: Record<string, unknown> = { name: 'cuda', deviceId: gpu?.deviceId ?? 0 };
   if (gpu) {
@@ -179,6 +180,12 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
   if (opts.device === 'webgpu') attempts.push({ provider: 'webgpu', eps: ['webgpu'] });
   if (opts.device === 'cpu' || opts.device === 'auto') attempts.push({ provider: 'cpu', eps: ['cpu'] });
 
+  if (attempts[0]?.provider === 'cuda' && opts.gpu && opts.gpuMemoryBytes === undefined) {
+    // memoryFraction needs the card's size; nvidia-smi is the one place that knows it without CUDA bindings.
+    const { queryGpus } = await import('./gpu.js');
+    const card = (await queryGpus())[opts.gpu.deviceId];
+    if (card) attempts[0] = { provider: 'cuda', eps: [cudaProvider({ ...opts, gpuMemoryBytes: card.memoryTotalMiB * 1024 * 1024 })] };
+  }
   let lastError: unknown;
   for (const attempt of attempts) {
     let session: Ort.InferenceSession;
