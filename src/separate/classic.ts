@@ -151,10 +151,10 @@ export function buildClassicModel(): Uint8Array {
    * One stage's inputs and features: per-channel powers and the centre-voice mask of the centre frames, and
    * (for stages with context) the soft harmonic share H^p/(H^p+P^p) from time/frequency medians of the magnitude.
    */
-  const stage = (name: string, nFft: number, medians?: { timeMedian: number; freqMedian: number; maskPower: number }) => {
+  const stage = (name: string, nFft: number, medians?: { timeMedian: number; freqMedian: number; maskPower: number }, channels = 2) => {
     const bins = nFft / 2 + 1;
-    const re = g.input(`${name}_re`, 'float32', [2, `t_${name}`, bins]);
-    const im = g.input(`${name}_im`, 'float32', [2, `t_${name}`, bins]);
+    const re = g.input(`${name}_re`, 'float32', [channels, `t_${name}`, bins]);
+    const im = g.input(`${name}_im`, 'float32', [channels, `t_${name}`, bins]);
     let pl = channelPower(re, im, 0);
     let pr = channelPower(re, im, 1);
     let harmonic: string | undefined;
@@ -178,7 +178,7 @@ export function buildClassicModel(): Uint8Array {
       pr = centre(pr);
     }
     const voice = g.op('Mul', [centreness(pl, pr), bandConst(nFft, voiceBand)]);
-    return { bins, voice, harmonic };
+    return { bins, voice, harmonic, re, im, pl, pr };
   };
 
   // Stage 1, bass: the harmonic share of the low band, minus the centred voice.
@@ -191,13 +191,26 @@ export function buildClassicModel(): Uint8Array {
   // Stage 2, drums: the percussive share, minus the centred voice (speech onsets are percussive too).
   const sd = stage('drums', P.drums.nFft, P.drums);
   g.op('Mul', [g.op('Sub', [one, sd.harmonic!]), g.op('Sub', [one, sd.voice])], {}, 'drums_mask');
-  // Stage 3, vocals: the centred voice band of what is left.
-  const sv = stage('vocals', P.vocals.nFft);
-  g.op('Identity', [sv.voice], {}, 'vocals_mask');
+  // Stage 3, vocals: the centred voice band of what is left (channels 0–1); then the post-filter re-shares the
+  // mixture X = residual + bass + drums (channels 2–3 and 4–5: the earlier stages' estimates) in proportion to
+  // the four estimates' magnitudes (mean over channels): vocals m·|R|, other (1−m)·|R|, bass |B|, drums |D|.
+  // The denominator is |R| + |B| + |D|, so the four masks sum to 1.
+  const sv = stage('vocals', P.vocals.nFft, undefined, 6);
+  const meanMag = (c: number): string =>
+    g.op('Sqrt', [g.op('Mul', [g.op('Add', [channelPower(sv.re, sv.im, c), channelPower(sv.re, sv.im, c + 1)]), scalar(0.5)])]);
+  const magR = g.op('Sqrt', [g.op('Mul', [g.op('Add', [sv.pl, sv.pr]), scalar(0.5)])]);
+  const magB = meanMag(2);
+  const magD = meanMag(4);
+  const total = g.op('Add', [g.op('Add', [g.op('Add', [magR, magB]), magD]), scalar(1e-10)]);
+  g.op('Div', [g.op('Mul', [sv.voice, magR]), total], {}, 'vocals_mask');
+  g.op('Div', [magB, total], {}, 'final_bass_mask');
+  g.op('Div', [magD, total], {}, 'final_drums_mask');
 
   g.output('bass_mask', 'float32', ['t_bass_out', sb.bins]);
   g.output('drums_mask', 'float32', ['t_drums_out', sd.bins]);
   g.output('vocals_mask', 'float32', ['t_vocals', sv.bins]);
+  g.output('final_bass_mask', 'float32', ['t_vocals', sv.bins]);
+  g.output('final_drums_mask', 'float32', ['t_vocals', sv.bins]);
   g.meta('stemkit.model', 'classic');
   g.meta('stemkit.params', JSON.stringify(P));
   g.meta('sources', STEMS.join(','));
@@ -225,7 +238,7 @@ class MaskStage {
   private readonly window: Float32Array;
   private readonly fft: RealFFT;
   /** Input samples from absolute index inStart on. */
-  private inBuf: Float32Array[] = [new Float32Array(0), new Float32Array(0)];
+  private inBuf: Float32Array[];
   private inStart = 0;
   private received = 0;
   /** Spectra of frames qStart .. nextFrame−1, per frame [2 channels × bins] re and im. */
@@ -249,7 +262,10 @@ class MaskStage {
     private readonly masks: number,
     private readonly maxFrames: number,
     private readonly run: MaskFn,
+    /** Input channels: 2 (one stereo signal), or 2·k for k stereo signals whose sum the masks apply to. */
+    private readonly chans = 2,
   ) {
+    this.inBuf = Array.from({ length: chans }, () => new Float32Array(0));
     this.n = nFft;
     this.hop = hop;
     this.bins = nFft / 2 + 1;
@@ -284,7 +300,7 @@ class MaskStage {
   private append(block: Float32Array[]): void {
     const len = block[0]?.length ?? 0;
     if (len === 0) return;
-    for (let c = 0; c < 2; c++) {
+    for (let c = 0; c < this.chans; c++) {
       const old = this.inBuf[c]!;
       const next = new Float32Array(old.length + len);
       next.set(old);
@@ -301,10 +317,10 @@ class MaskStage {
 
   private analyse(k: number): void {
     const start = k * this.hop - this.n / 2;
-    const re = new Float32Array(2 * this.bins);
-    const im = new Float32Array(2 * this.bins);
+    const re = new Float32Array(this.chans * this.bins);
+    const im = new Float32Array(this.chans * this.bins);
     const frame = new Float64Array(this.n);
-    for (let c = 0; c < 2; c++) {
+    for (let c = 0; c < this.chans; c++) {
       const buf = this.inBuf[c]!;
       const off = start - this.inStart;
       if (start >= this.inStart && start + this.n <= this.inStart + buf.length && start + this.n <= this.received) {
@@ -328,12 +344,13 @@ class MaskStage {
   private async synthesise(first: number, count: number): Promise<void> {
     const bins = this.bins;
     const width = count + 2 * this.ctx;
-    // Model layout [2, width, bins] (channel-major, then frame, then bin).
-    const specRe = new Float32Array(2 * width * bins);
-    const specIm = new Float32Array(2 * width * bins);
+    const chans = this.chans;
+    // Model layout [chans, width, bins] (channel-major, then frame, then bin).
+    const specRe = new Float32Array(chans * width * bins);
+    const specIm = new Float32Array(chans * width * bins);
     for (let u = 0; u < width; u++) {
       const f = this.frame(first - this.ctx + u);
-      for (let c = 0; c < 2; c++) {
+      for (let c = 0; c < chans; c++) {
         specRe.set(f.re.subarray(c * bins, (c + 1) * bins), (c * width + u) * bins);
         specIm.set(f.im.subarray(c * bins, (c + 1) * bins), (c * width + u) * bins);
       }
@@ -353,8 +370,15 @@ class MaskStage {
         for (let c = 0; c < 2; c++) {
           for (let b = 0; b < bins; b++) {
             const g = mask[u * bins + b]!;
-            this.re[b] = f.re[c * bins + b]! * g;
-            this.im[b] = f.im[c * bins + b]! * g;
+            // The masks apply to the sum of the stereo signals (the mixture, for the post-filter stage).
+            let sr = f.re[c * bins + b]!;
+            let si = f.im[c * bins + b]!;
+            for (let k = c + 2; k < chans; k += 2) {
+              sr += f.re[k * bins + b]!;
+              si += f.im[k * bins + b]!;
+            }
+            this.re[b] = sr * g;
+            this.im[b] = si * g;
           }
           this.addFrame(this.ola[m]![c]!, off);
         }
@@ -403,7 +427,7 @@ class MaskStage {
 
   private emit(end: number): { input: Float32Array[]; outs: Float32Array[][] } {
     const len = Math.max(0, end - this.emitted);
-    const input = [0, 1].map((c) => this.inBuf[c]!.slice(this.emitted - this.inStart, this.emitted - this.inStart + len));
+    const input = this.inBuf.map((b) => b.slice(this.emitted - this.inStart, this.emitted - this.inStart + len));
     const outs = this.ola.map((chs) =>
       chs.map((acc) => {
         const y = new Float32Array(len);
@@ -478,9 +502,10 @@ export async function createClassicModel(modelPath: string, session: SessionOpti
   const P = CLASSIC_PARAMS;
   const ctxOf = (m: { timeMedian: number }): number => (m.timeMedian - 1) / 2;
   const specs = {
-    bass: { nFft: P.bass.nFft, hop: P.bass.hop, ctx: ctxOf(P.bass), maxFrames: 128 },
-    drums: { nFft: P.drums.nFft, hop: P.drums.hop, ctx: ctxOf(P.drums), maxFrames: 512 },
-    vocals: { nFft: P.vocals.nFft, hop: P.vocals.hop, ctx: 0, maxFrames: 128 },
+    bass: { nFft: P.bass.nFft, hop: P.bass.hop, ctx: ctxOf(P.bass), maxFrames: 128, chans: 2, outs: ['bass_mask'] },
+    drums: { nFft: P.drums.nFft, hop: P.drums.hop, ctx: ctxOf(P.drums), maxFrames: 512, chans: 2, outs: ['drums_mask'] },
+    // The last stage also takes the bass and drums estimates (channels 2–5) for the post-filter.
+    vocals: { nFft: P.vocals.nFft, hop: P.vocals.hop, ctx: 0, maxFrames: 128, chans: 6, outs: ['final_bass_mask', 'final_drums_mask', 'vocals_mask'] },
   } as const;
   type StageName = keyof typeof specs;
   const names = Object.keys(specs) as StageName[];
@@ -488,7 +513,7 @@ export async function createClassicModel(modelPath: string, session: SessionOpti
   const dummies = Object.fromEntries(
     names.map((n) => {
       const sp = specs[n];
-      const dims = [2, 1 + 2 * sp.ctx, sp.nFft / 2 + 1];
+      const dims = [sp.chans, 1 + 2 * sp.ctx, sp.nFft / 2 + 1];
       return [n, { data: new Float32Array(dims[0]! * dims[1]! * dims[2]!), dims }];
     }),
   ) as Record<StageName, { data: Float32Array; dims: number[] }>;
@@ -509,19 +534,20 @@ export async function createClassicModel(modelPath: string, session: SessionOpti
         const sp = specs[name];
         const feeds: Parameters<ModelSession['run']>[0] = {};
         for (const n of names) {
-          const d = n === name ? { re, im, dims: [2, frames + 2 * sp.ctx, sp.nFft / 2 + 1] } : { re: dummies[n].data, im: dummies[n].data, dims: dummies[n].dims };
+          const d = n === name ? { re, im, dims: [sp.chans, frames + 2 * sp.ctx, sp.nFft / 2 + 1] } : { re: dummies[n].data, im: dummies[n].data, dims: dummies[n].dims };
           feeds[`${n}_re`] = { data: d.re, dims: d.dims };
           feeds[`${n}_im`] = { data: d.im, dims: d.dims };
         }
         const t0 = performance.now();
         const out = await s.run(feeds);
         inferSeconds += (performance.now() - t0) / 1000;
-        return [out[`${name}_mask`]!.data as Float32Array];
+        return sp.outs.map((o) => out[o]!.data as Float32Array);
       };
-      const stages = names.map((n) => new MaskStage(specs[n].nFft, specs[n].hop, specs[n].ctx, 1, specs[n].maxFrames, runner(n)));
-      // Stem outputs of the earlier stages wait here for the later stages' latency.
+      const stages = names.map(
+        (n) => new MaskStage(specs[n].nFft, specs[n].hop, specs[n].ctx, specs[n].outs.length, specs[n].maxFrames, runner(n), specs[n].chans),
+      );
+      // The bass estimate waits here for the drums stage's latency before it joins the last stage's input.
       const bassFifo = new Fifo();
-      const drumsFifo = new Fifo();
       const minus = (x: Float32Array[], y: Float32Array[]): Float32Array[] =>
         x.map((a, c) => {
           const b = y[c]!;
@@ -535,17 +561,25 @@ export async function createClassicModel(modelPath: string, session: SessionOpti
         const b = await stages[0]!.push(block, ended);
         bassFifo.push(b.outs[0]!);
         const d = await stages[1]!.push(minus(b.input, b.outs[0]!), ended);
-        drumsFifo.push(d.outs[0]!);
-        const v = await stages[2]!.push(minus(d.input, d.outs[0]!), ended);
-        const vocals = v.outs[0]!;
+        const drums0 = d.outs[0]!;
+        const bass0 = bassFifo.take(drums0[0]!.length);
+        // The last stage: vocals from the residual, then the post-filter re-shares residual + bass + drums.
+        const v = await stages[2]!.push([...minus(d.input, drums0), ...bass0, ...drums0], ended);
+        const [bass, drums, vocals] = v.outs as [Float32Array[], Float32Array[], Float32Array[]];
         const n = vocals[0]!.length;
+        // The input, sample-aligned with the outputs: the sum of the stage's three stereo signals.
+        const mix = [0, 1].map((c) => {
+          const y = new Float32Array(n);
+          for (let j = 0; j < n; j++) y[j] = v.input[c]![j]! + v.input[c + 2]![j]! + v.input[c + 4]![j]!;
+          return y;
+        });
         done += n;
         opts.onInferProgress?.(done);
         const rate = P.sampleRate;
         return {
-          drums: { channels: drumsFifo.take(n), sampleRate: rate },
-          bass: { channels: bassFifo.take(n), sampleRate: rate },
-          other: { channels: minus(v.input, vocals), sampleRate: rate },
+          drums: { channels: drums, sampleRate: rate },
+          bass: { channels: bass, sampleRate: rate },
+          other: { channels: minus(minus(minus(mix, bass), drums), vocals), sampleRate: rate },
           vocals: { channels: vocals, sampleRate: rate },
         };
       };
