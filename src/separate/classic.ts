@@ -41,6 +41,13 @@ export const CLASSIC_PARAMS = {
   /** Bass band: a log-frequency ramp from 1 at bassFullHz to 0 at bassZeroHz. */
   bassFullHz: 150,
   bassZeroHz: 400,
+  /**
+   * Post-filter prior: `other` (guitars, keys, pads) holds next to no energy below the guitar's lowest string
+   * (82 Hz), so its weight there rises on a log-frequency ramp from 0 at otherZeroHz to 1 at otherFullHz; what
+   * the cascade left in `other` below that (sustained low notes that were not percussive) goes to bass.
+   */
+  otherZeroHz: 80,
+  otherFullHz: 160,
 } as const;
 
 const STEMS = ['drums', 'bass', 'other', 'vocals'] as const;
@@ -193,17 +200,24 @@ export function buildClassicModel(): Uint8Array {
   g.op('Mul', [g.op('Sub', [one, sd.harmonic!]), g.op('Sub', [one, sd.voice])], {}, 'drums_mask');
   // Stage 3, vocals: the centred voice band of what is left (channels 0–1); then the post-filter re-shares the
   // mixture X = residual + bass + drums (channels 2–3 and 4–5: the earlier stages' estimates) in proportion to
-  // the four estimates' magnitudes (mean over channels): vocals m·|R|, other (1−m)·|R|, bass |B|, drums |D|.
-  // The denominator is |R| + |B| + |D|, so the four masks sum to 1.
+  // the four estimates' magnitudes (mean over channels): vocals m·|R|, other w·(1−m)·|R| and bass
+  // |B| + (1−w)·(1−m)·|R| (w: the low-band prior), drums |D|. The denominator is |R| + |B| + |D|; other's mask is
+  // the rest, so the four masks sum to 1.
   const sv = stage('vocals', P.vocals.nFft, undefined, 6);
   const meanMag = (c: number): string =>
     g.op('Sqrt', [g.op('Mul', [g.op('Add', [channelPower(sv.re, sv.im, c), channelPower(sv.re, sv.im, c + 1)]), scalar(0.5)])]);
   const magR = g.op('Sqrt', [g.op('Mul', [g.op('Add', [sv.pl, sv.pr]), scalar(0.5)])]);
   const magB = meanMag(2);
   const magD = meanMag(4);
+  const lowO = Math.log(P.otherZeroHz);
+  const highO = Math.log(P.otherFullHz);
+  const otherBand = (hz: number): number => Math.min(1, Math.max(0, (Math.log(Math.max(hz, 1)) - lowO) / (highO - lowO)));
+  const magV = g.op('Mul', [sv.voice, magR]);
+  const notOther = bandConst(P.vocals.nFft, (hz) => 1 - otherBand(hz));
+  const magBass = g.op('Add', [magB, g.op('Mul', [g.op('Sub', [magR, magV]), notOther])]);
   const total = g.op('Add', [g.op('Add', [g.op('Add', [magR, magB]), magD]), scalar(1e-10)]);
-  g.op('Div', [g.op('Mul', [sv.voice, magR]), total], {}, 'vocals_mask');
-  g.op('Div', [magB, total], {}, 'final_bass_mask');
+  g.op('Div', [magV, total], {}, 'vocals_mask');
+  g.op('Div', [magBass, total], {}, 'final_bass_mask');
   g.op('Div', [magD, total], {}, 'final_drums_mask');
 
   g.output('bass_mask', 'float32', ['t_bass_out', sb.bins]);
