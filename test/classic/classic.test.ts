@@ -249,7 +249,7 @@ describe('classic streaming adapter', () => {
  * The issue's target is 8 dB per song and stem; the current model reaches it on average per stem (8.7–9.9 dB) but
  * not on every song: its worst case is 6.13 dB (music007 other; music004 bass 6.19). So this floor guards the
  * measured level against regressions (0.33 dB margin) and does NOT certify the 8 dB target; see the per-stem means
- * below and docs/readme/classic.md.
+ * below and the README section "The built-in classic model".
  */
 const FLOOR_DB = 5.8;
 /** Per-stem mean improvement over the three songs that the current model reaches (measured 8.86/8.66/9.22/9.88). */
