@@ -1,6 +1,7 @@
 /**
  * Test helpers for the separation area: config, WAV read/write through the audio layer, signals, SI-SDR.
  */
+import { createRng } from '../../src/separate/chunking.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,17 +35,8 @@ export async function readAudio(path: string): Promise<RawAudio> {
   return readAll(await openAudioSource(path));
 }
 
-/** A deterministic PRNG (mulberry32) for noise. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG for noise: the product's own seeded generator (mulberry32). */
+export const rng = createRng;
 
 /** Gaussian white noise of the given RMS. */
 export function whiteNoise(n: number, rms: number, seed: number): Float32Array {
