@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// Builds a held-out music set the way ../shared/eval/music was made, from songs it does not contain, so that the
+// classic model's generalisation can be measured (the dev set is 3 songs from one composer; tuning on it alone
+// overfits). Run: npm run build && node scripts/make-heldout.mjs <out-folder> [--seed 1] [--songs a.mid,b.mid]
+// then: node scripts/eval-classic.mjs <out-folder>
+//
+// Needs Debian packages: fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722
+// (the MIDI collections and the speech named in the dev set's manifest) and ffmpeg.
+//
+// Per song: the MIDI file is split into drums (channel 10), bass (GM programs 32–39) and other (the rest) by the
+// program in effect when each note starts, keeping every non-note event in every part; each part is rendered with
+// FluidSynth/FluidR3_GM (reverb and chorus off, as the dev set); the 15 s excerpt is the one (1 s steps) whose
+// quietest part is loudest, so that no stem is silent; speech is random Allison prompts (16 kHz, resampled with
+// stemkit's own resampler) with 0.2–0.8 s pauses, centred, at 0 to −5 dB against the accompaniment's RMS; one gain
+// puts the mixture's peak at −1 dBFS; stems are rounded to 16 bit and the mixture is their exact integer sum.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SIMUTRANS = '/usr/share/games/simutrans/music';
+const OPENMSX = '/usr/share/games/openttd/baseset/openmsx';
+/** Songs with drums, bass and other all present in some 15 s window (checked: no silent stem). */
+const DEFAULT_SONGS = [
+  `${SIMUTRANS}/03-Sunday-drivers.mid`,
+  `${SIMUTRANS}/19-Rockin-trucker.mid`,
+  `${SIMUTRANS}/29-Runaway.mid`,
+  `${SIMUTRANS}/39-bangin-mover.mid`,
+  `${OPENMSX}/coconut_run2.mid`,
+  `${OPENMSX}/flying_scotsman.mid`,
+  `${OPENMSX}/train_filled_with_cash.mid`,
+];
+const SOUNDFONT = '/usr/share/sounds/sf2/FluidR3_GM.sf2';
+const SPEECH = '/usr/share/asterisk/sounds/en';
+const RATE = 44100;
+const SECONDS = 15;
+const PARTS = ['drums', 'bass', 'other'];
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { seed: { type: 'string', default: '1' }, songs: { type: 'string' } },
+});
+const out = positionals[0];
+if (!out) {
+  console.error('usage: node scripts/make-heldout.mjs <out-folder> [--seed N] [--songs a.mid,b.mid]');
+  process.exit(64);
+}
+for (const need of [SOUNDFONT, SPEECH]) {
+  if (!existsSync(need)) {
+    console.error(`missing ${need}: apt-get install fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722`);
+    process.exit(69);
+  }
+}
+const { createRng } = await import(join(root, 'dist/separate/chunking.js'));
+const { resampleAudio } = await import(join(root, 'dist/dsp/resample.js'));
+
+// --- MIDI split -------------------------------------------------------------------------------------------------
+
+function readVlq(b, i) {
+  let v = 0;
+  for (;;) {
+    const c = b[i++];
+    v = (v << 7) | (c & 0x7f);
+    if (c < 0x80) return [v, i];
+  }
+}
+function vlq(v) {
+  const bytes = [v & 0x7f];
+  for (v >>>= 7; v > 0; v >>>= 7) bytes.unshift(0x80 | (v & 0x7f));
+  return bytes;
+}
+/** Parses an SMF into its header and tracks of [absoluteTick, eventBytes]. Running status is made explicit. */
+function parseMidi(b) {
+  if (b.toString('latin1', 0, 4) !== 'MThd') throw new Error('not a MIDI file');
+  const headerLen = b.readUInt32BE(4);
+  const division = b.readUInt16BE(12);
+  const count = b.readUInt16BE(10);
+  const tracks = [];
+  for (let i = 8 + headerLen; i < b.length && tracks.length < count; ) {
+    const tag = b.toString('latin1', i, i + 4);
+    const len = b.readUInt32BE(i + 4);
+    const tb = b.subarray(i + 8, i + 8 + len);
+    i += 8 + len;
+    if (tag !== 'MTrk') continue;
+    const events = [];
+    let tick = 0;
+    let status = 0;
+    for (let j = 0; j < tb.length; ) {
+      let d;
+      [d, j] = readVlq(tb, j);
+      tick += d;
+      const s = tb[j];
+      if (s === 0xff) {
+        const [n, k] = readVlq(tb, j + 2);
+        events.push([tick, tb.subarray(j, k + n)]);
+        j = k + n;
+      } else if (s === 0xf0 || s === 0xf7) {
+        const [n, k] = readVlq(tb, j + 1);
+        events.push([tick, tb.subarray(j, k + n)]);
+        j = k + n;
+      } else {
+        if (s & 0x80) {
+          status = s;
+          j++;
+        }
+        const n = (status & 0xf0) === 0xc0 || (status & 0xf0) === 0xd0 ? 1 : 2;
+        events.push([tick, Buffer.concat([Buffer.of(status), tb.subarray(j, j + n)])]);
+        j += n;
+      }
+    }
+    tracks.push(events);
+  }
+  return { division, tracks };
+}
+function partOf(channel, program) {
+  if (channel === 9) return 'drums';
+  return program >= 32 && program <= 39 ? 'bass' : 'other';
+}
+/** One SMF per part: note-ons go to the part of their channel's current program; all other events go everywhere. */
+function splitMidi(file) {
+  const { division, tracks } = parseMidi(readFileSync(file));
+  const order = tracks.flatMap((tr, t) => tr.map(([tick], k) => [tick, t, k])).sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  const program = new Array(16).fill(0);
+  const owner = new Map();
+  for (const [, t, k] of order) {
+    const e = tracks[t][k][1];
+    const kind = e[0] & 0xf0;
+    if (e[0] >= 0xf0) continue;
+    if (kind === 0xc0) program[e[0] & 15] = e[1];
+    if (kind === 0x90 && e[2] > 0) owner.set(`${t}:${k}`, partOf(e[0] & 15, program[e[0] & 15]));
+  }
+  return Object.fromEntries(
+    PARTS.map((part) => {
+      const chunks = tracks.map((tr, t) => {
+        const body = [];
+        let last = 0;
+        tr.forEach(([tick, e], k) => {
+          const o = owner.get(`${t}:${k}`);
+          if (o !== undefined && o !== part) return;
+          body.push(...vlq(tick - last), ...e);
+          last = tick;
+        });
+        const head = Buffer.alloc(8);
+        head.write('MTrk', 0, 'latin1');
+        head.writeUInt32BE(body.length, 4);
+        return Buffer.concat([head, Buffer.from(body)]);
+      });
+      const hdr = Buffer.alloc(14);
+      hdr.write('MThd', 0, 'latin1');
+      hdr.writeUInt32BE(6, 4);
+      hdr.writeUInt16BE(tracks.length > 1 ? 1 : 0, 8);
+      hdr.writeUInt16BE(tracks.length, 10);
+      hdr.writeUInt16BE(division, 12);
+      return [part, Buffer.concat([hdr, ...chunks])];
+    }),
+  );
+}
+
+// --- audio --------------------------------------------------------------------------------------------------------
+
+/** Decodes with ffmpeg to float32 planar channels at `rate`. */
+function decode(path, channels, rate) {
+  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', path, '-f', 'f32le', '-ac', String(channels), '-ar', String(rate), '-'], { maxBuffer: 2 ** 31 });
+  const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  const n = all.length / channels;
+  return Array.from({ length: channels }, (_, c) => Float64Array.from({ length: n }, (_, i) => all[i * channels + c]));
+}
+function writeFlac(path, chs) {
+  const n = chs[0].length;
+  const pcm = Buffer.alloc(4 * n);
+  for (let i = 0; i < n; i++) {
+    pcm.writeInt16LE(chs[0][i], 4 * i);
+    pcm.writeInt16LE(chs[1][i], 4 * i + 2);
+  }
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 's16le', '-ar', String(RATE), '-ac', '2', '-i', '-', '-c:a', 'flac', path], { input: pcm });
+}
+const energy = (chs, from, len) => {
+  let s = 0;
+  for (const x of chs) for (let i = from; i < from + len; i++) s += x[i] * x[i];
+  return s / (chs.length * len);
+};
+
+// --- songs ---------------------------------------------------------------------------------------------------------
+
+const rng = createRng(Number(values.seed));
+const prompts = readdirSync(SPEECH).filter((f) => f.endsWith('.g722')).sort();
+const songs = values.songs ? values.songs.split(',') : DEFAULT_SONGS;
+mkdirSync(out, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), 'stemkit-heldout-'));
+try {
+  for (const file of songs) {
+    const id = basename(file, '.mid').toLowerCase().replace(/[^a-z0-9]+/g, '-');
+    const parts = {};
+    for (const [part, smf] of Object.entries(splitMidi(file))) {
+      const mid = join(work, `${part}.mid`);
+      const wav = join(work, `${part}.wav`);
+      writeFileSync(mid, smf);
+      execFileSync('fluidsynth', ['-ni', '-q', '-R', '0', '-C', '0', '-g', '0.3', '-o', 'synth.cpu-cores=1', '-O', 'float', '-r', String(RATE), '-F', wav, SOUNDFONT, mid]);
+      parts[part] = decode(wav, 2, RATE);
+    }
+    const N = SECONDS * RATE;
+    const length = Math.min(...PARTS.map((p) => parts[p][0].length));
+    let best = { level: -1, offset: 0 };
+    for (let off = 5 * RATE; off + N + RATE <= length; off += RATE) {
+      const level = Math.min(...PARTS.map((p) => energy(parts[p], off, N)));
+      if (level > best.level) best = { level, offset: off };
+    }
+    if (!(best.level > 1e-10)) {
+      console.error(`${id}: skipped (no 15 s window with drums, bass and other all playing)`);
+      continue;
+    }
+    const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
+    const speech = new Float64Array(N);
+    for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
+      const p = decode(join(SPEECH, prompts[Math.floor(rng() * prompts.length)]), 1, 16000);
+      const x = resampleAudio({ channels: [Float32Array.from(p[0])], sampleRate: 16000 }, RATE).channels[0];
+      const k = Math.min(x.length, N - t);
+      for (let i = 0; i < k; i++) speech[t + i] += x[i];
+      t += k + Math.floor((0.2 + 0.6 * rng()) * RATE);
+    }
+    // Speech-active RMS (within 25 ms of a sample above 1e-3, as the dev set's 2205-sample maximum filter) =
+    // accompaniment RMS + level.
+    const near = new Int32Array(N).fill(1 << 30);
+    for (let i = 0, last = -(1 << 30); i < N; i++) {
+      if (Math.abs(speech[i]) > 1e-3) last = i;
+      near[i] = i - last;
+    }
+    let activeSum = 0;
+    let active = 0;
+    for (let i = N - 1, next = 1 << 30; i >= 0; i--) {
+      if (Math.abs(speech[i]) > 1e-3) next = i;
+      if (Math.min(near[i], next - i) <= 1102) {
+        activeSum += speech[i] * speech[i];
+        active++;
+      }
+    }
+    const acc = [0, 1].map((c) => Float64Array.from({ length: N }, (_, i) => PARTS.reduce((s, p) => s + stems[p][c][i], 0)));
+    const levelDb = -5 * rng();
+    const gain = (Math.sqrt(energy(acc, 0, N)) * 10 ** (levelDb / 20)) / Math.sqrt(activeSum / Math.max(1, active));
+    stems.vocals = [speech.map((v) => v * gain), speech.map((v) => v * gain)];
+    let peak = 0;
+    for (let c = 0; c < 2; c++) for (let i = 0; i < N; i++) peak = Math.max(peak, Math.abs(acc[c][i] + stems.vocals[c][i]));
+    const g = (10 ** (-1 / 20) / peak) * 32767;
+    const ints = Object.fromEntries(Object.entries(stems).map(([k, chs]) => [k, chs.map((x) => Int16Array.from(x, (v) => Math.round(v * g)))]));
+    const mixture = [0, 1].map((c) => Int16Array.from({ length: N }, (_, i) => ints.drums[c][i] + ints.bass[c][i] + ints.other[c][i] + ints.vocals[c][i]));
+    const dir = join(out, id);
+    mkdirSync(dir, { recursive: true });
+    for (const [k, chs] of [...Object.entries(ints), ['mixture', mixture]]) writeFlac(join(dir, `${k}.flac`), chs);
+    writeFileSync(join(dir, 'song.json'), `${JSON.stringify({ source: file, offsetSeconds: best.offset / RATE, vocalsDb: Number(levelDb.toFixed(2)), seed: Number(values.seed) }, null, 2)}\n`);
+    console.log(`${id}: offset ${best.offset / RATE} s, vocals ${levelDb.toFixed(1)} dB`);
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
