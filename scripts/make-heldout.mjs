@@ -56,6 +56,7 @@ for (const need of [SOUNDFONT, SPEECH]) {
 }
 const { createRng } = await import(join(root, 'dist/separate/chunking.js'));
 const { resampleAudio } = await import(join(root, 'dist/dsp/resample.js'));
+const { openAudioSource, readAll } = await import(join(root, 'dist/audio/open.js'));
 
 // --- MIDI split -------------------------------------------------------------------------------------------------
 
@@ -161,13 +162,11 @@ function splitMidi(file) {
 
 // --- audio --------------------------------------------------------------------------------------------------------
 
-/** Decodes with ffmpeg to float32 planar channels at `rate`. */
-function decode(path, channels, rate) {
-  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', path, '-f', 'f32le', '-ac', String(channels), '-ar', String(rate), '-'], { maxBuffer: 2 ** 31 });
-  const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-  const n = all.length / channels;
-  return Array.from({ length: channels }, (_, c) => Float64Array.from({ length: n }, (_, i) => all[i * channels + c]));
+/** Decodes with stemkit's own reader (native WAV, ffmpeg for the rest) to its native rate and channels. */
+async function decode(path) {
+  return readAll(await openAudioSource(path));
 }
+// The stems are exact 16-bit integers whose sum is the mixture; the product's sinks take floats and would re-quantise.
 function writeFlac(path, chs) {
   const n = chs[0].length;
   const pcm = Buffer.alloc(4 * n);
@@ -199,7 +198,7 @@ try {
       const wav = join(work, `${part}.wav`);
       writeFileSync(mid, smf);
       execFileSync('fluidsynth', ['-ni', '-q', '-R', '0', '-C', '0', '-g', '0.3', '-o', 'synth.cpu-cores=1', '-O', 'float', '-r', String(RATE), '-F', wav, SOUNDFONT, mid]);
-      parts[part] = decode(wav, 2, RATE);
+      parts[part] = (await decode(wav)).channels; // FluidSynth writes 44.1 kHz stereo float
     }
     const N = SECONDS * RATE;
     const length = Math.min(...PARTS.map((p) => parts[p][0].length));
@@ -215,8 +214,8 @@ try {
     const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
     const speech = new Float64Array(N);
     for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
-      const p = decode(join(SPEECH, prompts[Math.floor(rng() * prompts.length)]), 1, 16000);
-      const x = resampleAudio({ channels: [Float32Array.from(p[0])], sampleRate: 16000 }, RATE).channels[0];
+      const p = await decode(join(SPEECH, prompts[Math.floor(rng() * prompts.length)]));
+      const x = resampleAudio({ channels: [p.channels[0]], sampleRate: p.sampleRate }, RATE).channels[0];
       const k = Math.min(x.length, N - t);
       for (let i = 0; i < k; i++) speech[t + i] += x[i];
       t += k + Math.floor((0.2 + 0.6 * rng()) * RATE);
