@@ -34,21 +34,29 @@ const DEFAULT_SONGS = [
   `${OPENMSX}/train_filled_with_cash.mid`,
 ];
 const SOUNDFONT = '/usr/share/sounds/sf2/FluidR3_GM.sf2';
-const SPEECH = '/usr/share/asterisk/sounds/en';
+const SPEECH_ROOT = '/usr/share/asterisk/sounds';
 const RATE = 44100;
 const SECONDS = 15;
 const PARTS = ['drums', 'bass', 'other'];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { seed: { type: 'string', default: '1' }, songs: { type: 'string' } },
+  options: {
+    seed: { type: 'string', default: '1' },
+    songs: { type: 'string' },
+    // --random N: N songs composed by scripts/compose-midi.mjs instead of the collections (training data).
+    random: { type: 'string' },
+    // Asterisk prompt languages: en is Allison (as the dev set); es is Allison in Spanish, fr is June (training).
+    speech: { type: 'string', default: 'en' },
+  },
 });
 const out = positionals[0];
 if (!out) {
-  console.error('usage: node scripts/make-heldout.mjs <out-folder> [--seed N] [--songs a.mid,b.mid]');
+  console.error('usage: node scripts/make-heldout.mjs <out-folder> [--seed N] [--songs a.mid,b.mid | --random N] [--speech en|es,fr]');
   process.exit(64);
 }
-for (const need of [SOUNDFONT, SPEECH]) {
+const speechDirs = values.speech.split(',').map((l) => join(SPEECH_ROOT, l));
+for (const need of [SOUNDFONT, ...speechDirs]) {
   if (!existsSync(need)) {
     console.error(`missing ${need}: apt-get install fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722`);
     process.exit(69);
@@ -185,10 +193,18 @@ const energy = (chs, from, len) => {
 // --- songs ---------------------------------------------------------------------------------------------------------
 
 const rng = createRng(Number(values.seed));
-const prompts = readdirSync(SPEECH).filter((f) => f.endsWith('.g722')).sort();
-const songs = values.songs ? values.songs.split(',') : DEFAULT_SONGS;
+const prompts = speechDirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.g722')).sort().map((f) => join(d, f)));
 mkdirSync(out, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'stemkit-heldout-'));
+let songs = values.songs ? values.songs.split(',') : DEFAULT_SONGS;
+if (values.random) {
+  const { composeSong } = await import('./compose-midi.mjs');
+  songs = Array.from({ length: Number(values.random) }, (_, i) => {
+    const file = join(work, `random-${values.seed}-${String(i).padStart(4, '0')}.mid`);
+    writeFileSync(file, composeSong(rng));
+    return file;
+  });
+}
 try {
   for (const file of songs) {
     const id = basename(file, '.mid').toLowerCase().replace(/[^a-z0-9]+/g, '-');
@@ -214,7 +230,7 @@ try {
     const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
     const speech = new Float64Array(N);
     for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
-      const p = await decode(join(SPEECH, prompts[Math.floor(rng() * prompts.length)]));
+      const p = await decode(prompts[Math.floor(rng() * prompts.length)]);
       const x = resampleAudio({ channels: [p.channels[0]], sampleRate: p.sampleRate }, RATE).channels[0];
       const k = Math.min(x.length, N - t);
       for (let i = 0; i < k; i++) speech[t + i] += x[i];
