@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Generates models/classic.onnx, the embedded `classic` separator, from buildClassicModel() in
-// src/separate/classic.ts. Deterministic: the same bytes on every run (test/classic checks the committed file).
+// src/separate/classic.ts and the refiner weights in models/classic-refiner.json. Deterministic: the same bytes on every run (test/classic checks the committed file).
 // Run: npm run build && node scripts/build-classic-model.mjs [--check]
 //   --check: exit 1 when models/classic.onnx differs from what the code generates (for CI).
 import { createHash } from 'node:crypto';
@@ -14,8 +14,9 @@ if (!existsSync(lib)) {
   console.error(`error: ${lib} is missing\nhint: run \`npm run build\` first`);
   process.exit(1);
 }
-const { buildClassicModel } = await import(lib);
-const bytes = buildClassicModel();
+const { buildClassicModel, parseRefiner } = await import(lib);
+// The refiner's weights (scripts/train-refiner.py) become constants of the graph.
+const bytes = buildClassicModel(parseRefiner(readFileSync(join(root, 'models', 'classic-refiner.json'), 'utf8')));
 const out = join(root, 'models', 'classic.onnx');
 const sha = createHash('sha256').update(bytes).digest('hex');
 if (process.argv.includes('--check')) {
