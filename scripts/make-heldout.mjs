@@ -58,7 +58,7 @@ if (!out) {
 const speechDirs = values.speech.split(',').map((l) => join(SPEECH_ROOT, l));
 for (const need of [SOUNDFONT, ...speechDirs]) {
   if (!existsSync(need)) {
-    console.error(`missing ${need}: apt-get install fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722`);
+    console.error(`missing ${need}: apt-get install fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722 (or -es-g722, -fr-g722 for --speech es,fr)`);
     process.exit(69);
   }
 }
