@@ -190,6 +190,16 @@ const energy = (chs, from, len) => {
   return s / (chs.length * len);
 };
 
+/** A speech prompt at 44.1 kHz, decoded and resampled once per run (songs draw the same prompts again and again). */
+const promptCache = new Map();
+async function prompt(path) {
+  if (!promptCache.has(path)) {
+    const p = await decode(path);
+    promptCache.set(path, resampleAudio({ channels: [p.channels[0]], sampleRate: p.sampleRate }, RATE).channels[0]);
+  }
+  return promptCache.get(path);
+}
+
 // --- songs ---------------------------------------------------------------------------------------------------------
 
 const rng = createRng(Number(values.seed));
@@ -230,8 +240,7 @@ try {
     const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
     const speech = new Float64Array(N);
     for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
-      const p = await decode(prompts[Math.floor(rng() * prompts.length)]);
-      const x = resampleAudio({ channels: [p.channels[0]], sampleRate: p.sampleRate }, RATE).channels[0];
+      const x = await prompt(prompts[Math.floor(rng() * prompts.length)]);
       const k = Math.min(x.length, N - t);
       for (let i = 0; i < k; i++) speech[t + i] += x[i];
       t += k + Math.floor((0.2 + 0.6 * rng()) * RATE);

@@ -345,10 +345,11 @@ export function buildClassicModel(refiner?: RefinerWeights): Uint8Array {
   const sustainBins = binsBelow(P.sustainZeroHz);
   const lowBins = (x: string, n: number, axis: number): string => g.op('Slice', [x, ints([0]), ints([n]), ints([axis])]);
   const padBins = (x: string, n: number): string => g.op('Pad', [x, ints([0, 0, 0, sv.bins - n])]);
-  const sumChans = (x: string): string =>
-    g.op('ReduceSum', [g.op('Reshape', [lowBins(x, sustainBins, 2), ints([3, 2, -1, sustainBins])]), ints([0])], { keepdims: attr.int(0) });
-  const mixRe = sumChans(sv.re);
-  const mixIm = sumChans(sv.im);
+  /** The mixture R + bass + drums per channel [2, T, n], over the lowest n bins. */
+  const sumChans = (x: string, n: number): string =>
+    g.op('ReduceSum', [g.op('Reshape', [n === sv.bins ? x : lowBins(x, n, 2), ints([3, 2, -1, n])]), ints([0])], { keepdims: attr.int(0) });
+  const mixRe = sumChans(sv.re, sustainBins);
+  const mixIm = sumChans(sv.im, sustainBins);
   const magMix = g.op('Sqrt', [
     g.op('Mul', [g.op('Add', [channelPower(mixRe, mixIm, 0), channelPower(mixRe, mixIm, 1)]), scalar(0.5)]),
   ]);
@@ -389,11 +390,8 @@ export function buildClassicModel(refiner?: RefinerWeights): Uint8Array {
     const other = g.op('Relu', [g.op('Sub', [g.op('Sub', [g.op('Sub', [one, cascade.vocals]), cascade.bass]), cascade.drums])]);
     const logMask = (m: string): string => g.op('Log', [g.op('Add', [m, scalar(P.refiner.logFloor)])]);
     const lm = { drums: logMask(cascade.drums), bass: logMask(cascade.bass), other: logMask(other), vocals: logMask(cascade.vocals) };
-    // The mixture R + bass + drums per channel, over all bins.
-    const full = (x: string): string =>
-      g.op('ReduceSum', [g.op('Reshape', [x, ints([3, 2, -1, sv.bins])]), ints([0])], { keepdims: attr.int(0) });
-    const xRe = full(sv.re);
-    const xIm = full(sv.im);
+    const xRe = sumChans(sv.re, sv.bins);
+    const xIm = sumChans(sv.im, sv.bins);
     const pl = centreT(channelPower(xRe, xIm, 0));
     const pr = centreT(channelPower(xRe, xIm, 1));
     const logLevel = g.op('Log', [g.op('Add', [g.op('Sqrt', [g.op('Mul', [g.op('Add', [pl, pr]), scalar(0.5)])]), scalar(P.refiner.levelFloor)])]);
