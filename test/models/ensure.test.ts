@@ -114,10 +114,19 @@ describe('ensureModel', () => {
   });
 
   it('serialises concurrent pulls of the same model: one download, both get the files', async () => {
+    // The model file is held back until one call reports that it waits for the other, so that the second call
+    // cannot find the model already installed, however the two calls are scheduled on a loaded machine.
     const waits: ProgressEvent[] = [];
+    let release!: () => void;
+    server.route(ONNX_PATH, { kind: 'gate', body: onnxBody, after: 16, release: new Promise<void>((r) => (release = r)) });
+    const onProgress = (e: ProgressEvent): void => {
+      if (e.stage !== 'wait') return;
+      waits.push(e);
+      release();
+    };
     const [a, b] = await Promise.all([
-      ensureModel(VOICE, { config: cfg(), download }),
-      ensureModel(VOICE, { config: cfg(), download, onProgress: (e) => e.stage === 'wait' && waits.push(e) }),
+      ensureModel(VOICE, { config: cfg(), download, onProgress }),
+      ensureModel(VOICE, { config: cfg(), download, onProgress }),
     ]);
     expect(a.paths).toEqual(b.paths);
     expect(server.requests.map((r) => r.path)).toEqual([ONNX_PATH, `${ONNX_PATH}.json`]);
