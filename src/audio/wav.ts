@@ -13,7 +13,7 @@
 import { open, stat, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DataError, InputError, InternalError, OutputError, throwIfAborted } from '../errors.js';
-import { commitTemp, discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
+import { commitTemp, discardTemp, openTemp, tempPathFor } from '../util/atomic.js';
 import type { AudioInfo, AudioSink, AudioSource, RawAudio } from './raw-audio.js';
 import { checkSinkBlock } from './raw-audio.js';
 
@@ -519,8 +519,7 @@ export async function createWavSink(path: string, opts: WavSinkOptions): Promise
   let fh: FileHandle;
   try {
     await mkdir(dirname(path), { recursive: true });
-    trackTemp(tmp);
-    fh = await open(tmp, 'w');
+    fh = await openTemp(tmp);
   } catch (e) {
     await discardTemp(tmp).catch(() => undefined); // rm fails too when the parent is not a directory
     const code = (e as NodeJS.ErrnoException).code;

@@ -7,11 +7,11 @@
  * - 'none': written as is (formats with integer samples still saturate at full scale).
  * Nothing carries the final name before the stem is complete (the sink writes a temp file and renames it).
  */
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AudioSink, RawAudio } from '../audio/raw-audio.js';
 import { OutputError } from '../errors.js';
-import { discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
+import { discardTemp, openTemp, tempPathFor } from '../util/atomic.js';
 
 export type ClipMode = 'rescale' | 'clamp' | 'none';
 export const CLIP_MODES: readonly ClipMode[] = ['rescale', 'clamp', 'none'];
@@ -51,9 +51,8 @@ export class StemWriter {
     }
     if (opts.clip === 'rescale') {
       const path = `${tempPathFor(opts.path)}.f32`;
-      trackTemp(path);
       try {
-        w.spool = { path, fh: await open(path, 'w+'), pos: 0 };
+        w.spool = { path, fh: await openTemp(path), pos: 0 };
       } catch (cause) {
         await discardTemp(path);
         throw new OutputError(`cannot write a temporary file beside ${opts.path}`, { cause, hint: 'check free space and permissions of the output folder' });

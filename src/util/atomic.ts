@@ -2,8 +2,8 @@
  * Atomic output: every file stemkit writes goes to `<name>.tmp.<pid>.<n>` beside its destination and is
  * renamed into place only when complete. Live temp files are tracked so an interrupt can remove them.
  */
-import { renameSync, unlinkSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const live = new Set<string>();
@@ -21,6 +21,18 @@ export function trackTemp(path: string): void {
 
 export function untrackTemp(path: string): void {
   live.delete(path);
+}
+
+/**
+ * Creates and opens a tracked temp file for reading and writing. The file is created synchronously in the same
+ * task that tracks it, so no file exists on disk untracked: an asynchronous create still in flight when a second
+ * Ctrl-C removes the tracked files and exits would otherwise land after the removal and stay behind. The handle is
+ * then opened on the existing file ('r+'), which fails instead of re-creating the file if an interrupt removed it.
+ */
+export async function openTemp(path: string): Promise<FileHandle> {
+  trackTemp(path);
+  closeSync(openSync(path, 'w'));
+  return open(path, 'r+');
 }
 
 /** Renames a finished temp file into place. */
