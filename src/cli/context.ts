@@ -204,9 +204,7 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
         return;
       }
       renderer.stop();
-      cleanupTempFilesSync();
-      // The only process.exit in stemkit: the user asked twice, nothing may delay the exit.
-      process.exit(130);
+      exitInterrupted();
     };
     const onExternalAbort = (): void => onSignal();
     process.on('SIGINT', onSignal);
@@ -246,6 +244,24 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       process.off('SIGTERM', onSignal);
       io.signal?.removeEventListener('abort', onExternalAbort);
       if (failed || controller.signal.aborted) cleanupTempFilesSync();
+      // An interrupted run still has to unwind main() after this; a Ctrl-C landing in that window would
+      // otherwise meet no listener and kill the process by signal instead of exiting 130.
+      if (controller.signal.aborted) lingerAfterInterrupt();
     }
   };
+}
+
+function exitInterrupted(): never {
+  cleanupTempFilesSync();
+  // The only process.exit in stemkit: the user asked twice, nothing may delay the exit.
+  process.exit(130);
+}
+
+let lingering = false;
+/** Once per process: later SIGINT/SIGTERM exit 130 at once (after the temp-file cleanup). */
+function lingerAfterInterrupt(): void {
+  if (lingering) return;
+  lingering = true;
+  process.on('SIGINT', exitInterrupted);
+  process.on('SIGTERM', exitInterrupted);
 }

@@ -13,7 +13,11 @@ const built = existsSync(join(dist, 'cli', 'context.js'));
  * A real process running a runAction handler that writes a tracked temp file, then either honours
  * ctx.signal ('respect') or ignores it ('ignore'). Returns its exit code, stderr and what is left in the folder.
  */
-async function interrupt(mode: 'respect' | 'ignore', signals: number): Promise<{ code: number | null; stderr: string; left: string[] }> {
+async function interrupt(
+  mode: 'respect' | 'ignore',
+  signals: number,
+  unwind = false,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; left: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'stemkit-sig-'));
   const script = `
     import { Command } from 'commander';
@@ -33,21 +37,35 @@ async function interrupt(mode: 'respect' | 'ignore', signals: number): Promise<{
     }));
     try { await cmd.parseAsync([], { from: 'user' }); }
     catch (e) { process.exitCode = reportError(e, defaultIO(), { json: false, verbose: false, color: false }); }
+    if (${JSON.stringify(unwind)}) {
+      // A slow unwind after the action returned (main() flushing output, say): the window a late Ctrl-C can hit.
+      process.stdout.write('unwinding\\n');
+      setTimeout(() => {}, 30000);
+    }
   `;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, NO_COLOR: '1', HOME: dir } });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  while (!stdout.includes('ready')) await new Promise((r) => setTimeout(r, 10));
   child.kill('SIGINT');
-  if (signals === 2) {
+  if (unwind) {
+    while (!stdout.includes('unwinding')) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGINT');
+  } else if (signals === 2) {
     // The second signal only after the first was seen, as a user pressing Ctrl-C twice.
     while (!stderr.includes('interrupting')) await new Promise((r) => setTimeout(r, 20));
     child.kill('SIGINT');
   }
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  return { code, stderr, left: readdirSync(dir) };
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('exit', (c, s) => resolve([c, s])),
+  );
+  return { code, signal, stderr, left: readdirSync(dir) };
 }
 
 describe.skipIf(!built)('Ctrl-C in a real process', () => {
@@ -61,6 +79,15 @@ describe.skipIf(!built)('Ctrl-C in a real process', () => {
 
   it('second SIGINT while the handler ignores the first: exit 130 at once, temp files removed', async () => {
     const r = await interrupt('ignore', 2);
+    expect(r.code).toBe(130);
+    expect(r.left).toEqual([]);
+  });
+
+  // Regression (seen once in CI): the action had ended and removed its listeners, so a second Ctrl-C
+  // arriving while main() unwound killed the process by SIGINT instead of exiting 130.
+  it('second SIGINT after the interrupted action returned, while the process unwinds: still exit 130, not death by signal', async () => {
+    const r = await interrupt('respect', 2, true);
+    expect(r.signal).toBeNull();
     expect(r.code).toBe(130);
     expect(r.left).toEqual([]);
   });
