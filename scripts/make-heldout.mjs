@@ -3,6 +3,8 @@
 // classic model's generalisation can be measured (the dev set is 3 songs from one composer; tuning on it alone
 // overfits). Run: npm run build && node scripts/make-heldout.mjs <out-folder> [--seed 1] [--songs a.mid,b.mid]
 // then: node scripts/eval-classic.mjs <out-folder>
+// Options: --songs a.mid,b.mid (instead of the default collection songs), --random N (composed songs),
+// --excerpts K (up to K non-overlapping windows per song), --speech en|es,fr (prompt languages).
 //
 // Needs Debian packages: fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722
 // (the MIDI collections and the speech named in the dev set's manifest) and ffmpeg.
@@ -46,6 +48,8 @@ const { values, positionals } = parseArgs({
     songs: { type: 'string' },
     // --random N: N songs composed by scripts/compose-midi.mjs instead of the collections (training data).
     random: { type: 'string' },
+    // --excerpts K: up to K non-overlapping 15 s windows per song (training from a collection), named <song>-x<j>.
+    excerpts: { type: 'string', default: '1' },
     // Asterisk prompt languages: en is Allison (as the dev set); es is Allison in Spanish, fr is June (training).
     speech: { type: 'string', default: 'en' },
   },
@@ -55,6 +59,7 @@ if (!out) {
   console.error('usage: node scripts/make-heldout.mjs <out-folder> [--seed N] [--songs a.mid,b.mid | --random N] [--speech en|es,fr]');
   process.exit(64);
 }
+const excerpts = Number(values.excerpts);
 const speechDirs = values.speech.split(',').map((l) => join(SPEECH_ROOT, l));
 for (const need of [SOUNDFONT, ...speechDirs]) {
   if (!existsSync(need)) {
@@ -228,53 +233,62 @@ try {
     }
     const N = SECONDS * RATE;
     const length = Math.min(...PARTS.map((p) => parts[p][0].length));
-    let best = { level: -1, offset: 0 };
+    const windows = [];
     for (let off = 5 * RATE; off + N + RATE <= length; off += RATE) {
-      const level = Math.min(...PARTS.map((p) => energy(parts[p], off, N)));
-      if (level > best.level) best = { level, offset: off };
+      windows.push({ level: Math.min(...PARTS.map((p) => energy(parts[p], off, N))), offset: off });
     }
-    if (!(best.level > 1e-10)) {
+    // The loudest-quietest-part window first, then the next best that overlaps none already taken.
+    windows.sort((a, b) => b.level - a.level || a.offset - b.offset);
+    const chosen = [];
+    for (const w of windows) {
+      if (chosen.length >= excerpts || !(w.level > 1e-10)) break;
+      if (chosen.every((c) => Math.abs(c.offset - w.offset) >= N)) chosen.push(w);
+    }
+    if (chosen.length === 0) {
       console.error(`${id}: skipped (no 15 s window with drums, bass and other all playing)`);
       continue;
     }
-    const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
-    const speech = new Float64Array(N);
-    for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
-      const x = await prompt(prompts[Math.floor(rng() * prompts.length)]);
-      const k = Math.min(x.length, N - t);
-      for (let i = 0; i < k; i++) speech[t + i] += x[i];
-      t += k + Math.floor((0.2 + 0.6 * rng()) * RATE);
-    }
-    // Speech-active RMS (within 25 ms of a sample above 1e-3, as the dev set's 2205-sample maximum filter) =
-    // accompaniment RMS + level.
-    const near = new Int32Array(N).fill(1 << 30);
-    for (let i = 0, last = -(1 << 30); i < N; i++) {
-      if (Math.abs(speech[i]) > 1e-3) last = i;
-      near[i] = i - last;
-    }
-    let activeSum = 0;
-    let active = 0;
-    for (let i = N - 1, next = 1 << 30; i >= 0; i--) {
-      if (Math.abs(speech[i]) > 1e-3) next = i;
-      if (Math.min(near[i], next - i) <= 1102) {
-        activeSum += speech[i] * speech[i];
-        active++;
+    for (const [j, best] of chosen.entries()) {
+      const name = excerpts > 1 ? `${id}-x${j}` : id;
+      const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
+      const speech = new Float64Array(N);
+      for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
+        const x = await prompt(prompts[Math.floor(rng() * prompts.length)]);
+        const k = Math.min(x.length, N - t);
+        for (let i = 0; i < k; i++) speech[t + i] += x[i];
+        t += k + Math.floor((0.2 + 0.6 * rng()) * RATE);
       }
+      // Speech-active RMS (within 25 ms of a sample above 1e-3, as the dev set's 2205-sample maximum filter) =
+      // accompaniment RMS + level.
+      const near = new Int32Array(N).fill(1 << 30);
+      for (let i = 0, last = -(1 << 30); i < N; i++) {
+        if (Math.abs(speech[i]) > 1e-3) last = i;
+        near[i] = i - last;
+      }
+      let activeSum = 0;
+      let active = 0;
+      for (let i = N - 1, next = 1 << 30; i >= 0; i--) {
+        if (Math.abs(speech[i]) > 1e-3) next = i;
+        if (Math.min(near[i], next - i) <= 1102) {
+          activeSum += speech[i] * speech[i];
+          active++;
+        }
+      }
+      const acc = [0, 1].map((c) => Float64Array.from({ length: N }, (_, i) => PARTS.reduce((s, p) => s + stems[p][c][i], 0)));
+      const levelDb = -5 * rng();
+      const gain = (Math.sqrt(energy(acc, 0, N)) * 10 ** (levelDb / 20)) / Math.sqrt(activeSum / Math.max(1, active));
+      stems.vocals = [speech.map((v) => v * gain), speech.map((v) => v * gain)];
+      let peak = 0;
+      for (let c = 0; c < 2; c++) for (let i = 0; i < N; i++) peak = Math.max(peak, Math.abs(acc[c][i] + stems.vocals[c][i]));
+      const g = (10 ** (-1 / 20) / peak) * 32767;
+      const ints = Object.fromEntries(Object.entries(stems).map(([k, chs]) => [k, chs.map((x) => Int16Array.from(x, (v) => Math.round(v * g)))]));
+      const mixture = [0, 1].map((c) => Int16Array.from({ length: N }, (_, i) => ints.drums[c][i] + ints.bass[c][i] + ints.other[c][i] + ints.vocals[c][i]));
+      const dir = join(out, name);
+      mkdirSync(dir, { recursive: true });
+      for (const [k, chs] of [...Object.entries(ints), ['mixture', mixture]]) writeFlac(join(dir, `${k}.flac`), chs);
+      writeFileSync(join(dir, 'song.json'), `${JSON.stringify({ source: file, offsetSeconds: best.offset / RATE, vocalsDb: Number(levelDb.toFixed(2)), seed: Number(values.seed) }, null, 2)}\n`);
+      console.log(`${name}: offset ${best.offset / RATE} s, vocals ${levelDb.toFixed(1)} dB`);
     }
-    const acc = [0, 1].map((c) => Float64Array.from({ length: N }, (_, i) => PARTS.reduce((s, p) => s + stems[p][c][i], 0)));
-    const levelDb = -5 * rng();
-    const gain = (Math.sqrt(energy(acc, 0, N)) * 10 ** (levelDb / 20)) / Math.sqrt(activeSum / Math.max(1, active));
-    stems.vocals = [speech.map((v) => v * gain), speech.map((v) => v * gain)];
-    let peak = 0;
-    for (let c = 0; c < 2; c++) for (let i = 0; i < N; i++) peak = Math.max(peak, Math.abs(acc[c][i] + stems.vocals[c][i]));
-    const g = (10 ** (-1 / 20) / peak) * 32767;
-    const ints = Object.fromEntries(Object.entries(stems).map(([k, chs]) => [k, chs.map((x) => Int16Array.from(x, (v) => Math.round(v * g)))]));
-    const mixture = [0, 1].map((c) => Int16Array.from({ length: N }, (_, i) => ints.drums[c][i] + ints.bass[c][i] + ints.other[c][i] + ints.vocals[c][i]));
-    const dir = join(out, id);
-    mkdirSync(dir, { recursive: true });
-    for (const [k, chs] of [...Object.entries(ints), ['mixture', mixture]]) writeFlac(join(dir, `${k}.flac`), chs);
-    writeFileSync(join(dir, 'song.json'), `${JSON.stringify({ source: file, offsetSeconds: best.offset / RATE, vocalsDb: Number(levelDb.toFixed(2)), seed: Number(values.seed) }, null, 2)}\n`);
-    console.log(`${id}: offset ${best.offset / RATE} s, vocals ${levelDb.toFixed(1)} dB`);
   }
 } finally {
   rmSync(work, { recursive: true, force: true });

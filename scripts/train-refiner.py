@@ -168,7 +168,7 @@ def export(model, hidden, path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('folder')
+    ap.add_argument('folders', nargs='+', help='folders of songs with cascade-masks.f32 (dump-cascade)')
     ap.add_argument('--epochs', type=int, default=12)
     ap.add_argument('--hidden', type=int, default=32)
     ap.add_argument('--crops', type=int, default=8, help='crops of 36 frames per song')
@@ -181,11 +181,12 @@ def main():
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(a.seed)
-    songs = sorted(d for d in os.listdir(a.folder) if os.path.exists(os.path.join(a.folder, d, 'cascade-masks.f32')))
+    songs = sorted(os.path.join(f, d) for f in a.folders for d in os.listdir(f)
+                   if os.path.exists(os.path.join(f, d, 'cascade-masks.f32')))
     if not songs:
-        sys.exit(f'no songs with cascade-masks.f32 in {a.folder}: run scripts/dump-cascade.mjs first')
+        sys.exit(f'no songs with cascade-masks.f32 in {" ".join(a.folders)}: run scripts/dump-cascade.mjs first')
     data = []
-    jobs = [(os.path.join(a.folder, s), a.seed * 100003 + i, a.crops) for i, s in enumerate(songs)]
+    jobs = [(s, a.seed * 100003 + i, a.crops) for i, s in enumerate(songs)]
     with multiprocessing.Pool(a.threads) as pool:
         for i, crops in enumerate(pool.imap(load_song, jobs)):
             data += crops
