@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // Builds a held-out music set the way ../shared/eval/music was made, from songs it does not contain, so that the
 // classic model's generalisation can be measured (the dev set is 3 songs from one composer; tuning on it alone
-// overfits). Run: npm run build && node scripts/make-heldout.mjs <out-folder> [--seed 1] [--songs a.mid,b.mid]
+// overfits). Run: npm run build && node scripts/make-heldout.mjs <out-folder> [--seed 8] [--excerpts 3]
 // then: node scripts/eval-classic.mjs <out-folder>
-// Options: --songs a.mid,b.mid (instead of the default collection songs), --random N (composed songs),
+// By default: the six other Planet Blupi songs that have drums, bass and other together (the README's held-out
+// table is --excerpts 3 --seed 8). The Simutrans and OpenMSX collections are the refiner's training music.
+// Options: --songs a.mid,b.mid (instead of the default songs), --random N (composed songs),
 // --excerpts K (up to K non-overlapping windows per song), --speech en|es,fr (prompt languages).
 //
-// Needs Debian packages: fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722
-// (the MIDI collections and the speech named in the dev set's manifest) and ffmpeg.
+// Needs Debian packages: fluidsynth fluid-soundfont-gm planetblupi-music-midi asterisk-core-sounds-en-g722 (the
+// MIDI collection and the speech named in the dev set's manifest) and ffmpeg; simutrans-data and openttd-openmsx
+// for the training songs.
 //
 // Per song: the MIDI file is split into drums (channel 10), bass (GM programs 32–39) and other (the rest) by the
 // program in effect when each note starts, keeping every non-note event in every part; each part is rendered with
@@ -23,18 +26,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SIMUTRANS = '/usr/share/games/simutrans/music';
-const OPENMSX = '/usr/share/games/openttd/baseset/openmsx';
-/** Songs with drums, bass and other all present in some 15 s window (checked: no silent stem). */
-const DEFAULT_SONGS = [
-  `${SIMUTRANS}/03-Sunday-drivers.mid`,
-  `${SIMUTRANS}/19-Rockin-trucker.mid`,
-  `${SIMUTRANS}/29-Runaway.mid`,
-  `${SIMUTRANS}/39-bangin-mover.mid`,
-  `${OPENMSX}/coconut_run2.mid`,
-  `${OPENMSX}/flying_scotsman.mid`,
-  `${OPENMSX}/train_filled_with_cash.mid`,
-];
+const BLUPI = '/usr/share/planetblupi/music';
+/** The Planet Blupi songs not in the dev set, less music009 (no 15 s window with drums, bass and other together). */
+const DEFAULT_SONGS = ['music001', 'music002', 'music003', 'music005', 'music006', 'music008'].map((s) => `${BLUPI}/${s}.mid`);
 const SOUNDFONT = '/usr/share/sounds/sf2/FluidR3_GM.sf2';
 const SPEECH_ROOT = '/usr/share/asterisk/sounds';
 const RATE = 44100;
@@ -56,14 +50,14 @@ const { values, positionals } = parseArgs({
 });
 const out = positionals[0];
 if (!out) {
-  console.error('usage: node scripts/make-heldout.mjs <out-folder> [--seed N] [--songs a.mid,b.mid | --random N] [--speech en|es,fr]');
+  console.error('usage: node scripts/make-heldout.mjs <out-folder> [--seed N] [--songs a.mid,b.mid | --random N] [--excerpts K] [--speech en|es,fr]');
   process.exit(64);
 }
 const excerpts = Number(values.excerpts);
 const speechDirs = values.speech.split(',').map((l) => join(SPEECH_ROOT, l));
 for (const need of [SOUNDFONT, ...speechDirs]) {
   if (!existsSync(need)) {
-    console.error(`missing ${need}: apt-get install fluidsynth fluid-soundfont-gm simutrans-data openttd-openmsx asterisk-core-sounds-en-g722 (or -es-g722, -fr-g722 for --speech es,fr)`);
+    console.error(`missing ${need}: apt-get install fluidsynth fluid-soundfont-gm planetblupi-music-midi asterisk-core-sounds-en-g722 (or -es-g722, -fr-g722 for --speech es,fr)`);
     process.exit(69);
   }
 }

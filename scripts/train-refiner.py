@@ -4,16 +4,19 @@
 The refiner is a small convolutional net over the cascade's masks and mixture features (src/separate/classic.ts,
 REFINER_FEATURES); it corrects the cascade's log masks, and a softmax over the four stems keeps their sum at 1.
 
-Training data: songs composed at random by scripts/compose-midi.mjs (never the MIDI collections that the dev and
-held-out sets come from), rendered like the dev set, with Asterisk prompts in Spanish (Allison) and Canadian French
-(June) as speech; the dev set's English Allison prompts stay unseen:
+Training data (README, "Training the refiner"): excerpts of the Simutrans and OpenMSX General MIDI collections and
+songs composed at random by scripts/compose-midi.mjs, rendered like the dev set, with Asterisk prompts in Spanish
+(Allison) and Canadian French (June) as speech. No Planet Blupi song (the dev set's collection) and no English
+prompt is used, so the dev and Planet Blupi held-out numbers stay unseen:
 
     npm run build
+    node scripts/make-heldout.mjs /tmp/train2 --seed 400 --excerpts 3 --speech es,fr --songs <Simutrans .mid, comma-separated>
+    node scripts/make-heldout.mjs /tmp/train2 --seed 500 --excerpts 3 --speech es,fr --songs <OpenMSX .mid, comma-separated>
     node scripts/make-heldout.mjs /tmp/train --random 120 --seed 100 --speech es,fr
     node scripts/make-heldout.mjs /tmp/train --random 120 --seed 200 --speech es,fr
-    node scripts/dump-cascade.mjs /tmp/train
-    python3 scripts/train-refiner.py /tmp/train [--epochs 12] [--hidden 32] [--seed 1]
-    npm run build-classic-model
+    node scripts/dump-cascade.mjs /tmp/train2 && node scripts/dump-cascade.mjs /tmp/train
+    python3 scripts/train-refiner.py /tmp/train2 /tmp/train --epochs 8 --crops 8 --hidden 40 --lr 3e-3
+    node scripts/build-classic-model.mjs
 
 Needs numpy and torch (Debian: python3-torch) and ffmpeg. The features here mirror the graph's exactly (same STFT
 framing, floors and bin mappings); the loss is the phase-sensitive magnitude error summed over stems, channels and

@@ -447,7 +447,7 @@ describe('classic streaming adapter', () => {
     // other and vocals masks are exactly 0 below 80 and 120 Hz: what is left is float32 rounding and window leakage.
     expect(Math.abs(share('other'))).toBeLessThan(1e-3);
     expect(Math.abs(share('vocals'))).toBeLessThan(1e-3);
-    expect(share('bass')).toBeGreaterThan(0.8); // the refiner's bass/drums split: 0.90 measured
+    expect(share('bass')).toBeGreaterThan(0.8); // the refiner's bass/drums split: 0.89 measured
   });
 
   it('the cascade alone splits the test signal by construction', async () => {
@@ -502,14 +502,14 @@ describe('classic streaming adapter', () => {
 /**
  * Per song and per stem improvement over the mixture-as-estimate baseline that this model is held to (dB).
  * The issue's target is 8 dB per song and stem; the current model (cascade + refiner) does not reach it on every
- * song: its worst cases here are 5.93 dB (music004 bass) and 6.19 dB (music007 other). So this floor guards the
+ * song: its worst cases here are 6.62 dB (music004 bass) and 6.77 dB (music007 other). So this floor guards the
  * measured level against regressions (about 0.4 dB margin) and does NOT certify the 8 dB target; see the README
- * section "The built-in classic model". The refiner never saw these songs (nor the held-out ones of
- * scripts/make-heldout.mjs, where the per-stem means are 10.73/7.43/6.30/9.32 dB).
+ * section "The built-in classic model". The refiner never saw these songs, nor any Planet Blupi song (on 18
+ * excerpts of the other six, scripts/make-heldout.mjs, its per-stem means are 10.73/8.89/10.33/10.36 dB).
  */
-const FLOOR_DB = 5.5;
-/** Per-stem mean improvement over the three songs, measured 9.26/8.01/9.23/10.06 dB, less about 0.4 dB. */
-const MEAN_FLOOR_DB: Record<string, number> = { drums: 8.8, bass: 7.6, other: 8.8, vocals: 9.6 };
+const FLOOR_DB = 6.2;
+/** Per-stem mean improvement over the three songs, measured 9.66/8.84/9.17/10.00 dB, less about 0.4 dB. */
+const MEAN_FLOOR_DB: Record<string, number> = { drums: 9.2, bass: 8.4, other: 8.7, vocals: 9.6 };
 
 const shared = process.env['STEMKIT_SHARED_DIR'];
 const musicDir = shared ? join(shared, 'eval', 'music') : '';
