@@ -54,6 +54,10 @@ if (!out) {
   process.exit(64);
 }
 const excerpts = Number(values.excerpts);
+if (!Number.isInteger(excerpts) || excerpts < 1) {
+  console.error(`--excerpts must be a whole number of at least 1, not ${JSON.stringify(values.excerpts)}`);
+  process.exit(64);
+}
 const speechDirs = values.speech.split(',').map((l) => join(SPEECH_ROOT, l));
 for (const need of [SOUNDFONT, ...speechDirs]) {
   if (!existsSync(need)) {
@@ -201,6 +205,69 @@ async function prompt(path) {
 
 // --- songs ---------------------------------------------------------------------------------------------------------
 
+/**
+ * Up to `count` non-overlapping 15 s windows (1 s steps, from 5 s): the one whose quietest part is loudest first,
+ * then the next best that overlaps none already taken; windows where a part is silent are never taken.
+ */
+function chooseWindows(parts, count) {
+  const N = SECONDS * RATE;
+  const length = Math.min(...PARTS.map((p) => parts[p][0].length));
+  const windows = [];
+  for (let off = 5 * RATE; off + N + RATE <= length; off += RATE) {
+    windows.push({ level: Math.min(...PARTS.map((p) => energy(parts[p], off, N))), offset: off });
+  }
+  windows.sort((a, b) => b.level - a.level || a.offset - b.offset);
+  const chosen = [];
+  for (const w of windows) {
+    if (chosen.length >= count || !(w.level > 1e-10)) break;
+    if (chosen.every((c) => Math.abs(c.offset - w.offset) >= N)) chosen.push(w);
+  }
+  return chosen;
+}
+
+/** Cuts one excerpt, adds speech, scales and writes <out>/<name>/{drums,bass,other,vocals,mixture}.flac + song.json. */
+async function writeExcerpt(name, file, parts, best) {
+  const N = SECONDS * RATE;
+  const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
+  const speech = new Float64Array(N);
+  for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
+    const x = await prompt(prompts[Math.floor(rng() * prompts.length)]);
+    const k = Math.min(x.length, N - t);
+    for (let i = 0; i < k; i++) speech[t + i] += x[i];
+    t += k + Math.floor((0.2 + 0.6 * rng()) * RATE);
+  }
+  // Speech-active RMS (within 25 ms of a sample above 1e-3, as the dev set's 2205-sample maximum filter) =
+  // accompaniment RMS + level.
+  const near = new Int32Array(N).fill(1 << 30);
+  for (let i = 0, last = -(1 << 30); i < N; i++) {
+    if (Math.abs(speech[i]) > 1e-3) last = i;
+    near[i] = i - last;
+  }
+  let activeSum = 0;
+  let active = 0;
+  for (let i = N - 1, next = 1 << 30; i >= 0; i--) {
+    if (Math.abs(speech[i]) > 1e-3) next = i;
+    if (Math.min(near[i], next - i) <= 1102) {
+      activeSum += speech[i] * speech[i];
+      active++;
+    }
+  }
+  const acc = [0, 1].map((c) => Float64Array.from({ length: N }, (_, i) => PARTS.reduce((s, p) => s + stems[p][c][i], 0)));
+  const levelDb = -5 * rng();
+  const gain = (Math.sqrt(energy(acc, 0, N)) * 10 ** (levelDb / 20)) / Math.sqrt(activeSum / Math.max(1, active));
+  stems.vocals = [speech.map((v) => v * gain), speech.map((v) => v * gain)];
+  let peak = 0;
+  for (let c = 0; c < 2; c++) for (let i = 0; i < N; i++) peak = Math.max(peak, Math.abs(acc[c][i] + stems.vocals[c][i]));
+  const g = (10 ** (-1 / 20) / peak) * 32767;
+  const ints = Object.fromEntries(Object.entries(stems).map(([k, chs]) => [k, chs.map((x) => Int16Array.from(x, (v) => Math.round(v * g)))]));
+  const mixture = [0, 1].map((c) => Int16Array.from({ length: N }, (_, i) => ints.drums[c][i] + ints.bass[c][i] + ints.other[c][i] + ints.vocals[c][i]));
+  const dir = join(out, name);
+  mkdirSync(dir, { recursive: true });
+  for (const [k, chs] of [...Object.entries(ints), ['mixture', mixture]]) writeFlac(join(dir, `${k}.flac`), chs);
+  writeFileSync(join(dir, 'song.json'), `${JSON.stringify({ source: file, offsetSeconds: best.offset / RATE, vocalsDb: Number(levelDb.toFixed(2)), seed: Number(values.seed) }, null, 2)}\n`);
+  console.log(`${name}: offset ${best.offset / RATE} s, vocals ${levelDb.toFixed(1)} dB`);
+}
+
 const rng = createRng(Number(values.seed));
 const prompts = speechDirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.g722')).sort().map((f) => join(d, f)));
 mkdirSync(out, { recursive: true });
@@ -225,64 +292,12 @@ try {
       execFileSync('fluidsynth', ['-ni', '-q', '-R', '0', '-C', '0', '-g', '0.3', '-o', 'synth.cpu-cores=1', '-O', 'float', '-r', String(RATE), '-F', wav, SOUNDFONT, mid]);
       parts[part] = (await decode(wav)).channels; // FluidSynth writes 44.1 kHz stereo float
     }
-    const N = SECONDS * RATE;
-    const length = Math.min(...PARTS.map((p) => parts[p][0].length));
-    const windows = [];
-    for (let off = 5 * RATE; off + N + RATE <= length; off += RATE) {
-      windows.push({ level: Math.min(...PARTS.map((p) => energy(parts[p], off, N))), offset: off });
-    }
-    // The loudest-quietest-part window first, then the next best that overlaps none already taken.
-    windows.sort((a, b) => b.level - a.level || a.offset - b.offset);
-    const chosen = [];
-    for (const w of windows) {
-      if (chosen.length >= excerpts || !(w.level > 1e-10)) break;
-      if (chosen.every((c) => Math.abs(c.offset - w.offset) >= N)) chosen.push(w);
-    }
+    const chosen = chooseWindows(parts, excerpts);
     if (chosen.length === 0) {
       console.error(`${id}: skipped (no 15 s window with drums, bass and other all playing)`);
       continue;
     }
-    for (const [j, best] of chosen.entries()) {
-      const name = excerpts > 1 ? `${id}-x${j}` : id;
-      const stems = Object.fromEntries(PARTS.map((p) => [p, parts[p].map((x) => x.slice(best.offset, best.offset + N))]));
-      const speech = new Float64Array(N);
-      for (let t = Math.floor((0.2 + 0.8 * rng()) * RATE); t < N - RATE; ) {
-        const x = await prompt(prompts[Math.floor(rng() * prompts.length)]);
-        const k = Math.min(x.length, N - t);
-        for (let i = 0; i < k; i++) speech[t + i] += x[i];
-        t += k + Math.floor((0.2 + 0.6 * rng()) * RATE);
-      }
-      // Speech-active RMS (within 25 ms of a sample above 1e-3, as the dev set's 2205-sample maximum filter) =
-      // accompaniment RMS + level.
-      const near = new Int32Array(N).fill(1 << 30);
-      for (let i = 0, last = -(1 << 30); i < N; i++) {
-        if (Math.abs(speech[i]) > 1e-3) last = i;
-        near[i] = i - last;
-      }
-      let activeSum = 0;
-      let active = 0;
-      for (let i = N - 1, next = 1 << 30; i >= 0; i--) {
-        if (Math.abs(speech[i]) > 1e-3) next = i;
-        if (Math.min(near[i], next - i) <= 1102) {
-          activeSum += speech[i] * speech[i];
-          active++;
-        }
-      }
-      const acc = [0, 1].map((c) => Float64Array.from({ length: N }, (_, i) => PARTS.reduce((s, p) => s + stems[p][c][i], 0)));
-      const levelDb = -5 * rng();
-      const gain = (Math.sqrt(energy(acc, 0, N)) * 10 ** (levelDb / 20)) / Math.sqrt(activeSum / Math.max(1, active));
-      stems.vocals = [speech.map((v) => v * gain), speech.map((v) => v * gain)];
-      let peak = 0;
-      for (let c = 0; c < 2; c++) for (let i = 0; i < N; i++) peak = Math.max(peak, Math.abs(acc[c][i] + stems.vocals[c][i]));
-      const g = (10 ** (-1 / 20) / peak) * 32767;
-      const ints = Object.fromEntries(Object.entries(stems).map(([k, chs]) => [k, chs.map((x) => Int16Array.from(x, (v) => Math.round(v * g)))]));
-      const mixture = [0, 1].map((c) => Int16Array.from({ length: N }, (_, i) => ints.drums[c][i] + ints.bass[c][i] + ints.other[c][i] + ints.vocals[c][i]));
-      const dir = join(out, name);
-      mkdirSync(dir, { recursive: true });
-      for (const [k, chs] of [...Object.entries(ints), ['mixture', mixture]]) writeFlac(join(dir, `${k}.flac`), chs);
-      writeFileSync(join(dir, 'song.json'), `${JSON.stringify({ source: file, offsetSeconds: best.offset / RATE, vocalsDb: Number(levelDb.toFixed(2)), seed: Number(values.seed) }, null, 2)}\n`);
-      console.log(`${name}: offset ${best.offset / RATE} s, vocals ${levelDb.toFixed(1)} dB`);
-    }
+    for (const [j, best] of chosen.entries()) await writeExcerpt(excerpts > 1 ? `${id}-x${j}` : id, file, parts, best);
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
