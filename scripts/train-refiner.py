@@ -15,7 +15,7 @@ prompt is used, so the dev and Planet Blupi held-out numbers stay unseen:
     node scripts/make-heldout.mjs /tmp/train --random 120 --seed 100 --speech es,fr
     node scripts/make-heldout.mjs /tmp/train --random 120 --seed 200 --speech es,fr
     node scripts/dump-cascade.mjs /tmp/train2 && node scripts/dump-cascade.mjs /tmp/train
-    python3 scripts/train-refiner.py /tmp/train2 /tmp/train --epochs 8 --crops 8 --hidden 40 --lr 3e-3
+    python3 scripts/train-refiner.py /tmp/train2 /tmp/train --epochs 8 --crops 8 --hidden 40 --lr 3e-3 --cache /tmp/crops
     node scripts/build-classic-model.mjs
 
 Needs numpy and torch (Debian: python3-torch) and ffmpeg. The features here mirror the graph's exactly (same STFT
@@ -25,6 +25,7 @@ ratio, so that quiet stems count as much as loud ones).
 """
 import argparse
 import base64
+import hashlib
 import json
 import multiprocessing
 import os
@@ -169,6 +170,32 @@ def export(model, hidden, path):
     os.replace(path + '.tmp', path)
 
 
+def load(songs, a):
+    """The training crops as three arrays (features, targets, |X|); --cache keeps them for the next run."""
+    paths = hashlib.sha256('\n'.join(os.path.abspath(s) for s in songs).encode()).hexdigest()[:16]
+    key = f'{len(songs)} songs ({paths}), crops {a.crops}, seed {a.seed}, crop {CROP}'
+    if a.cache and os.path.exists(a.cache + '.npz'):
+        z = np.load(a.cache + '.npz')
+        if str(z['key']) == key:
+            print(f'loaded {key} from {a.cache}.npz', file=sys.stderr)
+            return z['feat'], z['tgt'], z['absX']
+    data = None
+    jobs = [(s, a.seed * 100003 + i, a.crops) for i, s in enumerate(songs)]
+    with multiprocessing.Pool(a.threads) as pool:
+        for i, crops in enumerate(pool.imap(load_song, jobs)):
+            # Filled in place: a list of crops stacked at the end would need the memory twice.
+            data = data or tuple(np.empty((len(songs) * a.crops, *x.shape), dtype=x.dtype) for x in crops[0])
+            for c, crop in enumerate(crops):
+                for j in range(3):
+                    data[j][i * a.crops + c] = crop[j]
+            print(f'\rloaded {i + 1}/{len(songs)} songs', end='', file=sys.stderr)
+    print(file=sys.stderr)
+    if a.cache:
+        np.savez(a.cache + '.tmp.npz', key=key, feat=data[0], tgt=data[1], absX=data[2])
+        os.replace(a.cache + '.tmp.npz', a.cache + '.npz')
+    return data
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('folders', nargs='+', help='folders of songs with cascade-masks.f32 (dump-cascade)')
@@ -179,6 +206,7 @@ def main():
     ap.add_argument('--lr', type=float, default=2e-3)
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--cache', help='keep the loaded crops in CACHE.npz and reuse them when songs and options match')
     ap.add_argument('--out', default=os.path.join(os.path.dirname(__file__), '..', 'models', 'classic-refiner.json'))
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -188,25 +216,20 @@ def main():
                    if os.path.exists(os.path.join(f, d, 'cascade-masks.f32')))
     if not songs:
         sys.exit(f'no songs with cascade-masks.f32 in {" ".join(a.folders)}: run scripts/dump-cascade.mjs first')
-    data = []
-    jobs = [(s, a.seed * 100003 + i, a.crops) for i, s in enumerate(songs)]
-    with multiprocessing.Pool(a.threads) as pool:
-        for i, crops in enumerate(pool.imap(load_song, jobs)):
-            data += crops
-            print(f'\rloaded {i + 1}/{len(songs)} songs', end='', file=sys.stderr)
-    print(file=sys.stderr)
+    data = load(songs, a)
     model = Refiner(a.hidden, TRAIN_BINS)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    steps = a.epochs * ((len(data) + a.batch - 1) // a.batch)
+    n = len(data[0])
+    steps = a.epochs * ((n + a.batch - 1) // a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.1)
     for epoch in range(a.epochs):
-        order = rng.permutation(len(data))
+        order = rng.permutation(n)
         total = base = 0.0
         for b in range(0, len(order), a.batch):
-            batch = [data[i] for i in order[b:b + a.batch]]
-            feat = torch.tensor(np.stack([x[0] for x in batch]), dtype=torch.float32)
-            tgt = torch.tensor(np.stack([x[1] for x in batch]), dtype=torch.float32)  # [B, 4, 2, T, F]
-            absX = torch.tensor(np.stack([x[2] for x in batch]), dtype=torch.float32)  # [B, 2, T, F]
+            idx = np.sort(order[b:b + a.batch])
+            feat = torch.tensor(data[0][idx], dtype=torch.float32)
+            tgt = torch.tensor(data[1][idx], dtype=torch.float32)  # [B, 4, 2, T, F]
+            absX = torch.tensor(data[2][idx], dtype=torch.float32)  # [B, 2, T, F]
             m = model(feat)
             # Per stem: error over the stem's energy in the batch (the SDR's ratio), so that quiet stems count as
             # much as loud ones, as in a per-stem score; the floor keeps near-silent stems from dominating.
