@@ -32,6 +32,8 @@ export interface PiperConfig {
   speakerIdMap: Readonly<Record<string, number>>;
   /** `phoneme_map`: one code point → several, applied before the ids. */
   phonemeMap: ReadonlyMap<string, readonly string[]>;
+  /** `inference.phoneme_silence`: seconds of silence after a phoneme (one code point); empty for most voices. */
+  phonemeSilence: ReadonlyMap<string, number>;
 }
 
 /** `<model>.onnx.json`, or undefined when the model path does not end in .onnx. */
@@ -82,6 +84,15 @@ export async function loadPiperConfig(modelPath: string, configPath?: string): P
   for (const [k, v] of Object.entries((raw['phoneme_map'] ?? {}) as Record<string, unknown>)) {
     if (Array.isArray(v)) phonemeMap.set(k, v.map(String));
   }
+  const phonemeSilence = new Map<string, number>();
+  const silenceRaw = inf['phoneme_silence'] ?? {};
+  if (typeof silenceRaw !== 'object' || silenceRaw === null || Array.isArray(silenceRaw)) throw bad(path, 'inference.phoneme_silence is not an object of phoneme → seconds');
+  for (const [k, v] of Object.entries(silenceRaw as Record<string, unknown>)) {
+    // As piper's C++ runner: a key is one phoneme, i.e. one code point.
+    if ([...k].length !== 1) throw bad(path, `inference.phoneme_silence["${k}"]: the key must be a single phoneme (one code point)`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 60) throw bad(path, `inference.phoneme_silence["${k}"] must be seconds between 0 and 60`);
+    phonemeSilence.set(k, v);
+  }
   const espeak = raw['espeak'] as { voice?: unknown } | undefined;
   return {
     path,
@@ -94,7 +105,35 @@ export async function loadPiperConfig(modelPath: string, configPath?: string): P
     numSpeakers: num(raw['num_speakers'], 1),
     speakerIdMap: (raw['speaker_id_map'] ?? {}) as Record<string, number>,
     phonemeMap,
+    phonemeSilence,
   };
+}
+
+export interface PiperPhrase {
+  phonemes: string;
+  /** Silence after the phrase, in seconds. */
+  silenceSec: number;
+}
+
+/**
+ * Splits a sentence's phonemes into phrases after every phoneme that `inference.phoneme_silence` lists, as
+ * piper's C++ runner does: each phrase ends with its listed phoneme, is synthesised on its own (own BOS/EOS and
+ * peak normalisation) and is followed by that phoneme's silence. Without entries: one phrase, no silence.
+ */
+export function piperPhrases(phonemes: string, silence: ReadonlyMap<string, number>): PiperPhrase[] {
+  if (silence.size === 0) return [{ phonemes, silenceSec: 0 }];
+  const phrases: PiperPhrase[] = [];
+  let current = '';
+  for (const c of phonemes.normalize('NFD')) {
+    current += c;
+    const sec = silence.get(c);
+    if (sec !== undefined) {
+      phrases.push({ phonemes: current, silenceSec: sec });
+      current = '';
+    }
+  }
+  if (current !== '') phrases.push({ phonemes: current, silenceSec: 0 });
+  return phrases;
 }
 
 export interface PiperIds {

@@ -14,7 +14,7 @@ import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession } from '../runtime/onnx.js';
 import { KOKORO_SPEED_RANGE, KokoroEngine } from './kokoro.js';
 import { isPhonemizerVoice, phonemizeSentences, warmUpPhonemizer } from './phonemize.js';
-import { PiperEngine, loadPiperConfig, peakNormalize, piperConfigPathFor, piperIds, resolveSpeaker, type PiperConfig } from './piper.js';
+import { PiperEngine, loadPiperConfig, peakNormalize, piperConfigPathFor, piperIds, piperPhrases, resolveSpeaker, type PiperConfig } from './piper.js';
 import { splitSentences, splitTokenIds } from './text-split.js';
 import { trimAndFade } from './trim.js';
 import { blendVoices, openVoiceStore, parseVoiceSpec, selectStyle, type VoiceStore } from './voices.js';
@@ -325,12 +325,19 @@ export function createPiperModel(
             sentenceProgress(opts, done, sentences.length);
             continue;
           }
-          const t0 = now();
-          const wave = peakNormalize(await engine.infer(r.ids, scales, sid));
-          stats.inferSec += now() - t0;
-          stats.calls++;
-          stats.tokens += r.phonemes;
-          const block = concat([wave], yielded > 0 ? gap : 0);
+          const parts: Float32Array[] = [];
+          for (const phrase of piperPhrases(ps, config.phonemeSilence)) {
+            const p = piperIds(phrase.phonemes, config);
+            // A phrase with no known phoneme (only unknown ones) has nothing to say: skipped with its silence.
+            if (p.phonemes === 0) continue;
+            const t0 = now();
+            parts.push(peakNormalize(await engine.infer(p.ids, scales, sid)));
+            stats.inferSec += now() - t0;
+            stats.calls++;
+            stats.tokens += p.phonemes;
+            if (phrase.silenceSec > 0) parts.push(new Float32Array(Math.round(phrase.silenceSec * rate)));
+          }
+          const block = concat(parts, yielded > 0 ? gap : 0);
           stats.samples += block.length;
           yielded++;
           sentenceProgress(opts, done, sentences.length);

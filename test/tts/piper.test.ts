@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { LogEvent } from '../../src/progress.js';
 import { createSession } from '../../src/runtime/onnx.js';
-import { loadPiperConfig, peakNormalize, piperIds, resolveSpeaker, type PiperConfig } from '../../src/tts/piper.js';
+import { loadPiperConfig, peakNormalize, piperIds, piperPhrases, resolveSpeaker, type PiperConfig } from '../../src/tts/piper.js';
 import { createPiperModel, loadVoiceModel, type TtsModel } from '../../src/tts/synthesize.js';
 import { buildPiperModel, decodePiper, piperConfig } from '../helpers/tts-fixtures.js';
 
@@ -110,6 +110,49 @@ describe('Piper single-speaker voice', () => {
 
 });
 
+describe('Piper phoneme_silence (model-io §4.2, as the C++ runner)', () => {
+  it('splits after each listed phoneme, which ends its phrase; no empty last phrase; no entries: one phrase', () => {
+    const silence = new Map([[',', 0.5], ['.', 1]]);
+    expect(piperPhrases('hˈaɪ, bˈaɪ.', silence)).toEqual([
+      { phonemes: 'hˈaɪ,', silenceSec: 0.5 },
+      { phonemes: ' bˈaɪ.', silenceSec: 1 },
+    ]);
+    expect(piperPhrases('bˈaɪ!', silence)).toEqual([{ phonemes: 'bˈaɪ!', silenceSec: 0 }]);
+    expect(piperPhrases('a, b', new Map())).toEqual([{ phonemes: 'a, b', silenceSec: 0 }]);
+  });
+
+  it('synthesises each phrase on its own and inserts the silence between them', async () => {
+    const model = writeVoice('phrases', false, { inference: { noise_scale: 0.667, length_scale: 1, noise_w: 0.8, phoneme_silence: { ',': 0.5 } } });
+    const { tts, config } = await open(model);
+    try {
+      const out = await blocks(tts, 'Bye, bye.');
+      expect(out.length).toBe(1);
+      // The calls in the block: runs of non-zero samples (the fixture's payload is never 0).
+      const calls: Array<{ start: number; end: number }> = [];
+      const x = out[0]!;
+      for (let i = 0; i < x.length; ) {
+        if (x[i] === 0) {
+          i++;
+          continue;
+        }
+        const start = i;
+        while (i < x.length && x[i] !== 0) i++;
+        calls.push({ start, end: i });
+      }
+      expect(calls.length).toBe(2);
+      const [a, b] = calls.map((c) => decodePiper(x.subarray(c.start, c.end), false));
+      expect(a!.ids).toEqual(canonical(config, ['b', 'ˈ', 'aɪ', ',']));
+      expect(b!.ids).toEqual(canonical(config, [' ', 'b', 'ˈ', 'aɪ', '.']));
+      // Each phrase is peak-normalised on its own: the fixture's marker becomes exactly 1 in both.
+      expect([x[calls[0]!.start], x[calls[1]!.start]]).toEqual([1, 1]);
+      // Between them: the first call's trailing 256 zeros, 0.5 s at 22050 Hz, the second call's leading 256 zeros.
+      expect(calls[1]!.start - calls[0]!.end).toBe(256 + 11025 + 256);
+    } finally {
+      await tts.dispose();
+    }
+  });
+});
+
 describe('Piper multi-speaker voice', () => {
   let tts: TtsModel;
   beforeAll(async () => {
@@ -156,6 +199,18 @@ describe('Piper bad inputs', () => {
     } finally {
       await tts.dispose();
     }
+  });
+
+  it('a phoneme_silence key that is not one phoneme, or a bad duration, is exit 65 naming the entry', async () => {
+    const voice = (name: string, silence: unknown): string =>
+      writeVoice(name, false, { inference: { noise_scale: 0.667, length_scale: 1, noise_w: 0.8, phoneme_silence: silence } });
+    await expect(loadPiperConfig(voice('silence-key', { ab: 0.1 }))).rejects.toMatchObject({
+      exitCode: 65,
+      code: 'E_PIPER_CONFIG',
+      message: expect.stringContaining('inference.phoneme_silence["ab"]: the key must be a single phoneme'),
+    });
+    await expect(loadPiperConfig(voice('silence-neg', { ',': -1 }))).rejects.toMatchObject({ exitCode: 65, message: expect.stringContaining('inference.phoneme_silence[","] must be seconds') });
+    await expect(loadPiperConfig(voice('silence-list', [1]))).rejects.toMatchObject({ exitCode: 65, message: expect.stringContaining('not an object') });
   });
 
   it('a malformed config is exit 65', async () => {
