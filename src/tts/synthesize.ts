@@ -327,7 +327,8 @@ export function createPiperModel(
           }
           const parts: Float32Array[] = [];
           for (const phrase of piperPhrases(ps, config.phonemeSilence)) {
-            const p = piperIds(phrase.phonemes, config);
+            // Most voices list no phoneme: one phrase, the sentence itself, whose ids are already known.
+            const p = phrase.phonemes === ps ? r : piperIds(phrase.phonemes, config);
             // A phrase with no known phoneme (only unknown ones) has nothing to say: skipped with its silence.
             if (p.phonemes === 0) continue;
             const t0 = now();
