@@ -107,7 +107,22 @@ export interface PiperCall {
   gain: number;
 }
 
-/** Decodes one Piper sentence block (the sentence silence, if any, is skipped). */
+/** Where each model call lies in a Piper block: runs of non-zero samples (the fixture's payload is never 0). */
+export function piperCallSpans(x: Float32Array): Array<{ start: number; end: number }> {
+  const spans: Array<{ start: number; end: number }> = [];
+  for (let i = 0; i < x.length; ) {
+    if (x[i] === 0) {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < x.length && x[i] !== 0) i++;
+    spans.push({ start, end: i });
+  }
+  return spans;
+}
+
+/** Decodes the first model call of a Piper block (the sentence silence, if any, is skipped). */
 export function decodePiper(x: Float32Array, multiSpeaker: boolean): PiperCall {
   let i = 0;
   while (i < x.length && x[i] === 0) i++;

@@ -7,7 +7,7 @@ import type { LogEvent } from '../../src/progress.js';
 import { createSession } from '../../src/runtime/onnx.js';
 import { loadPiperConfig, peakNormalize, piperIds, piperPhrases, resolveSpeaker, type PiperConfig } from '../../src/tts/piper.js';
 import { createPiperModel, loadVoiceModel, type TtsModel } from '../../src/tts/synthesize.js';
-import { buildPiperModel, decodePiper, piperConfig } from '../helpers/tts-fixtures.js';
+import { buildPiperModel, decodePiper, piperCallSpans, piperConfig } from '../helpers/tts-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'stemkit-piper-'));
 
@@ -127,18 +127,8 @@ describe('Piper phoneme_silence (model-io §4.2, as the C++ runner)', () => {
     try {
       const out = await blocks(tts, 'Bye, bye.');
       expect(out.length).toBe(1);
-      // The calls in the block: runs of non-zero samples (the fixture's payload is never 0).
-      const calls: Array<{ start: number; end: number }> = [];
       const x = out[0]!;
-      for (let i = 0; i < x.length; ) {
-        if (x[i] === 0) {
-          i++;
-          continue;
-        }
-        const start = i;
-        while (i < x.length && x[i] !== 0) i++;
-        calls.push({ start, end: i });
-      }
+      const calls = piperCallSpans(x);
       expect(calls.length).toBe(2);
       const [a, b] = calls.map((c) => decodePiper(x.subarray(c.start, c.end), false));
       expect(a!.ids).toEqual(canonical(config, ['b', 'ˈ', 'aɪ', ',']));
