@@ -49,8 +49,9 @@ FEATURES = [
     'log_mask_drums', 'log_mask_bass', 'log_mask_other', 'log_mask_vocals',
     'level', 'lr_similarity', 'lr_similarity_sharp',
     'level_at_half_f', 'level_at_third_f', 'level_at_2f', 'level_at_3f',
-    'log_mask_bass_at_half_f', 'log_mask_bass_at_third_f',
+    'log_mask_bass_at_half_f', 'log_mask_bass_at_third_f', 'log_level',
 ]
+LOG_LEVEL = FEATURES.index('log_level')
 TRAIN_BINS = 1024  # ~11 kHz: above it there is little energy to learn from; the net is convolutional in frequency
 CROP = 40  # frames per training crop (36 outputs + 2·R context)
 
@@ -93,7 +94,7 @@ def gather(x, fn):
 
 
 def features(masks, X):
-    """masks: [3 (drums, bass, vocals), T, F] from dump-cascade; X: [2, T, F] complex. Returns [13, T, F] float32."""
+    """masks: [3 (drums, bass, vocals), T, F] from dump-cascade; X: [2, T, F] complex. Returns [features, T, F] float32."""
     drums, bass, vocals = masks
     other = np.maximum(0, 1 - vocals - bass - drums)
     lm = {k: np.log(m + LOG_FLOOR) for k, m in zip(STEMS, [drums, bass, other, vocals])}
@@ -104,7 +105,8 @@ def features(masks, X):
     sim = 2 * np.sqrt(pl * pr) / (pl + pr + 1e-20)
     f = [lm['drums'], lm['bass'], lm['other'], lm['vocals'], level, sim, sim ** STEREO_SHARPNESS,
          gather(level, lambda k: k // 2), gather(level, lambda k: k // 3), gather(level, lambda k: 2 * k),
-         gather(level, lambda k: 3 * k), gather(lm['bass'], lambda k: k // 2), gather(lm['bass'], lambda k: k // 3)]
+         gather(level, lambda k: 3 * k), gather(lm['bass'], lambda k: k // 2), gather(lm['bass'], lambda k: k // 3),
+         log_level]
     return np.stack(f).astype(np.float32)
 
 
@@ -137,7 +139,7 @@ def load_song(args):
 class Refiner(torch.nn.Module):
     def __init__(self, hidden, bins):
         super().__init__()
-        self.conv1 = torch.nn.Conv2d(len(FEATURES), hidden, (2 * R + 1, 3), padding=(0, 1))
+        self.conv1 = torch.nn.Conv2d(len(FEATURES), hidden, (2 * R + 1, 3))
         self.freq = torch.nn.Parameter(torch.zeros(hidden, FREQ_BASIS))
         self.conv2 = torch.nn.Conv2d(hidden, hidden, 1)
         self.conv3 = torch.nn.Conv2d(hidden, len(STEMS), 1)
@@ -146,8 +148,19 @@ class Refiner(torch.nn.Module):
         self.register_buffer('basis', torch.tensor(basis()[:, :bins], dtype=torch.float32))
         self.register_buffer('allowed', torch.tensor(allowed()[:, None, :bins], dtype=torch.float32))
 
-    def forward(self, feat):  # feat [B, 13, T + 2R, F] → masks [B, 4, T, F]
-        y = self.conv1(feat) + (self.freq @ self.basis)[None, :, None, :]
+    def weight1(self):
+        """conv1's weights with the log_level kernel made to sum to zero: a gain adds a constant to log_level, which
+        then cancels, so the masks do not depend on the input's level (as with every other feature)."""
+        w = self.conv1.weight
+        z = w[:, LOG_LEVEL:LOG_LEVEL + 1]
+        return torch.cat([w[:, :LOG_LEVEL], z - z.mean(dim=(2, 3), keepdim=True), w[:, LOG_LEVEL + 1:]], dim=1)
+
+    def forward(self, feat):  # feat [B, features, T + 2R, F] → masks [B, 4, T, F]
+        # Mirrored edge bins in frequency, as in the graph (a magnitude spectrum is symmetric about 0 Hz); at the
+        # crop's top bin (~11 kHz) this mirrors where the graph sees the next bin: one bin in 1024 differs.
+        mirrored = torch.nn.functional.pad(feat, (1, 1, 0, 0), mode='reflect')
+        y = torch.nn.functional.conv2d(mirrored, self.weight1(), self.conv1.bias)
+        y = y + (self.freq @ self.basis)[None, :, None, :]
         y = torch.relu(self.conv2(torch.relu(y)))
         y = self.conv3(y)
         soft = torch.softmax(y + feat[:, :4, R:-R, :], dim=1) * self.allowed
@@ -159,7 +172,7 @@ def export(model, hidden, path):
         a = x.detach().numpy().astype('<f4')
         return {'dims': list(a.shape), 'data': base64.b64encode(a.tobytes()).decode()}
     tensors = {
-        'conv1': t(model.conv1.weight), 'bias1': t(model.conv1.bias), 'freqBias': t(model.freq),
+        'conv1': t(model.weight1()), 'bias1': t(model.conv1.bias), 'freqBias': t(model.freq),
         'conv2': t(model.conv2.weight.reshape(hidden, hidden)), 'bias2': t(model.conv2.bias),
         'conv3': t(model.conv3.weight.reshape(len(STEMS), hidden)), 'bias3': t(model.conv3.bias),
     }
@@ -173,7 +186,7 @@ def export(model, hidden, path):
 def load(songs, a):
     """The training crops as three arrays (features, targets, |X|); --cache keeps them for the next run."""
     paths = hashlib.sha256('\n'.join(os.path.abspath(s) for s in songs).encode()).hexdigest()[:16]
-    key = f'{len(songs)} songs ({paths}), crops {a.crops}, seed {a.seed}, crop {CROP}'
+    key = f'{len(songs)} songs ({paths}), crops {a.crops}, seed {a.seed}, crop {CROP}, features {",".join(FEATURES)}'
     if a.cache and os.path.exists(a.cache + '.npz'):
         z = np.load(a.cache + '.npz')
         if str(z['key']) == key:
