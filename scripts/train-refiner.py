@@ -80,11 +80,14 @@ def basis():
 
 
 def allowed():
-    """The graph's fixed priors: vocals only in the voice band (120 Hz – 8 kHz), other nothing below 80 Hz."""
+    """The graph's fixed priors: below 16 Hz only other; vocals only in the voice band (120 Hz – 8 kHz), other
+    nothing from 16 to 80 Hz."""
     hz = np.arange(BINS) * RATE / N_FFT
     w = np.ones((len(STEMS), BINS))
     w[STEMS.index('vocals')] = (hz > 120) & (hz < 8000)
     w[STEMS.index('other')] = hz >= 80
+    w[:, hz < 16] = 0
+    w[STEMS.index('other'), hz < 16] = 1
     return w
 
 

@@ -78,6 +78,14 @@ export const CLASSIC_PARAMS = {
   otherZeroHz: 80,
   otherFullHz: 160,
   /**
+   * Below subsonicHz (the 4096-point STFT's bins 0 and 1: DC and 10.8 Hz) everything goes to `other`. No
+   * instrument plays there (the lowest bass string is 31 Hz, whose window lobe ends at bin 1); what is there is a DC
+   * offset, which some synthesisers' samples carry: in FluidSynth renders it is nearly always in `other` (up to
+   * its whole energy in one composed song, a sixteenth of it in Planet Blupi's music003), and the residual is where
+   * it does no harm. The bass notes' own sub-20 Hz transients lose ~20 dB-down content; the DC is worth more.
+   */
+  subsonicHz: 16,
+  /**
    * The learned refiner (models/classic-refiner.json, trained by scripts/train-refiner.py on randomly composed
    * songs): a small convolutional net over the cascade's masks and mixture features that corrects the masks.
    * timeRadius frames of context on each side (its first layer's kernel is 2·timeRadius + 1 frames × 3 bins);
@@ -428,7 +436,7 @@ export function buildClassicModel(refiner?: RefinerWeights): Uint8Array {
     const fb = g.op('Reshape', [g.op('MatMul', [g.constant(refiner.freqBias, [h, nb]), g.constant(basis, [nb, sv.bins])]), ints([1, h, 1, sv.bins])]);
     // Valid in time (the context frames are real input). In frequency the edge bins see their mirror images, as a
     // magnitude spectrum is symmetric about 0 and Nyquist; zero padding would also break the log_level kernel's
-    // zero sum there and let the DC bin's split depend on the input's gain.
+    // zero sum there and let the edge bins' split depend on the input's gain (the weights were trained so).
     const mirrored = g.op('Pad', [stack, ints([0, 0, 0, 1, 0, 0, 0, 1])], { mode: attr.string('reflect') });
     let y = g.op('Conv', [mirrored, g.constant(refiner.conv1, [h, features.length, 2 * R + 1, 3]), g.constant(refiner.bias1, [h])]);
     y = g.op('Relu', [g.op('Add', [y, fb])]);
@@ -437,11 +445,13 @@ export function buildClassicModel(refiner?: RefinerWeights): Uint8Array {
     // Residual: the net corrects the cascade's log masks; softmax over the stems keeps their sum at 1.
     const prior = g.op('Unsqueeze', [g.op('Concat', STEMS.map((st) => g.op('Unsqueeze', [sliceT(lm[st], R, R), ints([0])])), { axis: attr.int(0) }), ints([0])]);
     // Priors the net may not override (it has never seen music without them, and extrapolates badly on, e.g., a
-    // pure sub-bass sine): spoken vocals live in the voice band, and other holds nothing below otherZeroHz. The
-    // excluded shares go to the other stems in proportion (bass and drums are never excluded: no division by 0).
+    // pure sub-bass sine): spoken vocals live in the voice band, other holds nothing from subsonicHz to otherZeroHz,
+    // and below subsonicHz everything. The excluded shares go to the other stems in proportion (every bin allows
+    // at least one stem, whose softmax share is positive: no division by 0).
     const allowed = Float32Array.from({ length: STEMS.length * sv.bins }, (_, i) => {
       const hz = ((i % sv.bins) * P.sampleRate) / P.vocals.nFft;
       const st = STEMS[Math.floor(i / sv.bins)];
+      if (hz < P.subsonicHz) return st === 'other' ? 1 : 0;
       return st === 'vocals' ? voiceBand(hz) : st === 'other' && hz < P.otherZeroHz ? 0 : 1;
     });
     const soft = g.op('Mul', [g.op('Squeeze', [g.op('Softmax', [g.op('Add', [y, prior])], { axis: attr.int(1) }), ints([0])]), g.constant(allowed, [STEMS.length, 1, sv.bins])]);
