@@ -97,7 +97,8 @@ def gather(x, fn):
 
 
 def features(masks, X):
-    """masks: [3 (drums, bass, vocals), T, F] from dump-cascade; X: [2, T, F] complex. Returns [features, T, F] float32."""
+    """masks: [3 (drums, bass, vocals), T, F] from dump-cascade; X: [2, T, F] complex.
+    Returns [len(FEATURES), T, F] float32."""
     drums, bass, vocals = masks
     other = np.maximum(0, 1 - vocals - bass - drums)
     lm = {k: np.log(m + LOG_FLOOR) for k, m in zip(STEMS, [drums, bass, other, vocals])}
