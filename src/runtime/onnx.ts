@@ -228,7 +228,22 @@ function wrapSession(ort: typeof Ort, session: Ort.InferenceSession, provider: P
       if (missing.length > 0) throw new InternalError(`missing model inputs: ${missing.join(', ')}`);
       const ortFeeds: Record<string, Ort.Tensor> = {};
       for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(ort, t);
-      const result = await session.run(ortFeeds);
+      let result: Ort.InferenceSession.ReturnType;
+      try {
+        result = await session.run(ortFeeds);
+      } catch (cause) {
+        const msg = cause instanceof Error ? cause.message : String(cause);
+        // ORT validates every feed against the graph's declared types and fixed dimensions before running: a model
+        // that fails there is not the model its adapter took it for (bad data, 65), not a bug in stemkit (70).
+        if (/Unexpected input data type|invalid dimensions|Invalid rank|Got invalid/i.test(msg)) {
+          throw new DataError(`the model rejected its inputs: ${msg.split('\n')[0]}`, {
+            code: 'E_MODEL_CONTRACT',
+            cause,
+            hint: 'the file does not have the tensor contract of the model it was loaded as; check the model file',
+          });
+        }
+        throw cause;
+      }
       const out: Record<string, TensorData> = {};
       for (const [name, t] of Object.entries(result)) {
         out[name] = { data: t.data as TensorArray, dims: t.dims };

@@ -3,13 +3,16 @@
  * normalisation, overlap-add of centred 7.8 s segments with triangular weights, the shift trick, and bags of
  * models (htdemucs_ft).
  *
- * Two export contracts are supported (§1.3), bound by metadata and shapes, never by guessed names:
+ * Three export contracts are supported (§1.3), bound by metadata and shapes, never by guessed names:
  * A (sevagh/demucs.onnx and re-exports): a [B,2,343980] waveform input and a [B,4,2048,336] CaC spectrogram
  *   input → a [B,S,4,2048,336] spectrogram output and a [B,S,2,343980] waveform output (the second tensors
  *   keep tracer-chosen names, so they are told apart by rank).
  * B (unblend `export-onnx`): `spec_real`/`spec_imag` [B,2,2048,336] + `audio` [B,2,343980] →
  *   `out_spec_real`/`out_spec_imag` [B,S,2,2048,336] + `out_wave` [B,S,2,343980], with a `sources` JSON list in
  *   metadata_props. Real and imaginary parts have the same shape, so those two are bound by their documented names.
+ * D (StemSplit/demucs-onnx, published on Hugging Face): the whole `HTDemucs.forward` in the graph, STFT and iSTFT
+ *   included: one waveform input [1,2,343980] (`mix`) → one waveform output [1,S,2,343980] (`stems`). Bound by rank.
+ *   Only the track-level steps (normalisation, chunking, shifts, bags) run here.
  */
 import { DataError, InternalError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
@@ -39,9 +42,9 @@ export const DEFAULT_SOURCES_6 = ['drums', 'bass', 'other', 'vocals', 'guitar', 
 
 /** How one session's tensors are bound. */
 export interface HtBinding {
-  contract: 'A' | 'B';
+  contract: 'A' | 'B' | 'D';
   audioIn: string;
-  /** Contract A: the CaC spectrogram input. */
+  /** Contract A: the CaC spectrogram input (contract D has none: its STFT is inside the graph). */
   specIn?: string;
   realIn?: string;
   imagIn?: string;
@@ -59,7 +62,7 @@ const dimOk = (d: number | string | undefined, want: number): boolean => typeof 
 function badContract(path: string, why: string): DataError {
   return new DataError(`${path} does not have an HTDemucs export contract: ${why}`, {
     code: 'E_MODEL_CONTRACT',
-    hint: 'use an export from sevagh/demucs.onnx or `unblend export-onnx` (model-io.md §1.3)',
+    hint: 'use an export from StemSplit/demucs-onnx, sevagh/demucs.onnx or `unblend export-onnx` (model-io.md §1.3)',
   });
 }
 
@@ -81,6 +84,22 @@ export function bindHtdemucs(inputs: readonly ValueInfo[], outputs: readonly Val
     if (metadataStems) return metadataStems;
     throw badContract(path, `the number of stems (dim 1 of ${v.name}) is not fixed and no \`sources\` metadata says it`);
   };
+
+  // Every HTDemucs export is float32 in and out (fp16 exports keep fp32 I/O); an int64 input means another model.
+  for (const v of [...inputs, ...outputs]) {
+    if (v.type !== undefined && v.type !== 'float32') throw badContract(path, `${v.name} is ${v.type}, expected float32`);
+  }
+
+  // Contract D: one waveform in, one waveform per stem out (the STFT/iSTFT are inside the graph).
+  if (inputs.length === 1 && outputs.length === 1 && inputs[0]!.shape.length === 3) {
+    const mix = inputs[0]!;
+    const out = outputs[0]!;
+    checkAudio(mix);
+    if (out.shape.length !== 4 || !dimOk(out.shape[2], 2) || !dimOk(out.shape[3], HT.segment)) {
+      throw badContract(path, `output ${out.name} has shape [${out.shape.join(',')}], expected [B,S,2,${HT.segment}]`);
+    }
+    return { contract: 'D', audioIn: mix.name, waveOut: out.name, stems: stemsOf(out), fixedBatch: fixed(mix) };
+  }
 
   const real = byName(inputs, 'spec_real');
   const imag = byName(inputs, 'spec_imag');
@@ -175,6 +194,7 @@ function makeRunner(sub: SubModel, stemsNeeded: readonly number[], timing: { sec
       for (let c = 0; c < 2; c++) {
         const x = segments[b]![c]!;
         audio.set(x, (b * 2 + c) * L);
+        if (binding.contract === 'D') continue;
         const z = segmentSpectrogram(x);
         // CaC channel index 2·c + k (k = 0 real, 1 imaginary), §1.3.
         const reDst = specA ? specA.subarray((b * 4 + 2 * c) * FT) : specR!.subarray((b * 2 + c) * FT);
@@ -188,7 +208,9 @@ function makeRunner(sub: SubModel, stemsNeeded: readonly number[], timing: { sec
     }
     throwIfAborted(signal);
     const feeds =
-      binding.contract === 'A'
+      binding.contract === 'D'
+        ? { [binding.audioIn]: { data: audio, dims: [B, 2, L] } }
+        : binding.contract === 'A'
         ? { [binding.audioIn]: { data: audio, dims: [B, 2, L] }, [binding.specIn!]: { data: specA!, dims: [B, 4, HT.bins, HT.frames] } }
         : {
             [binding.audioIn]: { data: audio, dims: [B, 2, L] },
@@ -198,7 +220,14 @@ function makeRunner(sub: SubModel, stemsNeeded: readonly number[], timing: { sec
     const t0 = performance.now();
     const res = await session.run(feeds);
     timing.seconds += (performance.now() - t0) / 1000;
-    const wave = res[binding.waveOut]!.data as Float32Array;
+    const wave = res[binding.waveOut]!.data;
+    // A model whose symbolic dimensions hide another shape must fail here, not write misaligned stems.
+    if (!(wave instanceof Float32Array) || wave.length !== B * S * 2 * L) {
+      throw new DataError(`the model returned ${res[binding.waveOut]!.dims.join('×')} for ${binding.waveOut}, expected ${[B, S, 2, L].join('×')}`, {
+        code: 'E_MODEL_CONTRACT',
+        hint: 'this is not an HTDemucs export with the contract its shapes declare (model-io.md §1.3)',
+      });
+    }
     const outs: Float32Array[][][] = [];
     for (let b = 0; b < B; b++) {
       // Only the stems asked for, in the order of `stemsNeeded`.
@@ -210,6 +239,18 @@ function makeRunner(sub: SubModel, stemsNeeded: readonly number[], timing: { sec
         }
       }
       outs.push(perStem);
+    }
+    if (binding.contract === 'D') return outs; // the graph already summed both branches
+    const specNames = binding.contract === 'A' ? [binding.specOut!] : [binding.realOut!, binding.imagOut!];
+    const specLen = B * S * (binding.contract === 'A' ? 4 : 2) * FT;
+    for (const n of specNames) {
+      const t = res[n]!;
+      if (!(t.data instanceof Float32Array) || t.data.length !== specLen) {
+        throw new DataError(`the model returned ${t.dims.join('×')} for ${n}, expected ${specLen} float32 values`, {
+          code: 'E_MODEL_CONTRACT',
+          hint: 'this is not an HTDemucs export with the contract its shapes declare (model-io.md §1.3)',
+        });
+      }
     }
     // Spectral branch, per stem and channel: iSTFT added onto the time branch.
     for (let b = 0; b < B; b++) {
@@ -303,6 +344,9 @@ export async function createHtdemucsModel(opts: HtdemucsModelOptions): Promise<S
       const session = await opts.createSession(file, opts.session);
       subs.push({ session, binding: bindHtdemucs(session.inputs, session.outputs, file, metaSources?.length) });
       const S = subs[subs.length - 1]!.binding.stems;
+      if (opts.sources && !metaSources && opts.sources.length !== S) {
+        throw badContract(file, `it outputs ${S} stem${S === 1 ? '' : 's'}; ${opts.id} has ${opts.sources.length} (${opts.sources.join(', ')})`);
+      }
       const these = metaSources ?? (opts.sources && opts.sources.length === S ? [...opts.sources] : S === 6 ? DEFAULT_SOURCES_6 : S === 4 ? DEFAULT_SOURCES_4 : Array.from({ length: S }, (_, i) => `stem${i + 1}`));
       if (these.length !== S) throw badContract(file, `metadata lists ${these.length} sources but the model outputs ${S} stems`);
       if (names && names.join() !== these.join()) throw badContract(file, `its stems (${these.join(', ')}) differ from the first sub-model's (${names.join(', ')})`);

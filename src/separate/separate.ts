@@ -13,9 +13,9 @@ import type { AudioSource, RawAudio } from '../audio/raw-audio.js';
 import { adaptChannels, downmixToMono } from '../audio/channels.js';
 import { createAudioSink, isVideoPath, openAudioSource, remuxVideo, type AudioFormat } from '../audio/open.js';
 import { createResampler, type Resampler } from '../dsp/resample.js';
-import { defaultModelForMode, getModel, type ModelEntry } from '../models/registry.js';
+import { defaultModelForMode, getModel, pullHint, type ModelEntry } from '../models/registry.js';
 import { ensureModel } from '../models/ensure.js';
-import { isInstalled } from '../models/cache.js';
+import { installedPrecisions } from '../models/cache.js';
 import { acquireSlots, summarizeBatch, type BatchSummary } from '../jobs/index.js';
 import { createSession, type ModelSession, type SessionOptions } from '../runtime/onnx.js';
 import { PlanarQueue } from './chunking.js';
@@ -135,6 +135,8 @@ function detectAdapter(session: ModelSession, meta: Record<string, string>, path
   const ins = session.inputs;
   if (meta['sources'] || ins.some((v) => v.name === 'spec_real')) return 'htdemucs';
   if (ins.length === 2 && ins.some((v) => v.shape.length === 3) && ins.some((v) => v.shape.length === 4) && session.outputs.some((v) => v.shape.length === 5)) return 'htdemucs';
+  // Contract D (model-io.md §1.3): one waveform [B,2,L] in, one [B,S,2,L] out.
+  if (ins.length === 1 && ins[0]!.shape.length === 3 && session.outputs.length === 1 && session.outputs[0]!.shape.length === 4) return 'htdemucs';
   if (ins.length === 1 && ins[0]!.shape.length === 4 && ins[0]!.shape[1] === 4) return 'mdxnet';
   if (ins.some((v) => v.shape.length === 4 && v.shape[1] === 257 && v.shape[3] === 2)) return 'gtcrn';
   throw new DataError(`cannot tell which kind of separation model ${path} is`, {
@@ -144,7 +146,7 @@ function detectAdapter(session: ModelSession, meta: Record<string, string>, path
 }
 
 /** role → file for `entry` from a --model-path file or folder. */
-function pathsFromModelPath(entry: ModelEntry, modelPath: string): Record<string, string> {
+function pathsFromModelPath(entry: ModelEntry, modelPath: string, spec: SeparatorSpec): Record<string, string> {
   if (!existsSync(modelPath)) {
     throw new UsageError(`--model-path ${modelPath} does not exist`, { code: 'E_MODEL_NOT_FOUND', hint: 'give the path of the model file (or folder)' });
   }
@@ -161,7 +163,9 @@ function pathsFromModelPath(entry: ModelEntry, modelPath: string): Record<string
     for (const f of files) out[f.role] = f.name === basename(modelPath) ? modelPath : join(dir, f.name);
     if (!Object.values(out).includes(modelPath)) out[files[0]!.role] = modelPath;
   }
-  const absent = Object.values(out).filter((p) => !existsSync(p));
+  // A bag's sub-models that no written stem needs may be absent (a folder holding only the vocals specialist).
+  const needed = bagRolesNeeded(entry, spec);
+  const absent = Object.entries(out).filter(([role, p]) => (!needed || needed.includes(role)) && !existsSync(p)).map(([, p]) => p);
   if (absent.length > 0) {
     throw new UsageError(`model ${entry.id} needs ${files.map((f) => f.name).join(', ')}; missing: ${absent.join(', ')}`, {
       code: 'E_MODEL_NOT_FOUND',
@@ -241,17 +245,23 @@ export async function loadSeparator(spec: SeparatorSpec, opts: { config: Resolve
     if (id === undefined) {
       if (spec.mode !== undefined) {
         const installedIds = new Set<string>();
-        for (const cand of ['htdemucs', 'htdemucs_6s']) if (await isInstalled(getModel(cand), config)) installedIds.add(cand);
+        for (const cand of ['htdemucs', 'htdemucs_6s']) if ((await installedPrecisions(getModel(cand), config)).length > 0) installedIds.add(cand);
         id = defaultModelForMode(spec.mode, (m) => installedIds.has(m));
+        if (id === 'classic') {
+          // Once per batch (a Separator serves every file): the embedded model works offline, the neural one is a pull away.
+          opts.onLog?.({ level: 'info', message: `${spec.mode}-stem separation uses the embedded classic model (fast, modest quality); for neural quality run ${pullHint(getModel('htdemucs'))} once` });
+        }
       } else id = 'classic';
     }
     const entry = getModel(id);
     if (entry.task !== 'separate') throw new UsageError(`model "${entry.id}" is a ${entry.task} model, not a separation model`, { hint: 'see `stemkit models list --task separate`' });
     let paths: Record<string, string>;
-    if (spec.modelPath) paths = pathsFromModelPath(entry, spec.modelPath);
+    if (spec.modelPath) paths = pathsFromModelPath(entry, spec.modelPath, spec);
     else {
       const ensureOpts: Parameters<typeof ensureModel>[1] = { config, ...observer };
       if (spec.precision !== undefined) ensureOpts.precision = spec.precision;
+      const roles = bagRolesNeeded(entry, spec);
+      if (roles) ensureOpts.roles = roles;
       paths = (await ensureModel(entry.id, ensureOpts)).paths;
     }
     model = await loadEntry(entry, paths, spec, session);
@@ -313,6 +323,18 @@ async function loadFromPath(path: string, spec: SeparatorSpec, session: SessionO
     if (!reused) await probe.dispose();
     throw e;
   }
+}
+
+/**
+ * For a bag of models with one-hot weights (htdemucs_ft), the roles of the sub-models the written stems need: only
+ * those are downloaded and loaded (`stems: ['vocals']` → the vocals specialist). Undefined for every other model.
+ */
+function bagRolesNeeded(entry: ModelEntry, spec: SeparatorSpec): string[] | undefined {
+  const weights = entry.params?.['bagWeights'];
+  const sources = (entry.params?.['sources'] as string[] | undefined) ?? entry.stems;
+  if (entry.adapter !== 'htdemucs' || !Array.isArray(weights) || !sources) return undefined;
+  const wanted = planOutputs(sources, spec).wanted.map((s) => sources.indexOf(s));
+  return entry.files.filter((_, i) => wanted.some((k) => ((weights as number[][])[i]?.[k] ?? 1) !== 0)).map((f) => f.role);
 }
 
 async function loadEntry(entry: ModelEntry, paths: Record<string, string>, spec: SeparatorSpec, session: SessionOptions): Promise<StemModel> {

@@ -4,7 +4,7 @@
  * independently in the tests.
  */
 import { writeFileSync } from 'node:fs';
-import { GraphBuilder } from '../../src/onnx/builder.js';
+import { GraphBuilder, attr } from '../../src/onnx/builder.js';
 
 const L = 343980;
 const F = 2048;
@@ -69,4 +69,27 @@ export function mdxModel(path: string, dimF: number, dimT: number, gain: number,
 /** A UVR model-data sidecar beside an MDX-Net file. */
 export function mdxSidecar(modelPath: string, entry: Record<string, unknown>): void {
   writeFileSync(modelPath.replace(/\.onnx$/, '.json'), JSON.stringify(entry));
+}
+
+/**
+ * HTDemucs export contract D (StemSplit/demucs-onnx on Hugging Face): the whole network with its STFT/iSTFT inside
+ * the graph, `mix` [1,2,L] → `stems` [1,S,2,L], no metadata. Behaviour, per stem s and channel c:
+ *   stems[s][c][t] = gain[s]·mix[c][t] + square[s]·mix[c][t]² + segMean[s]·mean_t(mix[c])
+ * The square term makes the result depend on the track-level scaling (σ does not cancel) and the segment mean on
+ * exactly which samples (and how much zero padding) each 7.8 s segment holds, so the track pipeline is checkable.
+ */
+export function htdemucsContractD(path: string, gain: readonly number[], square: readonly number[], segMean: readonly number[], batch: number | string = 1): void {
+  const S = gain.length;
+  const g = new GraphBuilder('htdemucs_d');
+  g.input('mix', 'float32', [batch, 2, L]);
+  const axes = g.constant(new BigInt64Array([1n]), [1]);
+  const per = (v: readonly number[]): string => g.constant(Float32Array.from(v), [1, S, 1, 1]);
+  const x = g.op('Unsqueeze', ['mix', axes]); // [B,1,2,L]
+  const lin = g.op('Mul', [x, per(gain)]);
+  const sq = g.op('Mul', [g.op('Mul', [x, x]), per(square)]);
+  const mean = g.op('ReduceMean', [x], { axes: attr.ints([3]), keepdims: attr.int(1) }); // [B,1,2,1]
+  const mm = g.op('Mul', [mean, per(segMean)]);
+  g.op('Add', [g.op('Add', [lin, sq]), mm], {}, 'stems');
+  g.output('stems', 'float32', [batch, S, 2, L]);
+  writeFileSync(path, g.build());
 }
