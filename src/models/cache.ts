@@ -24,8 +24,11 @@ export const PART_SUFFIX = '.part';
 export interface ManifestFile {
   size: number;
   sha256: string;
-  /** 'registry': the checksum was pinned by the registry; 'recorded': trust on first use. */
-  checksum: 'registry' | 'recorded';
+  /**
+   * 'registry': pinned by the registry; 'server': declared by the server (X-Linked-Etag) and matched by the bytes;
+   * 'recorded': nobody vouched for it, recorded on first install (trust on first use). `verify` re-checks all three.
+   */
+  checksum: 'registry' | 'server' | 'recorded';
   /** Where it came from: the URL downloaded, or `import:<absolute path>`. */
   from: string;
   installedAt: string;
@@ -130,7 +133,7 @@ export interface FileVerification {
   expectedSha256?: string;
   actualSha256?: string;
   /** Where the expected checksum comes from. */
-  checksum?: 'registry' | 'recorded';
+  checksum?: 'registry' | 'server' | 'recorded';
 }
 
 export interface ModelVerification {
@@ -160,7 +163,7 @@ export async function verifyModel(entry: ModelEntry, config: Pick<ResolvedConfig
     if (expectedSize !== undefined) v.expectedSize = expectedSize;
     if (expectedSha !== undefined) {
       v.expectedSha256 = expectedSha;
-      v.checksum = f.sha256 ? 'registry' : 'recorded';
+      v.checksum = f.sha256 ? 'registry' : (rec?.checksum ?? 'recorded');
     }
     if (actualSize === undefined) {
       v.status = 'missing';

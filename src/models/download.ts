@@ -52,6 +52,11 @@ export interface DownloadRequest {
 export interface DownloadResult {
   size: number;
   sha256: string;
+  /**
+   * Who vouched for `sha256`: the registry's pin, the server's declaration (Hugging Face's X-Linked-Etag of an LFS
+   * file is its sha256), or nobody (recorded now, trust on first use).
+   */
+  checksum: 'registry' | 'server' | 'recorded';
   /** The URL the bytes finally came from (after redirects). */
   finalUrl: string;
   /** Bytes that were already in the part file when this call started. */
@@ -63,6 +68,41 @@ interface PartMeta {
   url: string;
   etag?: string;
   lastModified?: string;
+  /** The sha256 the server declared for the whole file when the part was started (X-Linked-Etag). */
+  linkedSha256?: string;
+}
+
+/** What the server declares about the whole file, beside the body (Hugging Face: on the redirect to its CDN). */
+export interface LinkedInfo {
+  sha256?: string;
+  size?: number;
+}
+
+/**
+ * Reads Hugging Face's `X-Linked-Etag` / `X-Linked-Size` (huggingface_hub's file metadata reads the same two headers:
+ * for a file stored with LFS the etag is the file's sha256 and the size its byte count). Quotes and a weak `W/`
+ * prefix are dropped; an etag that is not 64 hex digits (a git blob id, say) is not a checksum and is ignored.
+ */
+export function readLinkedHeaders(headers: IncomingMessage['headers']): LinkedInfo {
+  const out: LinkedInfo = {};
+  const etag = headers['x-linked-etag'];
+  if (typeof etag === 'string') {
+    const v = etag.trim().replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase();
+    if (/^[0-9a-f]{64}$/.test(v)) out.sha256 = v;
+  }
+  const size = headers['x-linked-size'];
+  if (typeof size === 'string' && /^\d+$/.test(size.trim())) out.size = Number(size.trim());
+  return out;
+}
+
+/**
+ * True when `head` (the first bytes of a download) is an HTML document: a login wall, a "file not found" page or a
+ * captive portal answered with 200. No model, voice table or JSON config starts like that.
+ */
+export function looksLikeHtml(head: Uint8Array): boolean {
+  let text = new TextDecoder('utf-8', { fatal: false }).decode(head.subarray(0, 512));
+  text = text.replace(/^\uFEFF/, '').trimStart().toLowerCase();
+  return /^<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>]|!--)/.test(text);
 }
 const META_SUFFIX = '.json';
 
@@ -91,7 +131,11 @@ class LocalWriteError extends Error {
 class TransientError extends Error {}
 /** A failure that retrying will not fix. */
 class PermanentError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
     super(message);
   }
 }
@@ -118,8 +162,9 @@ async function get(
   url: string,
   headers: Record<string, string>,
   opts: Required<Pick<DownloadOptions, 'connectTimeoutMs' | 'maxRedirects'>> & { env: NodeJS.ProcessEnv; ca: string | undefined } & Observer,
-): Promise<{ res: IncomingMessage; url: string }> {
+): Promise<{ res: IncomingMessage; url: string; linked: LinkedInfo }> {
   let current = url;
+  const linked: LinkedInfo = {};
   for (let hop = 0; ; hop++) {
     const u = new URL(current);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new PermanentError(`unsupported URL scheme ${u.protocol} in ${current}`);
@@ -144,6 +189,10 @@ async function get(
       });
     });
     const status = res.statusCode ?? 0;
+    // The first response that declares them wins: the origin's (Hugging Face sets them on its redirect to the CDN).
+    const here = readLinkedHeaders(res.headers);
+    if (linked.sha256 === undefined && here.sha256 !== undefined) linked.sha256 = here.sha256;
+    if (linked.size === undefined && here.size !== undefined) linked.size = here.size;
     if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
       res.resume();
       if (hop >= opts.maxRedirects) throw new PermanentError(`too many redirects (more than ${opts.maxRedirects})`);
@@ -152,7 +201,7 @@ async function get(
       current = next.href;
       continue;
     }
-    return { res, url: current };
+    return { res, url: current, linked };
   }
 }
 
@@ -220,20 +269,26 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   };
 
   let finalUrl = req.url;
+  // What the body must be: the registry's pins, else what the server declares about the file (X-Linked-*).
+  let expectSize = req.size;
+  let expectSha = req.sha256;
+  let checksum: DownloadResult['checksum'] = req.sha256 !== undefined ? 'registry' : 'recorded';
   for (let attempt = 0; ; attempt++) {
     throwIfAborted(opts.signal);
     try {
       let have = await fileSize(part);
       const resumed = have > 0;
-      if (req.size !== undefined && have > req.size) {
+      if (expectSize !== undefined && have > expectSize) {
         // Longer than the file can be: not resumable.
         await dropPart(part);
         have = 0;
       }
-      if (req.size === undefined || have < req.size) {
+      if (expectSize === undefined || have < expectSize) {
         const headers: Record<string, string> = {};
+        let partMeta: PartMeta | undefined;
         if (have > 0) {
           const meta = await readPartMeta(part);
+          partMeta = meta;
           if (meta?.url !== req.url) {
             // Bytes from another URL (a mirror switched on or off, a changed registry) must not be continued.
             await dropPart(part);
@@ -245,11 +300,41 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
             if (validator) headers['if-range'] = validator;
           }
         }
-        const { res, url } = await get(req.url, headers, cfg);
+        const { res, url, linked } = await get(req.url, headers, cfg);
         finalUrl = url;
         const status = res.statusCode ?? 0;
+        if (linked.size !== undefined) {
+          if (req.size !== undefined && linked.size !== req.size) {
+            res.destroy();
+            throw new PermanentError(`the server declares ${linked.size} bytes (X-Linked-Size) but the registry expects ${req.size}`, undefined, 'E_CHECKSUM');
+          }
+          expectSize = linked.size;
+          total = linked.size;
+        }
+        if (linked.sha256 !== undefined) {
+          if (req.sha256 !== undefined && linked.sha256 !== req.sha256) {
+            res.destroy();
+            throw new PermanentError(`the server declares sha256 ${linked.sha256} (X-Linked-Etag) but the registry pins ${req.sha256}`, undefined, 'E_CHECKSUM');
+          }
+          if (req.sha256 === undefined) {
+            expectSha = linked.sha256;
+            checksum = 'server';
+          }
+        }
+        if (status === 206 && have > 0 && partMeta?.linkedSha256 !== linked.sha256) {
+          // The file behind the URL changed since the part was started (a new upload): its old bytes are useless.
+          res.destroy();
+          await dropPart(part);
+          throw new TransientError('the file changed on the server since the download started; starting again');
+        }
+        if ((status === 200 || status === 206) && /^\s*text\/html\b/i.test(res.headers['content-type'] ?? '')) {
+          // A login wall or an error page served with 200: never the model, whatever its size.
+          res.destroy();
+          throw new PermanentError('the server sent an HTML page (Content-Type: text/html), not the file', status, 'E_DOWNLOAD_HTML');
+        }
         if (status === 200 || (status === 206 && have === 0)) {
           const meta: PartMeta = { url: req.url };
+          if (linked.sha256 !== undefined) meta.linkedSha256 = linked.sha256;
           const etag = res.headers.etag;
           const lastModified = res.headers['last-modified'];
           if (etag) meta.etag = etag;
@@ -289,36 +374,43 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
           if (status >= 500 || status === 408 || status === 429) throw new TransientError(text, { cause: status });
           throw new PermanentError(text, status);
         }
-        if (announced !== undefined && req.size !== undefined && announced !== req.size) {
+        if (announced !== undefined && expectSize !== undefined && announced !== expectSize) {
           res.destroy();
-          throw new PermanentError(`the server announces ${announced} bytes but the registry expects ${req.size}`);
+          throw new PermanentError(`the server announces ${announced} bytes but ${req.size !== undefined ? 'the registry expects' : 'declares the file as'} ${expectSize}`, undefined, 'E_CHECKSUM');
         }
         if (announced !== undefined) total = announced;
         await receive(res, part, start, announced, idleTimeoutMs, opts.signal, emit);
       }
       const size = await fileSize(part);
-      if (req.size !== undefined && size !== req.size) {
+      if (expectSize !== undefined && size !== expectSize) {
         await dropPart(part);
-        throw new PermanentError(`got ${size} bytes, expected ${req.size}`);
+        throw new PermanentError(`got ${size} bytes, expected ${expectSize}`, undefined, 'E_CHECKSUM');
+      }
+      if (looksLikeHtml(await readHead(part))) {
+        // Caught here too when the server said nothing (or lied) about the type: an HTML page of the right size
+        // must never become an installed model.
+        await dropPart(part);
+        throw new PermanentError('the server sent an HTML page, not the file', undefined, 'E_DOWNLOAD_HTML');
       }
       const sha256 = await sha256File(part, opts.signal);
-      if (req.sha256 !== undefined && sha256 !== req.sha256) {
+      if (expectSha !== undefined && sha256 !== expectSha) {
         // A complete body with the wrong checksum cannot be repaired by resuming: drop it. When old bytes from an
         // earlier attempt were part of it, one fresh download may still succeed.
         await dropPart(part);
         if (resumed && attempt < retries) throw new TransientError(`checksum mismatch after resuming; downloading again from the start`);
-        throw fail(`checksum mismatch: got sha256 ${sha256}, expected ${req.sha256}`, finalUrl, 'E_CHECKSUM');
+        const by = checksum === 'server' ? ' (declared by the server)' : '';
+        throw fail(`checksum mismatch: got sha256 ${sha256}, expected ${expectSha}${by}`, finalUrl, 'E_CHECKSUM');
       }
       await rename(part, req.dest);
       await rm(part + META_SUFFIX, { force: true });
       if (total === 0) total = size;
       emit(size, true);
       opts.onProgress?.({ stage: 'download', status: 'done', file: label, done: Math.max(size, reported), total, unit: 'bytes' });
-      return { size, sha256, finalUrl, resumedFrom };
+      return { size, sha256, checksum, finalUrl, resumedFrom };
     } catch (e) {
       if (e instanceof InterruptedError || opts.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError();
       if (e instanceof UnavailableError) throw e;
-      if (e instanceof PermanentError) throw fail(e.message, finalUrl, e.status === 404 || e.status === 410 ? 'E_NOT_FOUND' : 'E_DOWNLOAD', e.status);
+      if (e instanceof PermanentError) throw fail(e.message, finalUrl, e.code ?? (e.status === 404 || e.status === 410 ? 'E_NOT_FOUND' : 'E_DOWNLOAD'), e.status);
       if (e instanceof TransientError) {
         if (attempt >= retries) {
           const status = typeof e.cause === 'number' ? e.cause : undefined;
@@ -331,6 +423,18 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
       }
       throw cacheWriteError(e, dirname(part));
     }
+  }
+}
+
+/** The first bytes of a file (at most 512), for content sniffing. */
+export async function readHead(path: string): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const b = new Uint8Array(512);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
   }
 }
 

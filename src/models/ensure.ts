@@ -21,6 +21,7 @@ import {
   type ManifestFile,
 } from './cache.js';
 import { applyMirror, downloadFile, type DownloadOptions } from './download.js';
+import { checkModelFile } from './probe.js';
 import { acquireModelLock, cacheWriteError } from './lock.js';
 import {
   availablePrecisions,
@@ -45,6 +46,11 @@ export interface EnsureModelOptions extends Observer {
   download?: Omit<DownloadOptions, keyof Observer>;
   /** Give up waiting for another process's download after this long (default 30 min). */
   lockTimeoutMs?: number;
+  /**
+   * Install only the files of these roles (e.g. `['sub3']`: one specialist of the htdemucs_ft bag). The returned
+   * paths still name every role; files outside `roles` may be absent.
+   */
+  roles?: readonly string[];
 }
 
 function isPrecision(p: string): p is Precision {
@@ -78,7 +84,10 @@ export function resolvePrecision(
     return { precision: wanted };
   }
   const configured = req === 'auto' ? 'auto' : opts.config.models.precision;
-  if (configured === 'auto') return { precision: opts.config.device === 'cuda' && available.includes('fp16') ? 'fp16' : 'fp32' };
+  if (configured === 'auto') {
+    if (entry.autoPrecision && available.includes(entry.autoPrecision)) return { precision: entry.autoPrecision };
+    return { precision: opts.config.device === 'cuda' && available.includes('fp16') ? 'fp16' : 'fp32' };
+  }
   if (available.includes(configured)) return { precision: configured };
   return { precision: 'fp32', fallback: `${entry.id} has no ${configured} variant; using fp32` };
 }
@@ -147,20 +156,26 @@ export async function ensureModel(id: string, opts: EnsureModelOptions): Promise
     return installedModel(entry, dir, precision);
   }
 
-  if (!opts.force && (await isInstalled(entry, config, precision))) return installedModel(entry, dir, precision);
+  const wantedFiles = (p: Precision): ModelFile[] => modelFiles(entry, p).filter((f) => !opts.roles || opts.roles.includes(f.role));
+  const complete = async (p: Precision): Promise<boolean> => {
+    const manifest = await readManifest(dir, entry.id);
+    for (const f of wantedFiles(p)) if (!(await isFileInstalled(dir, manifest, f))) return false;
+    return true;
+  };
+  if (!opts.force && (opts.roles ? await complete(precision) : await isInstalled(entry, config, precision))) return installedModel(entry, dir, precision);
 
-  // Offline with an automatic precision: any installed precision beats failing.
+  // An automatic precision never downloads a second copy of a model that is installed at another precision
+  // (a user who pulled fp32 keeps using it), and offline any installed precision beats failing.
   const automatic = (opts.precision === undefined || opts.precision === 'auto') && ref.precision === undefined;
-  if (config.models.offline && automatic && !opts.force) {
-    const have = await installedPrecisions(entry, config);
-    if (have.length > 0) {
-      opts.onLog?.({ level: 'info', message: `${entry.id}: ${precision} is not installed; using the installed ${have[0]} (offline)`, file: entry.id });
-      precision = have[0]!;
-      return installedModel(entry, dir, precision);
+  if (automatic && !opts.force) {
+    for (const p of availablePrecisions(entry)) {
+      if (p === precision || !(await complete(p))) continue;
+      opts.onLog?.({ level: config.models.offline ? 'info' : 'debug', message: `${entry.id}: using the installed ${p} files (${precision} is not installed)`, file: entry.id });
+      return installedModel(entry, dir, p);
     }
   }
 
-  const files = modelFiles(entry, precision);
+  const files = wantedFiles(precision);
   // Fail fast, without touching the cache, when nothing could fill the gap.
   const pre = await readManifest(dir, entry.id);
   const gaps: ModelFile[] = [];
@@ -232,7 +247,7 @@ export async function ensureModel(id: string, opts: EnsureModelOptions): Promise
         { ...opts.download, ...observerOf(opts) },
       );
       const prev = manifest.files[f.name];
-      if (!f.sha256 && prev && prev.checksum === 'recorded' && prev.sha256 !== result.sha256) {
+      if (!f.sha256 && prev && prev.checksum !== 'registry' && prev.sha256 !== result.sha256) {
         opts.onLog?.({
           level: 'warn',
           message: `${f.name} differs from the copy recorded on ${prev.installedAt} (sha256 ${prev.sha256.slice(0, 12)}… → ${result.sha256.slice(0, 12)}…); the new checksum is recorded`,
@@ -242,7 +257,7 @@ export async function ensureModel(id: string, opts: EnsureModelOptions): Promise
       manifest.files[f.name] = {
         size: result.size,
         sha256: result.sha256,
-        checksum: f.sha256 ? 'registry' : 'recorded',
+        checksum: result.checksum,
         from: result.finalUrl,
         installedAt: new Date().toISOString(),
       };
@@ -276,7 +291,7 @@ export interface ImportedFile {
   from: string;
   size: number;
   sha256: string;
-  checksum: 'registry' | 'recorded';
+  checksum: ManifestFile['checksum'];
 }
 
 export interface ImportResult {
@@ -385,6 +400,8 @@ export async function importModel(id: string, sources: string[], opts: ImportMod
             hint: file.url ? `download the original from ${file.url}` : 'check that the file is the right model',
           });
         }
+        // Only a file with the model's contract is installed under its name (checked on the copy, like the hash).
+        await checkModelFile(entry, file, tmp, path);
         await rename(tmp, dest);
         untrackTemp(tmp);
         const rec: ManifestFile = {

@@ -17,6 +17,8 @@ export interface ModelFile {
   size?: number;
   /** Lower-case hex; when absent the first download's checksum is recorded (trust on first use). */
   sha256?: string;
+  /** Roughly how many bytes, for display before a download when the exact size is not pinned (never checked). */
+  approxSize?: number;
 }
 
 export type ModelTask = 'separate' | 'tts';
@@ -49,6 +51,12 @@ export interface ModelEntry {
   embedded?: boolean;
   /** How to obtain the files when there is no URL (shown in errors and `models list`). */
   importHint?: string;
+  /**
+   * The precision `auto` picks on every device. Set where a variant only stores its weights smaller and computes in
+   * fp32 (HTDemucs "fp16weights"): the same results within 6e-5 for half the download, so there is nothing to trade.
+   * Without it, `auto` means fp16 on CUDA (where fp16 compute is fast) and fp32 elsewhere.
+   */
+  autoPrecision?: Precision;
   /** Separation modes (stem counts) this model can serve. */
   modes?: Array<2 | 4 | 6>;
   /** Published per-stem SDR in dB, where known. */
@@ -101,6 +109,8 @@ function validate(raw: unknown, file: string): ModelEntry[] {
       if (typeof f.role !== 'string') bad(`${id}: file ${f.name} has no role`);
       if (f.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(f.sha256)) bad(`${id}: bad sha256 for ${f.name}`);
     }
+    const auto = m.autoPrecision as string | undefined;
+    if (auto !== undefined && auto !== 'fp32' && !(m.variants as Record<string, unknown> | undefined)?.[auto]) bad(`${id}: autoPrecision ${auto} has no variant`);
     out.push(m as unknown as ModelEntry);
   }
   return out;
@@ -252,7 +262,7 @@ export function defaultModelForMode(mode: 2 | 4 | 6, installed?: (id: string) =>
       const entry = getModel('htdemucs_6s');
       throw new UnavailableError('6-stem separation needs the htdemucs_6s model, which is not installed', {
         code: 'E_MODEL_MISSING',
-        hint: entry.importHint ?? 'stemkit models import htdemucs_6s <file>',
+        hint: `download it once with ${pullHint(entry)}, or choose the model htdemucs_6s explicitly (downloaded on first use)`,
         details: { model: 'htdemucs_6s' },
       });
     }
@@ -260,6 +270,13 @@ export function defaultModelForMode(mode: 2 | 4 | 6, installed?: (id: string) =>
   }
   if (installed?.('htdemucs')) return 'htdemucs';
   return 'classic';
+}
+
+/** "`stemkit models pull <id>` (~N MB)": the command that installs `entry` and its download size at the precision `auto` picks on a CPU. */
+export function pullHint(entry: ModelEntry): string {
+  const files = modelFiles(entry, entry.autoPrecision ?? 'fp32');
+  const approx = files.reduce((a, f) => a + (f.size ?? f.approxSize ?? 0), 0);
+  return `\`stemkit models pull ${entry.id}\`${approx > 0 ? ` (~${Math.round(approx / 1e6)} MB)` : ''}`;
 }
 
 /** Clears the parsed registry (tests only). */

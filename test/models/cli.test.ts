@@ -37,7 +37,12 @@ describe('stemkit models', () => {
     expect(recs.find((m) => m['id'] === 'gtcrn')).toMatchObject({
       type: 'model', task: 'separate', installed: [], sizeBytes: 535190, license: 'MIT', stems: ['speech', 'noise'], downloadable: true, dir: join(cache, 'gtcrn'),
     });
-    expect(recs.find((m) => m['id'] === 'htdemucs')).toMatchObject({ downloadable: false, sizeBytes: null, files: [{ name: 'htdemucs.onnx', role: 'model' }] });
+    expect(recs.find((m) => m['id'] === 'htdemucs')).toMatchObject({
+      downloadable: true,
+      sizeBytes: null,
+      precisions: ['fp32', 'fp16'],
+      files: [expect.objectContaining({ name: 'htdemucs.onnx', role: 'model' }), expect.objectContaining({ name: 'htdemucs_fp16weights.onnx', role: 'model' })],
+    });
     expect((recs.find((m) => m['id'] === 'dtln')!['files'] as Array<{ url: string }>).map((f) => f.url)).toEqual([
       'https://raw.githubusercontent.com/breizhn/DTLN/1de1f15a8b5b7e1c44905618ff2ef70ca8277fbc/pretrained_model/model_1.onnx',
       'https://raw.githubusercontent.com/breizhn/DTLN/1de1f15a8b5b7e1c44905618ff2ef70ca8277fbc/pretrained_model/model_2.onnx',

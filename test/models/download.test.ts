@@ -50,7 +50,7 @@ describe('downloadFile against a loopback server', { timeout: 20_000 }, () => {
       { url: `${server.url}/good.bin`, dest, size: SIZE, sha256: SHA, label: 'm/good.bin' },
       { ...fast, onProgress: (e) => events.push(e) },
     );
-    expect(r).toEqual({ size: SIZE, sha256: SHA, finalUrl: `${server.url}/good.bin`, resumedFrom: 0 });
+    expect(r).toEqual({ size: SIZE, sha256: SHA, checksum: 'registry', finalUrl: `${server.url}/good.bin`, resumedFrom: 0 });
     expect(readFileSync(dest).equals(body)).toBe(true);
     expect(existsSync(`${dest}.part`)).toBe(false);
     expect(events[0]).toMatchObject({ stage: 'download', status: 'start', file: 'm/good.bin', unit: 'bytes', total: SIZE });

@@ -9,11 +9,16 @@ import { ensureModel, importModel, resolvePrecision } from '../../src/models/ens
 import { getModel, packageModelsDir } from '../../src/models/registry.js';
 import { fixtureBytes, sha256, startTestServer, type TestServer } from '../helpers/models-server.js';
 import { modelsConfig, tempCacheDir } from '../helpers/models-config.js';
+import { buildKokoroModel, buildPiperModel } from '../helpers/tts-fixtures.js';
+import { htdemucsContractD } from '../helpers/separate-models.js';
 
 // en_US-lessac-medium has two files and no pinned size/checksum: the trust-on-first-use path.
 const VOICE = 'en_US-lessac-medium';
 const ONNX_PATH = '/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/lessac/medium/en_US-lessac-medium.onnx';
 const onnxBody = fixtureBytes(200_000, 'voice');
+// Imports are checked against the model's tensor contract, so they use models built with the real contracts.
+const piperBody = Buffer.from(buildPiperModel({ multiSpeaker: false }));
+const kokoroBody = Buffer.from(buildKokoroModel({ ids: 'tokens', speed: 'float32' }));
 const jsonBody = Buffer.from(JSON.stringify({ audio: { sample_rate: 22050 } }));
 const download = { connectTimeoutMs: 2000, idleTimeoutMs: 2000, retries: 0, retryDelayMs: 1 };
 
@@ -205,15 +210,6 @@ describe('ensureModel', () => {
     expect(server.requests.filter((r) => r.path === ONNX_PATH)).toHaveLength(1);
   });
 
-  it('refuses to "download" a model without a public host and says how to import it', async () => {
-    const e = await failure(ensureModel('htdemucs_6s', { config: cfg(), download }));
-    expect(e.code).toBe('E_MODEL_MISSING');
-    expect(e.exitCode).toBe(69);
-    expect(e.message).toBe('model htdemucs_6s is not installed and has no download source (htdemucs_6s.onnx)');
-    expect(e.hint).toContain('stemkit models import htdemucs_6s <file>');
-    expect(server.requests).toHaveLength(0);
-  });
-
   it('resolves the embedded classic model to the package file', async () => {
     const path = join(packageModelsDir(), 'classic.onnx');
     if (existsSync(path)) {
@@ -255,12 +251,12 @@ describe('resolvePrecision', () => {
 describe('importModel', () => {
   it('imports a folder, recording checksums for unpinned files', async () => {
     const src = tempCacheDir('stemkit-import-');
-    writeFileSync(join(src, 'en_US-lessac-medium.onnx'), onnxBody);
+    writeFileSync(join(src, 'en_US-lessac-medium.onnx'), piperBody);
     writeFileSync(join(src, 'en_US-lessac-medium.onnx.json'), jsonBody);
     writeFileSync(join(src, 'unrelated.txt'), 'x');
     const r = await importModel(VOICE, [src], { config: cfg() });
     expect(r.files.map((f) => [f.name, f.checksum, f.sha256])).toEqual([
-      ['en_US-lessac-medium.onnx', 'recorded', sha256(onnxBody)],
+      ['en_US-lessac-medium.onnx', 'recorded', sha256(piperBody)],
       ['en_US-lessac-medium.onnx.json', 'recorded', sha256(jsonBody)],
     ]);
     expect(r.installed).toEqual(['fp32']);
@@ -271,15 +267,15 @@ describe('importModel', () => {
 
   it('maps a single unnamed file to the model file, and reports what is still missing', async () => {
     const src = join(tempCacheDir('stemkit-import-'), 'my-export.onnx');
-    writeFileSync(src, onnxBody);
+    htdemucsContractD(src, [1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]);
     const r = await importModel('htdemucs', [src], { config: cfg() });
-    expect(r.files).toEqual([expect.objectContaining({ name: 'htdemucs.onnx', role: 'model', size: onnxBody.length })]);
+    expect(r.files).toEqual([expect.objectContaining({ name: 'htdemucs.onnx', role: 'model', size: readFileSync(src).length })]);
     expect(r.installed).toEqual(['fp32']);
     expect((await ensureModel('htdemucs', { config: cfg({ offline: true }) })).paths).toEqual({ model: join(cache, 'htdemucs', 'htdemucs.onnx') });
 
     const half = await importModel(VOICE, [(() => {
       const p = join(tempCacheDir('stemkit-import-'), 'voice.onnx');
-      writeFileSync(p, onnxBody);
+      writeFileSync(p, piperBody);
       return p;
     })()], { config: cfg() });
     expect(half.files.map((f) => f.name)).toEqual(['en_US-lessac-medium.onnx']);
@@ -301,6 +297,40 @@ describe('importModel', () => {
     expect(e2.message).toContain('expected b4718df6228e7bdf1a8a435cf98f838636eb2fd331acabf86ba87c5192ebcb87');
     const listing = await listCache(cfg());
     expect(listing.models.find((m) => m.id === 'gtcrn')).toMatchObject({ installed: [], bytes: 0, partial: [] });
+  });
+
+  it('installs only files with the model\'s contract: a Kokoro, a Piper, an MDX or random file is not htdemucs (exit 65)', async () => {
+    const dir = tempCacheDir('stemkit-import-');
+    const mdx = join(dir, 'mdx.onnx');
+    const { mdxModel } = await import('../helpers/separate-models.js');
+    mdxModel(mdx, 3072, 256, 1);
+    const wrong: Array<[string, string, Buffer | string]> = [
+      ['htdemucs', 'kokoro.onnx', kokoroBody],
+      ['htdemucs', 'piper.onnx', piperBody],
+      ['htdemucs', 'random.onnx', fixtureBytes(5000, 'junk')],
+      ['htdemucs', 'page.onnx', '<!DOCTYPE html><html><body>Not found</body></html>'],
+      ['htdemucs_6s', 'four.onnx', ''], // a 4-stem HTDemucs is not the 6-stem model
+      [VOICE, 'kokoro-as-piper.onnx', kokoroBody],
+      ['kokoro', 'kokoro-v1.0.int8.onnx', piperBody],
+      ['UVR-MDX-NET-Voc_FT', 'voc.onnx', kokoroBody],
+    ];
+    for (const [id, name, body] of wrong) {
+      const src = join(dir, name);
+      if (name === 'four.onnx') htdemucsContractD(src, [1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]);
+      else writeFileSync(src, body);
+      const e = await failure(importModel(id, [src], { config: cfg() }));
+      expect(e.exitCode, `${id} ← ${name}`).toBe(65);
+      expect(e.code).toBe('E_MODEL_CONTRACT');
+      expect(e.message).toMatch(new RegExp(`^${name.replace('.', '\\.')} is not ${id}'s `));
+      expect(await isInstalled(getModel(id), cfg())).toBe(false);
+    }
+    // A right one still goes in: an MDX-Net file for an MDX-Net entry with its dim_f.
+    const ok = await importModel('UVR-MDX-NET-Voc_FT', [mdx], { config: cfg() });
+    expect(ok.installed).toEqual(['fp32']);
+    // A Piper config that is an HTML page, or not JSON.
+    writeFileSync(join(dir, 'en_US-lessac-medium.onnx.json'), '<html><body>login</body></html>');
+    const e = await failure(importModel(VOICE, [join(dir, 'en_US-lessac-medium.onnx.json')], { config: cfg() }));
+    expect(e.message).toContain('it is an HTML page');
   });
 
   it('rejects an embedded model, a missing source and files that belong to nothing', async () => {
@@ -359,8 +389,8 @@ describe('cache write problems', () => {
 describe('importModel precision variants', () => {
   it('judges what is missing for the variant whose file was imported', async () => {
     const src = tempCacheDir('stemkit-import-');
-    // Kokoro's variant files have no pinned size, so small stand-ins are accepted and their checksums recorded.
-    writeFileSync(join(src, 'kokoro-v1.0.int8.onnx'), fixtureBytes(1000, 'int8'));
+    // Kokoro's variant files have no pinned size, so a small model with Kokoro's contract is accepted and recorded.
+    writeFileSync(join(src, 'kokoro-v1.0.int8.onnx'), kokoroBody);
     const r = await importModel('kokoro', [src], { config: cfg() });
     expect(r.files.map((f) => f.name)).toEqual(['kokoro-v1.0.int8.onnx']);
     expect(r.missing).toEqual(['voices-v1.0.bin']);

@@ -44,8 +44,16 @@ describe('registry', () => {
         else expect(e.importHint).toContain(`stemkit models import ${e.id}`);
       }
     }
-    expect(getModel('htdemucs').files[0]!.url).toBeUndefined();
-    expect(getModel('htdemucs_ft').files.map((f) => f.role)).toEqual(['sub0', 'sub1', 'sub2', 'sub3']);
+    // HTDemucs: StemSplit's contract-D exports on Hugging Face; `auto` picks the fp16-weights files (fp32 compute).
+    const hf = 'https://huggingface.co/StemSplitio';
+    expect(getModel('htdemucs').files[0]!.url).toBe(`${hf}/htdemucs-onnx/resolve/main/htdemucs.onnx`);
+    expect(getModel('htdemucs').variants?.fp16?.files[0]!.url).toBe(`${hf}/htdemucs-onnx/resolve/main/htdemucs_fp16weights.onnx`);
+    expect(getModel('htdemucs_6s').variants?.fp16?.files[0]!.url).toBe(`${hf}/htdemucs-6s-onnx/resolve/main/htdemucs_6s_fp16weights.onnx`);
+    expect(getModel('htdemucs_ft').files.map((f) => [f.role, f.url])).toEqual(
+      ['drums', 'bass', 'other', 'vocals'].map((s, i) => [`sub${i}`, `${hf}/htdemucs-ft-${s}-onnx/resolve/main/htdemucs_ft_${s}.onnx`]),
+    );
+    expect(getModel('htdemucs_ft').variants?.fp16?.files.map((f) => f.name)).toEqual(['drums', 'bass', 'other', 'vocals'].map((s) => `htdemucs_ft_${s}_fp16weights.onnx`));
+    for (const id of ['htdemucs', 'htdemucs_6s', 'htdemucs_ft']) expect(getModel(id).autoPrecision).toBe('fp16');
   });
 
   it('carries the MDX-Net parameters of model-io §2.2', () => {

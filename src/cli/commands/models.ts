@@ -166,7 +166,7 @@ async function verifyAction(ctx: CliContext, id: string | undefined): Promise<nu
     ctx.emitJson({ type: 'verify', id: v.id, ok: v.ok, dir: v.dir, files: v.files });
     const present = v.files.filter((f) => f.status !== 'missing');
     if (v.ok) {
-      const how = present.map((f) => (f.checksum === 'registry' ? 'pinned sha256' : f.checksum === 'recorded' ? 'recorded sha256' : 'present')).filter((x, i, a) => a.indexOf(x) === i);
+      const how = present.map((f) => (f.checksum === 'registry' ? 'pinned sha256' : f.checksum === 'server' ? 'sha256 declared by the server' : f.checksum === 'recorded' ? 'recorded sha256' : 'present')).filter((x, i, a) => a.indexOf(x) === i);
       ctx.print(`${ctx.style.ok('ok')}   ${v.id} (${present.length} file${present.length === 1 ? '' : 's'}, ${how.join(' + ')})`);
       continue;
     }
@@ -180,7 +180,7 @@ async function verifyAction(ctx: CliContext, id: string | undefined): Promise<nu
           : f.status === 'size-mismatch'
             ? `size ${f.actualSize} B, expected ${f.expectedSize} B`
             : f.status === 'checksum-mismatch'
-              ? `sha256 ${f.actualSha256}, expected ${f.expectedSha256} (${f.checksum === 'registry' ? 'registry' : 'recorded on first download'})`
+              ? `sha256 ${f.actualSha256}, expected ${f.expectedSha256} (${f.checksum === 'registry' ? 'registry' : f.checksum === 'server' ? 'declared by the server at download' : 'recorded on first download'})`
               : 'no checksum recorded (placed by hand?)';
       ctx.print(`     ${f.name}: ${detail}`);
     }
