@@ -410,6 +410,8 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
     } catch (e) {
       if (e instanceof InterruptedError || opts.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError();
       if (e instanceof UnavailableError) throw e;
+      // Bytes that failed their checks are never kept to be resumed into a model.
+      if (e instanceof PermanentError && (e.code === 'E_CHECKSUM' || e.code === 'E_DOWNLOAD_HTML')) await dropPart(part);
       if (e instanceof PermanentError) throw fail(e.message, finalUrl, e.code ?? (e.status === 404 || e.status === 410 ? 'E_NOT_FOUND' : 'E_DOWNLOAD'), e.status);
       if (e instanceof TransientError) {
         if (attempt >= retries) {

@@ -279,6 +279,21 @@ export function pullHint(entry: ModelEntry): string {
   return `\`stemkit models pull ${entry.id}\`${approx > 0 ? ` (~${Math.round(approx / 1e6)} MB)` : ''}`;
 }
 
+/**
+ * For a bag of models with per-stem weights (htdemucs_ft: one-hot), the file roles of the sub-models that weigh on
+ * any of `stems`; undefined for a model that is not a bag (all its files are always needed).
+ * @throws UsageError (64) naming the model's stems when one of `stems` is not among them.
+ */
+export function rolesForStems(entry: ModelEntry, stems: readonly string[]): string[] | undefined {
+  const weights = entry.params?.['bagWeights'];
+  const sources = (entry.params?.['sources'] as string[] | undefined) ?? entry.stems;
+  if (!Array.isArray(weights) || !sources) return undefined;
+  const unknown = stems.filter((s) => !sources.includes(s));
+  if (unknown.length > 0) throw new UsageError(`model ${entry.id} has no stem ${unknown.map((s) => `"${s}"`).join(', ')}`, { hint: `its stems: ${sources.join(', ')}` });
+  const idx = stems.map((s) => sources.indexOf(s));
+  return entry.files.filter((_, i) => idx.some((k) => ((weights as number[][])[i]?.[k] ?? 1) !== 0)).map((f) => f.role);
+}
+
 /** Clears the parsed registry (tests only). */
 export function resetRegistryCacheForTests(): void {
   cache = undefined;

@@ -13,7 +13,7 @@ import type { AudioSource, RawAudio } from '../audio/raw-audio.js';
 import { adaptChannels, downmixToMono } from '../audio/channels.js';
 import { createAudioSink, isVideoPath, openAudioSource, remuxVideo, type AudioFormat } from '../audio/open.js';
 import { createResampler, type Resampler } from '../dsp/resample.js';
-import { defaultModelForMode, getModel, pullHint, type ModelEntry } from '../models/registry.js';
+import { defaultModelForMode, getModel, pullHint, rolesForStems, type ModelEntry } from '../models/registry.js';
 import { ensureModel } from '../models/ensure.js';
 import { installedPrecisions } from '../models/cache.js';
 import { acquireSlots, summarizeBatch, type BatchSummary } from '../jobs/index.js';
@@ -330,11 +330,8 @@ async function loadFromPath(path: string, spec: SeparatorSpec, session: SessionO
  * those are downloaded and loaded (`stems: ['vocals']` → the vocals specialist). Undefined for every other model.
  */
 function bagRolesNeeded(entry: ModelEntry, spec: SeparatorSpec): string[] | undefined {
-  const weights = entry.params?.['bagWeights'];
   const sources = (entry.params?.['sources'] as string[] | undefined) ?? entry.stems;
-  if (entry.adapter !== 'htdemucs' || !Array.isArray(weights) || !sources) return undefined;
-  const wanted = planOutputs(sources, spec).wanted.map((s) => sources.indexOf(s));
-  return entry.files.filter((_, i) => wanted.some((k) => ((weights as number[][])[i]?.[k] ?? 1) !== 0)).map((f) => f.role);
+  return sources ? rolesForStems(entry, planOutputs(sources, spec).wanted) : undefined;
 }
 
 async function loadEntry(entry: ModelEntry, paths: Record<string, string>, spec: SeparatorSpec, session: SessionOptions): Promise<StemModel> {

@@ -7,14 +7,14 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type Behaviour =
-  | { kind: 'file'; body: Buffer; range?: boolean /* default true */; announce?: number /* Content-Length lie */; etag?: string }
+  | { kind: 'file'; body: Buffer; range?: boolean /* default true */; announce?: number /* Content-Length lie */; etag?: string; headers?: Record<string, string> }
   | { kind: 'cut'; body: Buffer; after: number; times: number /* cut the first N responses */; etag?: string }
   | { kind: 'short'; body: Buffer; missing: number }
   | { kind: 'stall'; body: Buffer; after: number /* bytes sent before stalling */ }
   | { kind: 'hang' /* never answers */ }
   | { kind: 'gate'; body: Buffer; after: number; release: Promise<void> /* sends `after` bytes, the rest once released */ }
   | { kind: 'status'; code: number }
-  | { kind: 'redirect'; to: string; code?: number };
+  | { kind: 'redirect'; to: string; code?: number; headers?: Record<string, string> };
 
 export interface RequestLog {
   path: string;
@@ -71,7 +71,7 @@ export async function startTestServer(): Promise<TestServer> {
         res.writeHead(b.code).end(`status ${b.code}`);
         return;
       case 'redirect':
-        res.writeHead(b.code ?? 302, { location: b.to }).end();
+        res.writeHead(b.code ?? 302, { location: b.to, ...b.headers }).end();
         return;
       case 'hang':
         return;
@@ -103,11 +103,11 @@ export async function startTestServer(): Promise<TestServer> {
       case 'file': {
         const start = b.range === false ? undefined : rangeStart(req, b.body.length, b.etag);
         if (b.announce !== undefined) {
-          res.writeHead(200, { 'content-length': b.announce });
+          res.writeHead(200, { 'content-length': b.announce, ...b.headers });
           res.end(b.body.subarray(0, Math.min(b.announce, b.body.length)));
           return;
         }
-        serve(res, b.body, start, b.etag);
+        serve(res, b.body, start, b.etag, b.headers);
         return;
       }
     }
@@ -135,8 +135,8 @@ function rangeStart(req: IncomingMessage, size: number, etag: string | undefined
   return parseRange(req.headers.range, size);
 }
 
-function serve(res: ServerResponse, body: Buffer, start: number | undefined, etag?: string): void {
-  const tag = etag ? { etag } : {};
+function serve(res: ServerResponse, body: Buffer, start: number | undefined, etag?: string, headers: Record<string, string> = {}): void {
+  const tag = { ...(etag ? { etag } : {}), ...headers };
   if (start !== undefined && start > 0) {
     res.writeHead(206, {
       ...tag,

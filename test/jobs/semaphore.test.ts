@@ -204,7 +204,7 @@ describe('real processes on one runtime dir', () => {
   beforeAll(() => assertBuilt('src/jobs/semaphore.ts', 'dist/jobs/semaphore.js'));
 
   it('never lets more than the limit hold at once, and every waiting process finishes', async () => {
-    const procs = Array.from({ length: 6 }, (_, i) => spawnHolder({ runtimeDir: dir, limits: { heavy: 2 }, holdMs: 400, tag: String(i) }));
+    const procs = Array.from({ length: 6 }, (_, i) => spawnHolder({ runtimeDir: dir, limits: { heavy: 2 }, holdMs: 1500, tag: String(i) }));
     const codes = await Promise.all(procs.map((p) => p.exited));
     expect(codes).toEqual([0, 0, 0, 0, 0, 0]);
     const intervals = procs.map((p) => {
@@ -213,7 +213,8 @@ describe('real processes on one runtime dir', () => {
       return [a.t!, r.t!] as const;
     });
     expect(maxOverlap(intervals)).toBeLessThanOrEqual(2);
-    // Six jobs, two at a time: at least four had to wait, and said so.
+    // Six jobs, two at a time: at least four had to wait, and said so. Each holds 1.5 s, longer than a Node start on
+    // a loaded 2-core machine, so the later ones are sure to find both slots taken (400 ms flaked under load).
     const waited = procs.filter((p) => p.lines.some((l) => l.event === 'waiting' && l['message'] === 'waiting for a free slot (2/2 heavy jobs running)'));
     expect(waited.length).toBeGreaterThanOrEqual(4);
     expect(slotFiles()).toEqual([]);

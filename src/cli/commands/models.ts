@@ -114,16 +114,22 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
 interface PullFlags {
   force?: boolean;
   precision?: string;
+  stems?: string;
 }
 
 async function pullAction(ctx: CliContext, ids: string[], flags: PullFlags, cmd: Command): Promise<number> {
   const { ensureModel } = await import('../../models/ensure.js');
   const { getModel } = await import('../../models/registry.js');
-  for (const id of ids) getModel(id); // every id valid before the first download starts
+  const { rolesForStems } = await import('../../models/registry.js');
+  const stems = flags.stems?.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  // Every id (and --stems) valid before the first download starts.
+  const roles = new Map(ids.map((id) => [id, stems ? rolesForStems(getModel(id), stems) : undefined]));
   let firstFailure: StemkitError | undefined;
   for (const id of ids) {
     try {
+      const only = roles.get(id);
       const m = await ensureModel(id, {
+        ...(only ? { roles: only } : {}),
         config: ctx.config,
         ...(ctx.typed(cmd, '--precision') && flags.precision !== undefined ? { precision: flags.precision } : {}),
         force: flags.force === true,
@@ -259,7 +265,8 @@ export function modelsCommand(): Command {
     .description('download models into the cache (resumes interrupted downloads, verifies checksums)')
     .argument('<id...>', 'model ids or aliases (see `stemkit models list`); `kokoro-int8` selects a precision')
     .option('--force', 'download again even when installed')
-    .addOption(new Option('--precision <p>', 'fp32 | fp16 | int8 | auto (default: fp32 on CPU, fp16 on CUDA where a variant exists)').choices(PRECISION_CHOICES))
+    .addOption(new Option('--precision <p>', 'fp32 | fp16 | int8 | auto (default auto: HTDemucs fp16 weights everywhere, other models fp16 on CUDA where a variant exists, else fp32)').choices(PRECISION_CHOICES))
+    .option('--stems <list>', 'for a bag of per-stem models (htdemucs_ft): only the specialists of these stems, e.g. vocals')
     .option('--mirror <url>', 'base URL replacing the original host of every file (also STEMKIT_MODEL_MIRROR)')
     .option('--offline', 'never touch the network: succeed only for models already installed (also STEMKIT_OFFLINE=1)')
     .action(runAction(async (ctx, ids: string[], flags: PullFlags, cmd: Command) => pullAction(ctx, ids, flags, cmd)));
