@@ -263,7 +263,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
     const alt = req.importCommand ? ` Offline: download it elsewhere, then run \`${req.importCommand}\`.` : '';
     return new UnavailableError(`cannot download ${basename(req.dest)}: ${why} (${finalUrl})`, {
       code,
-      hint: `check the network or set a mirror (STEMKIT_MODEL_MIRROR); cache: ${part.slice(0, -basename(part).length)}.${alt}`,
+      hint: `${code === 'E_CHECKSUM' || code === 'E_DOWNLOAD_HTML' ? 'the server did not send the file it declares; nothing was installed. Try again later or use another mirror' : 'check the network or set a mirror'} (STEMKIT_MODEL_MIRROR); cache: ${part.slice(0, -basename(part).length)}.${alt}`,
       details: { url: req.url, finalUrl, dest: req.dest, partial: part, ...(status !== undefined ? { status } : {}) },
     });
   };
