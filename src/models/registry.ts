@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { InternalError, UnavailableError, UsageError } from '../errors.js';
+import { formatBytes } from '../util/format.js';
 
 /** One file of a model. `url` is absent when no public host can be pinned (import only). */
 export interface ModelFile {
@@ -276,7 +277,7 @@ export function defaultModelForMode(mode: 2 | 4 | 6, installed?: (id: string) =>
 export function pullHint(entry: ModelEntry): string {
   const files = modelFiles(entry, entry.autoPrecision ?? 'fp32');
   const approx = files.reduce((a, f) => a + (f.size ?? f.approxSize ?? 0), 0);
-  return `\`stemkit models pull ${entry.id}\`${approx > 0 ? ` (~${Math.round(approx / 1e6)} MB)` : ''}`;
+  return `\`stemkit models pull ${entry.id}\`${approx > 0 ? ` (~${formatBytes(approx)})` : ''}`;
 }
 
 /**

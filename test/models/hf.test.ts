@@ -153,7 +153,7 @@ describe('HTDemucs from Hugging Face (X-Linked-Etag / X-Linked-Size)', () => {
     const r = await runCli(['separate', '--mode', '4', ...songs, '-o', join(tmp.dir, 'out4')], { env: env(), cwd: tmp.dir });
     expect(r.code).toBe(0);
     const lines = r.stderr.split('\n').filter((l) => l.includes('models pull'));
-    expect(lines).toEqual(['4-stem separation uses the embedded classic model (fast, modest quality); for neural quality run `stemkit models pull htdemucs` (~166 MB) once']);
+    expect(lines).toEqual(['4-stem separation uses the embedded classic model (fast, modest quality); for neural quality run `stemkit models pull htdemucs` (~158 MB) once']);
     hfRoute(HT_PATH, model);
     expect((await pull(['htdemucs'])).code).toBe(0);
     const j = await runCli(['separate', '--mode', '4', song, '-o', join(tmp.dir, 'out4b'), '--json'], { env: env(), cwd: tmp.dir });

@@ -71,6 +71,9 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
     const files = modelFiles(e);
     const known = files.every((f) => f.size !== undefined);
     const size = files.reduce((a, f) => a + (f.size ?? 0), 0);
+    // Unpinned sizes: the approximate download at the precision `auto` picks on a CPU (HTDemucs: fp16 weights).
+    const approxFiles = modelFiles(e, e.autoPrecision ?? 'fp32');
+    const approx = approxFiles.every((f) => f.size !== undefined || f.approxSize !== undefined) ? approxFiles.reduce((a, f) => a + (f.size ?? f.approxSize ?? 0), 0) : undefined;
     const downloadable = e.embedded === true || files.every((f) => f.url !== undefined);
     ctx.emitJson({
       type: 'model',
@@ -82,6 +85,7 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
       embedded: e.embedded === true,
       downloadable,
       sizeBytes: known ? size : null,
+      approxSizeBytes: known ? size : (approx ?? null),
       license: e.license,
       sampleRate: e.sampleRate,
       stems: e.stems ?? null,
@@ -96,7 +100,7 @@ async function listAction(ctx: CliContext, flags: ListFlags): Promise<number> {
     const state = e.embedded ? ctx.style.ok('embedded') : installed.length > 0 ? ctx.style.ok(installed.join(',')) : downloadable ? ctx.style.dim('-') : ctx.style.warn('import');
     const speakers = typeof e.params?.['speakers'] === 'number' ? e.params['speakers'] : undefined;
     const what = e.stems ? e.stems.join(',') : e.voices ? `${e.voices.length} voices` : speakers !== undefined ? (speakers === 1 ? '1 voice' : `${speakers} speakers`) : '';
-    rows.push([e.id, e.task, state, known ? formatBytes(size) : e.embedded ? '' : '?', e.license.split(/[ ;(]/)[0]!, what]);
+    rows.push([e.id, e.task, state, known ? formatBytes(size) : e.embedded ? '' : approx !== undefined ? `~${formatBytes(approx)}` : '?', e.license.split(/[ ;(]/)[0]!, what]);
   }
   ctx.print(
     formatTable(
