@@ -18,6 +18,8 @@ export interface KokoroContract {
   speedType: 'float32' | 'int32';
   /** The output holding the waveform. */
   output: string;
+  /** The per-token `duration` output (kokoro-onnx export.py), when the model has one: see timing.ts. */
+  duration?: string;
 }
 
 /**
@@ -38,7 +40,16 @@ export function detectKokoroContract(session: Pick<ModelSession, 'inputs' | 'out
   const outNames = session.outputs.map((o) => o.name);
   const output = outNames.includes('waveform') ? 'waveform' : outNames[0];
   if (output === undefined) throw new DataError('the Kokoro model has no outputs', { code: 'E_MODEL_CONTRACT' });
-  return { idsInput, speedType, output };
+  return { idsInput, speedType, output, ...(outNames.includes('duration') && output !== 'duration' ? { duration: 'duration' } : {}) };
+}
+
+/** Samples of 24 kHz audio per predicted duration unit (model-io.md §3.1: 40 Hz alignment). */
+export const KOKORO_SAMPLES_PER_FRAME = 600;
+
+/** One call's result: the waveform and, when the model reports them, samples per input token (pads included). */
+export interface KokoroOutput {
+  wave: Float32Array;
+  tokenSamples?: number[];
 }
 
 /** The speeds Kokoro accepts (kokoro-onnx asserts 0.5 ≤ speed ≤ 2); > 1 is faster. */
@@ -68,9 +79,10 @@ export class KokoroEngine {
 
   /**
    * Runs one call. `ids` are the phoneme tokens without pads (1 ≤ n ≤ 510); `style` the selected 256-wide row.
-   * @returns the waveform (flattened), 24 kHz.
+   * @returns the waveform (flattened), 24 kHz, and with a `duration` output the samples of each token
+   *   ([pad, ids…, pad]; a count that does not match the tokens is ignored, the timing is then estimated).
    */
-  async infer(ids: readonly number[], style: Float32Array, speed: number): Promise<Float32Array> {
+  async infer(ids: readonly number[], style: Float32Array, speed: number): Promise<KokoroOutput> {
     if (ids.length === 0 || ids.length > KOKORO_MAX_TOKENS) throw new InternalError(`split error: ${ids.length} tokens in one Kokoro call`);
     if (style.length !== KOKORO_STYLE_DIM) throw new InternalError(`style vector has ${style.length} values, expected ${KOKORO_STYLE_DIM}`);
     const tokens = new BigInt64Array(ids.length + 2);
@@ -86,6 +98,10 @@ export class KokoroEngine {
     if (!wave || !(wave.data instanceof Float32Array)) {
       throw new DataError(`the Kokoro model did not return float audio in "${this.contract.output}"`, { code: 'E_MODEL_CONTRACT' });
     }
-    return wave.data;
+    const dur = this.contract.duration ? out[this.contract.duration] : undefined;
+    if (!dur || dur.data.length !== tokens.length || typeof dur.data === 'string') return { wave: wave.data };
+    // int64 frame counts per token (int32/float exports read the same way).
+    const tokenSamples = Array.from(dur.data as ArrayLike<number | bigint>, (v) => Number(v) * KOKORO_SAMPLES_PER_FRAME);
+    return { wave: wave.data, tokenSamples };
   }
 }

@@ -6,6 +6,8 @@
  * and remove the full stops of abbreviations, which would otherwise end a sentence.
  */
 
+import { SpanText } from './spans.js';
+
 const ONES_UNIT: Record<string, [string, string]> = {
   $: ['dollar', 'dollars'],
   '£': ['pound', 'pounds'],
@@ -55,7 +57,12 @@ function year(y: string, s: string): string {
  * Every word of the input is kept: rules only rewrite, never delete content.
  */
 export function normalizeEnglish(text: string): string {
-  let t = text
+  return normalizeEnglishSpans(SpanText.source(text)).text;
+}
+
+/** normalizeEnglish keeping sources: a rewritten amount, time or title stands for the input it replaced (spans.ts). */
+export function normalizeEnglishSpans(input: SpanText): SpanText {
+  let t = input
     .replace(/[\u2018\u2019\u201b\u2032]/g, "'")
     .replace(/[«]/g, '\u201c')
     .replace(/[»]/g, '\u201d')
@@ -90,7 +97,7 @@ export function normalizeEnglish(text: string): string {
   // Years and decades: 1990 → 19 90, 1990s → 19 90s (not amounts with a leading $ — handled above).
   t = t.replace(/(?<![\d.,])\b(1[1-9]\d\d|20\d\d)(s?)\b(?![.,]\d)/g, (_m, y: string, s: string) => year(y, s));
   // Percentages and numeric ranges.
-  t = t.replace(/(\d)\s?%/g, '$1 percent');
+  t = t.replace(/(\d)\s?%/g, (_m, d: string) => `${d} percent`);
   t = t.replace(/(?<=\d)\s?[-–](?=\s?\d)/g, ' to ');
   // Dotted initialisms (U.S.A.) lose their full stops so they neither end a sentence nor get dropped.
   // A final full stop is kept where the initialism ends the text or a line (it then ends the sentence too).

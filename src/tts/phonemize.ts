@@ -10,7 +10,8 @@
  */
 import { InternalError, UnavailableError, UsageError, throwIfAborted } from '../errors.js';
 import type { LogCallback } from '../progress.js';
-import { normalizeEnglish } from './normalize.js';
+import { normalizeEnglishSpans } from './normalize.js';
+import { NO_SOURCE, SpanText } from './spans.js';
 
 /** Phonemises word runs (no punctuation inside): one phoneme string per input, same order and count. */
 export type G2PBackend = (sections: readonly string[], voice: string, signal?: AbortSignal) => Promise<string[]>;
@@ -65,9 +66,14 @@ export function splitSections(text: string): Section[] {
 
 /** Inserts spaces into words longer than MAX_WORD_CHARS so espeak-ng reads all of them. Returns the count of words cut. */
 export function breakLongWords(text: string): { text: string; cut: number } {
+  const r = breakLongWordSpans(SpanText.source(text));
+  return { text: r.text.text, cut: r.cut };
+}
+
+function breakLongWordSpans(text: SpanText): { text: SpanText; cut: number } {
   let cut = 0;
   const re = new RegExp(`\\S{${MAX_WORD_CHARS + 1},}`, 'gu');
-  const out = text.replace(re, (w) => {
+  const out = text.replace(re, (w: string) => {
     cut += 1;
     const chars = [...w];
     const parts: string[] = [];
@@ -222,6 +228,10 @@ function restorePunct(run: string, style: PunctuationStyle, atEnd: boolean): str
 
 /** kokoro.js's English fixes (model-io.md §3.3 step 4), in its order. */
 export function kokoroEnglishFixes(ps: string, american: boolean): string {
+  return kokoroEnglishFixSpans(SpanText.source(ps), american).text;
+}
+
+function kokoroEnglishFixSpans(ps: SpanText, american: boolean): SpanText {
   let out = ps
     .replace(/kəkˈoːɹoʊ/g, 'kˈoʊkəɹoʊ')
     .replace(/kəkˈɔːɹəʊ/g, 'kˈəʊkəɹəʊ')
@@ -246,20 +256,61 @@ export function backendFor(voice: string, espeakPath?: string): G2PBackend {
  * @throws UnavailableError (69) when a non-English language needs espeak-ng and it is not installed.
  */
 export async function phonemizeSentences(sentences: readonly string[], opts: PhonemizeOptions): Promise<string[]> {
+  return (await phonemizeSpans(sentences.map((s) => SpanText.source(s)), opts)).map((p) => p.text);
+}
+
+/**
+ * The phoneme words of one word run, each standing for the text word(s) it was read from. espeak-ng
+ * usually gives one phoneme word per text word; when the counts differ (it joined or split words), phoneme
+ * word j stands for the text words j·k/m … (j+1)·k/m, so every text word is covered and order is kept.
+ */
+function alignRun(run: SpanText, phonemes: string): SpanText {
+  const words = [...run.text.matchAll(/\S+/g)].map((m) => run.range(m.index, m.index + m[0].length));
+  const pw = phonemes.trim().split(/\s+/).filter((w) => w !== '');
+  const k = words.length;
+  const m = pw.length;
+  const parts: SpanText[] = [];
+  pw.forEach((w, j) => {
+    const a = Math.floor((j * k) / m);
+    const b = Math.max(a + 1, Math.ceil(((j + 1) * k) / m));
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const r of words.slice(a, b)) {
+      if (!r) continue;
+      lo = Math.min(lo, r[0]);
+      hi = Math.max(hi, r[1]);
+    }
+    if (j > 0) parts.push(SpanText.covering(' ', NO_SOURCE, NO_SOURCE));
+    parts.push(lo === Infinity ? SpanText.covering(w, NO_SOURCE, NO_SOURCE) : SpanText.covering(w, lo, hi));
+  });
+  return SpanText.concat(parts);
+}
+
+/**
+ * phonemizeSentences keeping sources: each phoneme character stands for the input word it was read
+ * from (spans.ts); restored punctuation and word gaps stand for nothing. The text of the result is exactly
+ * what phonemizeSentences returns.
+ */
+export async function phonemizeSpans(sentences: readonly SpanText[], opts: PhonemizeOptions): Promise<SpanText[]> {
   const english = opts.voice.toLowerCase().startsWith('en');
   const normalize = opts.normalize ?? english;
   const fixes = opts.kokoroFixes ?? (opts.punctuation === 'kokoro' && english);
   const backend = opts.backend ?? backendFor(opts.voice, opts.espeakPath);
 
-  const perSentence: Section[][] = [];
-  const words: string[] = [];
+  const perSentence: Array<Array<{ text: SpanText; punct: boolean }>> = [];
+  const words: SpanText[] = [];
   let cutWords = 0;
   for (const sentence of sentences) {
-    const norm = normalize ? normalizeEnglish(sentence) : sentence;
-    const sections = splitSections(norm);
+    const norm = normalize ? normalizeEnglishSpans(sentence) : sentence;
+    let at = 0;
+    const sections = splitSections(norm.text).map((s) => {
+      const piece = { text: norm.slice(at, at + s.text.length), punct: s.punct };
+      at += s.text.length;
+      return piece;
+    });
     for (const s of sections) {
       if (!s.punct) {
-        const b = breakLongWords(s.text);
+        const b = breakLongWordSpans(s.text);
         cutWords += b.cut;
         s.text = b.text;
         words.push(s.text);
@@ -268,22 +319,24 @@ export async function phonemizeSentences(sentences: readonly string[], opts: Pho
     perSentence.push(sections);
   }
   if (cutWords > 0) opts.onLog?.({ level: 'debug', message: `cut ${cutWords} word(s) longer than ${MAX_WORD_CHARS} characters into pieces so espeak-ng reads them whole` });
-  const phon = words.length > 0 ? await backend(words, opts.voice, opts.signal) : [];
+  const phon = words.length > 0 ? await backend(words.map((w) => w.text), opts.voice, opts.signal) : [];
   if (phon.length !== words.length) throw new InternalError(`G2P backend returned ${phon.length} results for ${words.length} sections`);
   let k = 0;
+  const gap = (t: string): SpanText => SpanText.covering(t, NO_SOURCE, NO_SOURCE);
   return perSentence.map((sections) => {
-    let ps = '';
+    const parts: SpanText[] = [];
     sections.forEach((s, i) => {
       if (s.punct) {
-        ps += restorePunct(s.text, opts.punctuation, i === sections.length - 1);
+        parts.push(gap(restorePunct(s.text.text, opts.punctuation, i === sections.length - 1)));
       } else {
         const p = phon[k++]!;
         // Keep a word gap where the text had one, so words of adjacent runs do not fuse.
-        ps += p.trim() === '' ? (s.text.trim() === '' ? s.text : ' ') : `${/^\s/.test(s.text) ? ' ' : ''}${p.trim()}${/\s$/.test(s.text) ? ' ' : ''}`;
+        if (p.trim() === '') parts.push(gap(s.text.text.trim() === '' ? s.text.text : ' '));
+        else parts.push(gap(/^\s/.test(s.text.text) ? ' ' : ''), alignRun(s.text, p), gap(/\s$/.test(s.text.text) ? ' ' : ''));
       }
     });
-    ps = ps.replace(/\s+/g, ' ').trim();
-    if (fixes) ps = kokoroEnglishFixes(ps, opts.voice.toLowerCase() === 'en-us');
+    let ps = SpanText.concat(parts).replace(/\s+/g, ' ').trim();
+    if (fixes) ps = kokoroEnglishFixSpans(ps, opts.voice.toLowerCase() === 'en-us');
     return ps;
   });
 }

@@ -8,6 +8,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { DataError, InputError, UsageError } from '../errors.js';
 import type { ModelSession } from '../runtime/onnx.js';
+import { SpanText } from './spans.js';
+import type { SourceUnit } from './timing.js';
 
 export interface PiperInferenceDefaults {
   noiseScale: number;
@@ -34,6 +36,8 @@ export interface PiperConfig {
   phonemeMap: ReadonlyMap<string, readonly string[]>;
   /** `inference.phoneme_silence`: seconds of silence after a phoneme (one code point); empty for most voices. */
   phonemeSilence: ReadonlyMap<string, number>;
+  /** Audio samples per duration frame (`hop_length`, default 256 as piper1-gpl src/piper/config.py): scales the alignment output. */
+  hopLength: number;
 }
 
 /** `<model>.onnx.json`, or undefined when the model path does not end in .onnx. */
@@ -106,6 +110,7 @@ export async function loadPiperConfig(modelPath: string, configPath?: string): P
     speakerIdMap: (raw['speaker_id_map'] ?? {}) as Record<string, number>,
     phonemeMap,
     phonemeSilence,
+    hopLength: num(raw['hop_length'], 256),
   };
 }
 
@@ -121,18 +126,23 @@ export interface PiperPhrase {
  * peak normalisation) and is followed by that phoneme's silence. Without entries: one phrase, no silence.
  */
 export function piperPhrases(phonemes: string, silence: ReadonlyMap<string, number>): PiperPhrase[] {
+  return piperPhraseSpans(SpanText.source(phonemes), silence).map((p) => ({ phonemes: p.phonemes.text, silenceSec: p.silenceSec }));
+}
+
+/** piperPhrases keeping sources (spans.ts). */
+export function piperPhraseSpans(phonemes: SpanText, silence: ReadonlyMap<string, number>): Array<{ phonemes: SpanText; silenceSec: number }> {
   if (silence.size === 0) return [{ phonemes, silenceSec: 0 }];
-  const phrases: PiperPhrase[] = [];
-  let current = '';
-  for (const c of phonemes.normalize('NFD')) {
-    current += c;
+  const nfd = phonemes.nfd();
+  const phrases: Array<{ phonemes: SpanText; silenceSec: number }> = [];
+  let start = 0;
+  for (const [c, i] of nfd.codePoints()) {
     const sec = silence.get(c);
     if (sec !== undefined) {
-      phrases.push({ phonemes: current, silenceSec: sec });
-      current = '';
+      phrases.push({ phonemes: nfd.slice(start, i + c.length), silenceSec: sec });
+      start = i + c.length;
     }
   }
-  if (current !== '') phrases.push({ phonemes: current, silenceSec: 0 });
+  if (start < nfd.length) phrases.push({ phonemes: nfd.slice(start), silenceSec: 0 });
   return phrases;
 }
 
@@ -142,6 +152,9 @@ export interface PiperIds {
   missing: Map<string, number>;
   /** Phonemes that got ids (n in `^ _ p1 _ … pn _ $`). */
   phonemes: number;
+  /** `^`, each phoneme, `$` with the input they stand for; unit k owns `unitIds[k]` ids (its own and the pad after it). */
+  units: SourceUnit[];
+  unitIds: number[];
 }
 
 /**
@@ -149,34 +162,43 @@ export interface PiperIds {
  * the phoneme string is NFD-decomposed and split into code points; adjacent code points that form a
  * key of the map (e.g. `aɪ`) are merged greedily, longest first; phonemes missing from the map are skipped.
  */
-export function piperIds(phonemes: string, config: Pick<PiperConfig, 'idMap' | 'maxKeyLength' | 'phonemeMap'>): PiperIds {
-  let cps = [...phonemes.normalize('NFD')];
-  if (config.phonemeMap.size > 0) cps = cps.flatMap((c) => config.phonemeMap.get(c) ?? [c]);
+export function piperIds(phonemes: string | SpanText, config: Pick<PiperConfig, 'idMap' | 'maxKeyLength' | 'phonemeMap'>): PiperIds {
+  const nfd = (typeof phonemes === 'string' ? SpanText.source(phonemes) : phonemes).nfd();
+  let cps: Array<{ c: string; lo: number; hi: number }> = [...nfd.codePoints()].map(([c, i]) => ({ c, lo: nfd.lo[i]!, hi: nfd.hi[i]! }));
+  if (config.phonemeMap.size > 0) cps = cps.flatMap((p) => (config.phonemeMap.get(p.c) ?? [p.c]).map((c) => ({ ...p, c })));
   const map = config.idMap;
   const pad = map.get('_')!;
   const ids: number[] = [...map.get('^')!, ...pad];
+  const units: SourceUnit[] = [{ phoneme: '^', lo: -1, hi: -1 }];
+  const unitIds: number[] = [ids.length];
   const missing = new Map<string, number>();
   let count = 0;
   for (let i = 0; i < cps.length; ) {
     let matched = 0;
     for (let len = Math.min(config.maxKeyLength, cps.length - i); len >= 1; len--) {
-      const key = cps.slice(i, i + len).join('');
+      const part = cps.slice(i, i + len);
+      const key = part.map((p) => p.c).join('');
       const v = map.get(key);
       if (v) {
         ids.push(...v, ...pad);
+        const src = part.filter((p) => p.lo >= 0);
+        units.push({ phoneme: key, lo: src.length ? Math.min(...src.map((p) => p.lo)) : -1, hi: src.length ? Math.max(...src.map((p) => p.hi)) : -1 });
+        unitIds.push(v.length + pad.length);
         matched = len;
         count++;
         break;
       }
     }
     if (matched === 0) {
-      missing.set(cps[i]!, (missing.get(cps[i]!) ?? 0) + 1);
+      missing.set(cps[i]!.c, (missing.get(cps[i]!.c) ?? 0) + 1);
       matched = 1;
     }
     i += matched;
   }
   ids.push(...map.get('$')!);
-  return { ids, missing, phonemes: count };
+  units.push({ phoneme: '$', lo: -1, hi: -1 });
+  unitIds.push(map.get('$')!.length);
+  return { ids, missing, phonemes: count, units, unitIds };
 }
 
 /**
@@ -224,8 +246,12 @@ export class PiperEngine {
     this.hasSid = names.includes('sid');
   }
 
-  /** Runs one sentence's ids. `sid` is fed only when the model has that input. Returns the raw float output (last axis). */
-  async infer(ids: readonly number[], scales: PiperScales, sid: number | undefined): Promise<Float32Array> {
+  /**
+   * Runs one sentence's ids. `sid` is fed only when the model has that input. Returns the raw float output
+   * (last axis) and, for voices patched with piper1-gpl's alignment output (a second output: `w_ceil`, frames
+   * per id; see timing.ts), the samples of each id. A count that does not match the ids is ignored.
+   */
+  async infer(ids: readonly number[], scales: PiperScales, sid: number | undefined): Promise<{ wave: Float32Array; idSamples?: number[] }> {
     const input = BigInt64Array.from(ids, (v) => BigInt(v));
     const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
       input: { data: input, dims: [1, ids.length] },
@@ -234,9 +260,14 @@ export class PiperEngine {
     };
     if (this.hasSid) feeds['sid'] = { data: BigInt64Array.from([BigInt(sid ?? 0)]), dims: [1] };
     const out = await this.session.run(feeds);
-    const first = out['output'] ?? out[this.session.outputNames[0]!];
+    const audioName = 'output' in out ? 'output' : this.session.outputNames[0]!;
+    const first = out[audioName];
     if (!first || !(first.data instanceof Float32Array)) throw new DataError('the Piper model did not return float audio', { code: 'E_MODEL_CONTRACT' });
-    return first.data;
+    const alignName = this.session.outputNames.find((n) => n !== audioName);
+    const align = alignName === undefined ? undefined : out[alignName];
+    if (!align || align.data.length !== ids.length || typeof align.data[0] === 'string') return { wave: first.data };
+    const hop = this.config.hopLength;
+    return { wave: first.data, idSamples: Array.from(align.data as ArrayLike<number | bigint>, (v) => Math.round(Number(v)) * hop) };
   }
 }
 

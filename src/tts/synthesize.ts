@@ -13,10 +13,12 @@ import type { Observer } from '../progress.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession } from '../runtime/onnx.js';
 import { KOKORO_SPEED_RANGE, KokoroEngine } from './kokoro.js';
-import { isPhonemizerVoice, phonemizeSentences, warmUpPhonemizer } from './phonemize.js';
-import { PiperEngine, loadPiperConfig, peakNormalize, piperConfigPathFor, piperIds, piperPhrases, resolveSpeaker, type PiperConfig } from './piper.js';
-import { splitSentences, splitTokenIds } from './text-split.js';
-import { trimAndFade } from './trim.js';
+import { isPhonemizerVoice, phonemizeSpans, warmUpPhonemizer } from './phonemize.js';
+import { PiperEngine, loadPiperConfig, peakNormalize, piperConfigPathFor, piperIds, piperPhraseSpans, resolveSpeaker, type PiperConfig } from './piper.js';
+import { NO_SOURCE, SpanText } from './spans.js';
+import { splitSentenceSpans, splitTokenIds } from './text-split.js';
+import { placeUnits, shiftPhonemes, type BlockTiming, type TimedPhoneme } from './timing.js';
+import { fadeEdges, nonSilentRange } from './trim.js';
 import { blendVoices, openVoiceStore, parseVoiceSpec, selectStyle, type VoiceStore } from './voices.js';
 import { KOKORO_BREAK_CLASSES, KOKORO_MAX_TOKENS, KOKORO_SAMPLE_RATE, KOKORO_SPACE, describeDropped, tokenizeKokoro } from './vocab.js';
 
@@ -56,6 +58,8 @@ export interface SynthesizeOptions extends Observer {
   lang?: string;
   /** Kokoro: trim each call's leading/trailing silence before joining (default true; see trim.ts). */
   trim?: boolean;
+  /** Read the text as SSML (ssml.ts). Default: when it starts with `<speak`. */
+  ssml?: boolean;
 }
 
 export interface SynthesisStats {
@@ -77,8 +81,13 @@ export interface SynthesisStats {
   inferSec: number;
 }
 
+/** One sentence's audio (with the silence before it) and when its phonemes are spoken in it. */
+export interface SpeechBlock extends RawAudio {
+  timing: BlockTiming;
+}
+
 /** The audio of a synthesis, one block per sentence (silence between sentences is prepended to the later one). */
-export interface TtsRun extends AsyncIterable<RawAudio> {
+export interface TtsRun extends AsyncIterable<SpeechBlock> {
   /** Filled in as the run goes; complete once iteration ends. */
   readonly stats: SynthesisStats;
 }
@@ -141,16 +150,75 @@ function nothingSpeakable(dropped: Record<string, number>): DataError {
 
 const now = (): number => performance.now() / 1000;
 
-/** Phonemises sentences in look-ahead batches: the first sentence alone (fast first audio), then up to 16. */
-async function* phonemizedSentences(sentences: string[], phon: (batch: string[]) => Promise<string[]>, stats: SynthesisStats): AsyncGenerator<[string, string]> {
+/** What one part of an utterance says: text to phonemise, or phonemes given directly (SSML `<phoneme>`). */
+export type UtterancePart = { text: SpanText } | { phonemes: SpanText };
+
+/**
+ * A stretch of the input synthesised with uniform options: a sentence of plain text, or the part of an SSML
+ * sentence with its own voice, speed or language. Each becomes one block (and one timestamps sentence).
+ */
+export interface Utterance {
+  parts: UtterancePart[];
+  /** Offsets of the stretch in the input text. */
+  start: number;
+  end: number;
+  voice?: string;
+  speed?: number;
+  lang?: string;
+  /** Seconds of silence before it; default the sentence silence (none before the first utterance). */
+  pauseBefore?: number;
+}
+
+/** Plain text → one utterance per sentence (text-split.ts), each part standing for its place in the text. */
+export function plainUtterances(text: string): Utterance[] {
+  return splitSentenceSpans(text).map((s) => ({ parts: [{ text: SpanText.source(s.text, s.start) }], start: s.start, end: s.end }));
+}
+
+/** True when a text is SSML by its look: it starts with a `<speak` element (after an optional XML declaration). */
+export function looksLikeSsml(text: string): boolean {
+  return /^\s*(?:<\?xml[^>]*\?>\s*)?<speak[\s>/]/.test(text);
+}
+
+async function utterancesOf(text: string, opts: SynthesizeOptions): Promise<Utterance[]> {
+  if (!(opts.ssml ?? looksLikeSsml(text))) return plainUtterances(text);
+  const { ssmlUtterances } = await import('./ssml.js');
+  return ssmlUtterances(text, opts.onLog ? { onLog: opts.onLog } : {});
+}
+
+type Phonemizer = (texts: SpanText[], lang: string) => Promise<SpanText[]>;
+
+/** Phonemises utterances in look-ahead batches: the first alone (fast first audio), then up to 16. */
+async function* phonemizedUtterances(
+  utterances: readonly Utterance[],
+  defaultLang: (u: Utterance) => string,
+  phon: Phonemizer,
+  stats: SynthesisStats,
+): AsyncGenerator<[Utterance, SpanText, SpanText[]]> {
   let i = 0;
-  while (i < sentences.length) {
+  while (i < utterances.length) {
     const size = i === 0 ? 1 : 16;
-    const batch = sentences.slice(i, i + size);
+    const batch = utterances.slice(i, i + size);
     const t0 = now();
-    const ps = await phon(batch);
+    // One backend call per language in the batch.
+    const byLang = new Map<string, SpanText[]>();
+    for (const u of batch) for (const p of u.parts) if ('text' in p) byLang.set(defaultLang(u), [...(byLang.get(defaultLang(u)) ?? []), p.text]);
+    const results = new Map<SpanText, SpanText>();
+    for (const [lang, texts] of byLang) {
+      const ps = await phon(texts, lang);
+      texts.forEach((t, k) => results.set(t, ps[k]!));
+    }
     stats.phonemizeSec += now() - t0;
-    for (let k = 0; k < batch.length; k++) yield [batch[k]!, ps[k]!];
+    for (const u of batch) {
+      const given: SpanText[] = [];
+      const pieces = u.parts.map((p) => {
+        if ('text' in p) return results.get(p.text)!;
+        given.push(p.phonemes);
+        return p.phonemes;
+      });
+      const gap = SpanText.covering(' ', NO_SOURCE, NO_SOURCE);
+      const joined = SpanText.concat(pieces.filter((p) => p.length > 0).flatMap((p, k) => (k === 0 ? [p] : [gap, p])));
+      yield [u, joined, given];
+    }
     i += size;
   }
 }
@@ -159,7 +227,7 @@ function addDropped(stats: SynthesisStats, dropped: ReadonlyMap<string, number>)
   for (const [ch, n] of dropped) stats.dropped[ch] = (stats.dropped[ch] ?? 0) + n;
 }
 
-function makeRun(stats: SynthesisStats, gen: () => AsyncGenerator<RawAudio>): TtsRun {
+function makeRun(stats: SynthesisStats, gen: () => AsyncGenerator<SpeechBlock>): TtsRun {
   return { stats, [Symbol.asyncIterator]: gen };
 }
 
@@ -167,6 +235,20 @@ function silenceSamples(seconds: number | undefined, sampleRate: number): number
   const s = seconds ?? 0.2;
   if (!Number.isFinite(s) || s < 0 || s > 60) throw new UsageError(`--sentence-silence must be between 0 and 60 seconds (got ${seconds})`, { code: 'E_BAD_OPTION' });
   return Math.round(s * sampleRate);
+}
+
+/** The silence before an utterance: its own pause (SSML), else the sentence silence after the first block. */
+function leadSamples(u: Utterance, yielded: number, gap: number, rate: number): number {
+  if (u.pauseBefore !== undefined) return Math.round(u.pauseBefore * rate);
+  return yielded > 0 ? gap : 0;
+}
+
+/** A phoneme given directly (SSML `<phoneme ph>`) that the voice has no symbol for: bad data, named. */
+function unknownPhonemes(missing: ReadonlyMap<string, number>, voice: string): DataError {
+  return new DataError(`<phoneme ph> uses symbols ${voice} does not have: ${describeDropped(missing)}`, {
+    code: 'E_SSML_PHONEME',
+    hint: 'Use the IPA symbols of the voice (Kokoro: model-io.md §3.2; Piper: the keys of phoneme_id_map in its .onnx.json).',
+  });
 }
 
 function sentenceProgress(opts: Observer, done: number, total: number): void {
@@ -199,64 +281,97 @@ export function createKokoroModel(
       const stats = emptyStats(KOKORO_SAMPLE_RATE, text.length);
       return makeRun(stats, async function* () {
         checkText(text);
-        const speed = opts.speed ?? 1;
-        if (!(speed >= KOKORO_SPEED_RANGE[0] && speed <= KOKORO_SPEED_RANGE[1])) {
-          throw new UsageError(`--speed must be between ${KOKORO_SPEED_RANGE[0]} and ${KOKORO_SPEED_RANGE[1]} for Kokoro (got ${opts.speed})`, { code: 'E_BAD_OPTION' });
-        }
-        const voiceSpec = opts.voice ?? defaultVoice;
-        let table = tables.get(voiceSpec);
-        if (!table) {
-          table = await blendVoices(voices, parseVoiceSpec(voiceSpec));
-          tables.set(voiceSpec, table);
-        }
+        const checkSpeed = (speed: number): void => {
+          if (!(speed >= KOKORO_SPEED_RANGE[0] && speed <= KOKORO_SPEED_RANGE[1])) {
+            throw new UsageError(`--speed must be between ${KOKORO_SPEED_RANGE[0]} and ${KOKORO_SPEED_RANGE[1]} for Kokoro (got ${speed})`, { code: 'E_BAD_OPTION' });
+          }
+        };
+        checkSpeed(opts.speed ?? 1);
+        const tableFor = async (voiceSpec: string): Promise<Float32Array> => {
+          let table = tables.get(voiceSpec);
+          if (!table) {
+            table = await blendVoices(voices, parseVoiceSpec(voiceSpec));
+            tables.set(voiceSpec, table);
+          }
+          return table;
+        };
+        await tableFor(opts.voice ?? defaultVoice);
         const gap = silenceSamples(opts.sentenceSilence, KOKORO_SAMPLE_RATE);
-        const lang = opts.lang ?? kokoroLanguage(voiceSpec);
         const trim = opts.trim ?? true;
         // 5 ms fades at trimmed edges: long enough to avoid a click, far shorter than the ≥ 21 ms quiet margin trimming leaves.
         const fade = Math.round(0.005 * KOKORO_SAMPLE_RATE);
-        const sentences = splitSentences(text);
-        stats.sentences = sentences.length;
+        const utterances = await utterancesOf(text, opts);
+        stats.sentences = utterances.length;
         let yielded = 0;
         let done = 0;
-        const phon = (batch: string[]): Promise<string[]> =>
-          phonemizeSentences(batch, {
+        const phon: Phonemizer = (batch, lang) =>
+          phonemizeSpans(batch, {
             voice: lang,
             punctuation: 'kokoro',
             ...(meta.espeakPath ? { espeakPath: meta.espeakPath } : {}),
             ...(opts.signal ? { signal: opts.signal } : {}),
             ...(opts.onLog ? { onLog: opts.onLog } : {}),
           });
-        for await (const [sentence, ps] of phonemizedSentences(sentences, phon, stats)) {
+        const langOf = (u: Utterance): string => u.lang ?? opts.lang ?? kokoroLanguage(u.voice ?? opts.voice ?? defaultVoice);
+        for await (const [u, ps, given] of phonemizedUtterances(utterances, langOf, phon, stats)) {
           throwIfAborted(opts.signal);
-          const { ids, dropped } = tokenizeKokoro(ps);
+          const voiceSpec = u.voice ?? opts.voice ?? defaultVoice;
+          const speed = u.speed ?? opts.speed ?? 1;
+          checkSpeed(speed);
+          const table = await tableFor(voiceSpec);
+          for (const g of given) {
+            const bad = tokenizeKokoro(g).dropped;
+            for (const ch of [...bad.keys()]) if (/\s/.test(ch)) bad.delete(ch);
+            if (bad.size > 0) throw unknownPhonemes(bad, 'Kokoro');
+          }
+          const { ids, units, dropped } = tokenizeKokoro(ps);
           addDropped(stats, dropped);
           if (dropped.size > 0) opts.onLog?.({ level: 'debug', message: `dropped symbols not in Kokoro's vocabulary: ${describeDropped(dropped)}` });
           done++;
           // Punctuation (ids 1–15) and spaces alone are not speech.
           if (ids.every((id) => id <= KOKORO_SPACE)) {
             stats.unspoken++;
-            opts.onLog?.({ level: 'warn', message: `nothing speakable in sentence ${done}: "${shortText(sentence)}"` });
-            sentenceProgress(opts, done, sentences.length);
+            opts.onLog?.({ level: 'warn', message: `nothing speakable in sentence ${done}: "${shortText(text.slice(u.start, u.end))}"` });
+            sentenceProgress(opts, done, utterances.length);
             continue;
           }
-          const { pieces, hardCuts } = splitTokenIds(ids, { max: KOKORO_MAX_TOKENS, breakClasses: KOKORO_BREAK_CLASSES, space: KOKORO_SPACE });
+          const { pieces, ranges, hardCuts } = splitTokenIds(ids, { max: KOKORO_MAX_TOKENS, breakClasses: KOKORO_BREAK_CLASSES, space: KOKORO_SPACE });
           stats.hardCuts += hardCuts;
           if (pieces.length > 1) opts.onLog?.({ level: 'debug', message: `sentence ${done} has ${ids.length} phoneme tokens; split into ${pieces.length} calls of ≤ ${KOKORO_MAX_TOKENS}` });
+          const lead = leadSamples(u, yielded, gap, KOKORO_SAMPLE_RATE);
           const audio: Float32Array[] = [];
-          for (const piece of pieces) {
+          const phonemes: TimedPhoneme[] = [];
+          let estimated = false;
+          let pos = lead;
+          for (let k = 0; k < pieces.length; k++) {
+            const piece = pieces[k]!;
             throwIfAborted(opts.signal);
             const t0 = now();
-            const wave = await engine.infer(piece, selectStyle(table, piece.length), speed);
+            const out = await engine.infer(piece, selectStyle(table, piece.length), speed);
             stats.inferSec += now() - t0;
             stats.calls++;
             stats.tokens += piece.length;
-            audio.push(trim ? trimAndFade(wave, fade) : wave);
+            const [a, b] = trim ? nonSilentRange(out.wave) : [0, out.wave.length];
+            const kept = out.wave.slice(a, b);
+            if (trim) fadeEdges(kept, fade);
+            const pieceUnits = units.slice(...ranges[k]!);
+            if (out.tokenSamples) {
+              // The pads own the silence at both ends; only the phonemes between them are kept.
+              const pad = { phoneme: '', lo: NO_SOURCE, hi: NO_SOURCE };
+              const placed = placeUnits([pad, ...pieceUnits, pad], out.tokenSamples, out.wave.length).slice(1, -1);
+              phonemes.push(...shiftPhonemes(placed, pos - a, pos, pos + kept.length));
+            } else {
+              estimated = true;
+              phonemes.push(...shiftPhonemes(placeUnits(pieceUnits, undefined, kept.length), pos, pos, pos + kept.length));
+            }
+            audio.push(kept);
+            pos += kept.length;
           }
-          const block = concat(audio, yielded > 0 ? gap : 0);
+          const block = concat(audio, lead);
           stats.samples += block.length;
           yielded++;
-          sentenceProgress(opts, done, sentences.length);
-          yield { channels: [block], sampleRate: KOKORO_SAMPLE_RATE };
+          sentenceProgress(opts, done, utterances.length);
+          yield { channels: [block], sampleRate: KOKORO_SAMPLE_RATE, timing: { start: u.start, end: u.end, estimated, phonemes, speechStart: lead } };
         }
         if (yielded === 0) throw nothingSpeakable(stats.dropped);
       });
@@ -297,52 +412,82 @@ export function createPiperModel(
           if (!Number.isFinite(v) || v < 0) throw new UsageError(`${k} must be a number ≥ 0 (got ${v})`, { code: 'E_BAD_OPTION' });
         }
         const gap = silenceSamples(opts.sentenceSilence, rate);
-        const lang = opts.lang ?? config.espeakVoice;
-        const sentences = splitSentences(text);
-        stats.sentences = sentences.length;
-        const phon = async (batch: string[]): Promise<string[]> =>
+        const utterances = await utterancesOf(text, opts);
+        stats.sentences = utterances.length;
+        const phon: Phonemizer = async (batch, lang) =>
           config.phonemeType === 'text'
-            ? batch.map((s) => s.normalize('NFD'))
-            : phonemizeSentences(batch, {
+            ? batch.map((s) => s.nfd())
+            : phonemizeSpans(batch, {
                 voice: lang,
                 punctuation: 'piper',
                 ...(meta.espeakPath ? { espeakPath: meta.espeakPath } : {}),
                 ...(opts.signal ? { signal: opts.signal } : {}),
                 ...(opts.onLog ? { onLog: opts.onLog } : {}),
               });
+        const langOf = (u: Utterance): string => u.lang ?? opts.lang ?? config.espeakVoice;
         let yielded = 0;
         let done = 0;
-        for await (const [sentence, ps] of phonemizedSentences(sentences, phon, stats)) {
+        for await (const [u, ps, given] of phonemizedUtterances(utterances, langOf, phon, stats)) {
           throwIfAborted(opts.signal);
+          for (const g of given) {
+            const bad = piperIds(g.text.replace(/\s+/g, ''), config).missing;
+            if (bad.size > 0) throw unknownPhonemes(bad, 'this Piper voice');
+          }
+          // An SSML <voice name> picks a speaker; <prosody rate> divides the length scale like --speed.
+          const uSid = u.voice !== undefined ? resolveSpeaker(config, u.voice, engine.hasSid) : sid;
+          const uScales = u.speed !== undefined && opts.lengthScale === undefined ? { ...scales, lengthScale: config.inference.lengthScale / (u.speed * (opts.speed ?? 1)) } : scales;
           const r = piperIds(ps, config);
           addDropped(stats, r.missing);
           if (r.missing.size > 0) opts.onLog?.({ level: 'debug', message: `skipped phonemes missing from the voice's phoneme_id_map: ${describeDropped(r.missing)}` });
           done++;
-          const speakable = [...ps.normalize('NFD')].some((c) => c.trim() !== '' && config.idMap.has(c) && !/[.,:;!?]/.test(c));
+          const speakable = [...ps.text.normalize('NFD')].some((c) => c.trim() !== '' && config.idMap.has(c) && !/[.,:;!?]/.test(c));
           if (r.phonemes === 0 || !speakable) {
             stats.unspoken++;
-            opts.onLog?.({ level: 'warn', message: `nothing speakable in sentence ${done}: "${shortText(sentence)}"` });
-            sentenceProgress(opts, done, sentences.length);
+            opts.onLog?.({ level: 'warn', message: `nothing speakable in sentence ${done}: "${shortText(text.slice(u.start, u.end))}"` });
+            sentenceProgress(opts, done, utterances.length);
             continue;
           }
+          const lead = leadSamples(u, yielded, gap, rate);
           const parts: Float32Array[] = [];
-          for (const phrase of piperPhrases(ps, config.phonemeSilence)) {
+          const phonemes: TimedPhoneme[] = [];
+          let estimated = false;
+          let pos = lead;
+          for (const phrase of piperPhraseSpans(ps, config.phonemeSilence)) {
             // Most voices list no phoneme: one phrase, the sentence itself, whose ids are already known.
             const p = phrase.phonemes === ps ? r : piperIds(phrase.phonemes, config);
             // A phrase with no known phoneme (only unknown ones) has nothing to say: skipped with its silence.
             if (p.phonemes === 0) continue;
             const t0 = now();
-            parts.push(peakNormalize(await engine.infer(p.ids, scales, sid)));
+            const out = await engine.infer(p.ids, uScales, uSid);
+            const wave = peakNormalize(out.wave);
             stats.inferSec += now() - t0;
             stats.calls++;
             stats.tokens += p.phonemes;
-            if (phrase.silenceSec > 0) parts.push(new Float32Array(Math.round(phrase.silenceSec * rate)));
+            let unitSamples: number[] | undefined;
+            if (out.idSamples) {
+              // A phoneme owns its ids and the pad after it (piper1-gpl voice.py's alignment grouping).
+              let at = 0;
+              unitSamples = p.unitIds.map((n) => {
+                const sum = out.idSamples!.slice(at, at + n).reduce((x, y) => x + y, 0);
+                at += n;
+                return sum;
+              });
+            } else estimated = true;
+            // `^` and `$` own the lead-in and tail; only the phonemes between them are listed.
+            phonemes.push(...shiftPhonemes(placeUnits(p.units, unitSamples, wave.length).slice(1, -1), pos, pos, pos + wave.length));
+            parts.push(wave);
+            pos += wave.length;
+            if (phrase.silenceSec > 0) {
+              const sil = Math.round(phrase.silenceSec * rate);
+              parts.push(new Float32Array(sil));
+              pos += sil;
+            }
           }
-          const block = concat(parts, yielded > 0 ? gap : 0);
+          const block = concat(parts, lead);
           stats.samples += block.length;
           yielded++;
-          sentenceProgress(opts, done, sentences.length);
-          yield { channels: [block], sampleRate: rate };
+          sentenceProgress(opts, done, utterances.length);
+          yield { channels: [block], sampleRate: rate, timing: { start: u.start, end: u.end, estimated, phonemes, speechStart: lead } };
         }
         if (yielded === 0) throw nothingSpeakable(stats.dropped);
       });

@@ -39,8 +39,35 @@ function isNonTerminalStop(before: string, nextWord: string | undefined): boolea
  * is an abbreviation or an initial and the next word starts in lower case or is a name after a title.
  */
 export function splitSentences(text: string): string[] {
-  const out: string[] = [];
-  for (const line of text.split(/\r?\n|\r|\u2028|\u2029/)) {
+  return splitSentenceSpans(text).map((s) => s.text);
+}
+
+/** A sentence and where it lies in the text: `text === input.slice(start, end)`. */
+export interface SentenceSpan {
+  text: string;
+  start: number;
+  end: number;
+}
+
+/** splitSentences with each sentence's offsets in the input (for timestamps that point back at the text). */
+export function splitSentenceSpans(text: string): SentenceSpan[] {
+  const out: SentenceSpan[] = [];
+  const push = (base: number, line: string, a: number, b: number): void => {
+    const raw = line.slice(a, b);
+    const s = raw.trim();
+    if (s === '') return;
+    const start = base + a + (raw.length - raw.trimStart().length);
+    out.push({ text: s, start, end: start + s.length });
+  };
+  const lineBreak = /\r?\n|\r|\u2028|\u2029/g;
+  let base = 0;
+  const lines: Array<[number, string]> = [];
+  for (const m of text.matchAll(lineBreak)) {
+    lines.push([base, text.slice(base, m.index)]);
+    base = m.index + m[0].length;
+  }
+  lines.push([base, text.slice(base)]);
+  for (const [lineStart, line] of lines) {
     let start = 0;
     let i = 0;
     const n = line.length;
@@ -57,8 +84,7 @@ export function splitSentences(text: string): string[] {
           const nextWord = /^\s*(\S)/.exec(line.slice(j))?.[1];
           const single = ch === '.' && j === i + 1;
           if (!(single && isNonTerminalStop(before, nextWord))) {
-            const s = line.slice(start, j).trim();
-            if (s !== '') out.push(s);
+            push(lineStart, line, start, j);
             start = j;
           }
         }
@@ -67,8 +93,7 @@ export function splitSentences(text: string): string[] {
       }
       i++;
     }
-    const rest = line.slice(start).trim();
-    if (rest !== '') out.push(rest);
+    push(lineStart, line, start, n);
   }
   return out;
 }
@@ -84,6 +109,8 @@ export interface TokenSplitOptions {
 
 export interface TokenSplit {
   pieces: number[][];
+  /** Where each piece lies in the input ids: pieces[k] = ids.slice(...ranges[k]). */
+  ranges: Array<[number, number]>;
   /** Pieces that had to be cut inside a word (a single word longer than `max`). */
   hardCuts: number;
 }
@@ -92,6 +119,7 @@ export interface TokenSplit {
 export function splitTokenIds(ids: readonly number[], opts: TokenSplitOptions): TokenSplit {
   const { max, space } = opts;
   const pieces: number[][] = [];
+  const ranges: Array<[number, number]> = [];
   let hardCuts = 0;
   let start = 0;
   const skipSpaces = (): void => {
@@ -131,9 +159,13 @@ export function splitTokenIds(ids: readonly number[], opts: TokenSplitOptions): 
     let pieceEnd = cut;
     while (pieceEnd > start && ids[pieceEnd - 1] === space) pieceEnd--;
     pieces.push(ids.slice(start, pieceEnd));
+    ranges.push([start, pieceEnd]);
     start = next;
     skipSpaces();
   }
-  if (end > start) pieces.push(ids.slice(start, end));
-  return { pieces, hardCuts };
+  if (end > start) {
+    pieces.push(ids.slice(start, end));
+    ranges.push([start, end]);
+  }
+  return { pieces, ranges, hardCuts };
 }

@@ -2,6 +2,8 @@
  * Kokoro's phoneme vocabulary (model-io.md §3.2): one Unicode code point per token, 114 entries,
  * ids up to 177. Id 0 is the pad placed at both ends of every call; it is not a phoneme.
  */
+import { SpanText } from './spans.js';
+import type { SourceUnit } from './timing.js';
 
 /** Phoneme character → token id, exactly the table of model-io.md §3.2 (kokoro-onnx config.json `vocab`). */
 export const KOKORO_VOCAB: ReadonlyMap<string, number> = new Map<string, number>([
@@ -37,20 +39,27 @@ export const KOKORO_SPACE = 16;
 
 export interface Tokenized {
   ids: number[];
+  /** Per id: the phoneme and the input it stands for (spans.ts). */
+  units: SourceUnit[];
   /** Code points not in the vocabulary, dropped, with how often each occurred. */
   dropped: Map<string, number>;
 }
 
 /** Maps a phoneme string to Kokoro ids; unknown code points are dropped and counted (never silently: callers log them). */
-export function tokenizeKokoro(phonemes: string): Tokenized {
+export function tokenizeKokoro(phonemes: string | SpanText): Tokenized {
+  const ps = typeof phonemes === 'string' ? SpanText.source(phonemes) : phonemes;
   const ids: number[] = [];
+  const units: SourceUnit[] = [];
   const dropped = new Map<string, number>();
-  for (const ch of phonemes) {
+  for (const [ch, i] of ps.codePoints()) {
     const id = KOKORO_VOCAB.get(ch);
     if (id === undefined) dropped.set(ch, (dropped.get(ch) ?? 0) + 1);
-    else ids.push(id);
+    else {
+      ids.push(id);
+      units.push({ phoneme: ch, lo: ps.lo[i]!, hi: ps.hi[i]! });
+    }
   }
-  return { ids, dropped };
+  return { ids, units, dropped };
 }
 
 /** Human-readable list of dropped symbols for a debug log, e.g. `"ʢ" ×2, U+0361 ×1`. */
