@@ -7,7 +7,9 @@ import type { Writable } from 'node:stream';
 import type { AudioSink, RawAudio } from '../audio/raw-audio.js';
 import { DataError, OutputError, isStemkitError } from '../errors.js';
 import type { Observer } from '../progress.js';
+import { createResampler, type Resampler } from '../dsp/resample.js';
 import type { SynthesisStats, SynthesizeOptions, TtsModel } from './synthesize.js';
+import { sec, sentenceTimestamps, type SentenceTimestamps, type Timestamps } from './timing.js';
 
 /** Seconds per phase. `load` is the model load (shared by a batch; 0 for later jobs of a batch). */
 export interface TtsTimes {
@@ -38,7 +40,21 @@ export interface TtsJobResult {
   provider: string;
   threads: number;
   stats?: SynthesisStats;
+  /** When asked for (`timestamps: true` or `onSentence`): when each sentence, word and phoneme is spoken in the output. */
+  timestamps?: Timestamps;
   error?: { code: string; message: string; hint?: string | undefined; exitCode: number };
+}
+
+/** Options of one job on top of the synthesis options. */
+export interface SinkJobOptions extends SynthesizeOptions {
+  /** Model load seconds to report (0 for later jobs of a batch). */
+  loadSeconds?: number;
+  /** Resample to this rate before the sink (the sink must be opened at it). Default: the model's rate. */
+  outputRate?: number;
+  /** Collect timestamps into the result. */
+  timestamps?: boolean;
+  /** Called with each sentence's timestamps once its audio has been handed to the sink (streaming). */
+  onSentence?: (s: SentenceTimestamps) => void;
 }
 
 const now = (): number => performance.now() / 1000;
@@ -47,22 +63,31 @@ const now = (): number => performance.now() / 1000;
  * Synthesises `text` into `sink` (finishing or aborting it) and reports timing.
  * Errors propagate after the sink is aborted; nothing half-written keeps the final name.
  */
-export async function synthesizeToSink(
-  model: TtsModel,
-  text: string,
-  sink: AudioSink,
-  opts: SynthesizeOptions & { loadSeconds?: number } = {},
-): Promise<TtsJobResult> {
+export async function synthesizeToSink(model: TtsModel, text: string, sink: AudioSink, opts: SinkJobOptions = {}): Promise<TtsJobResult> {
   const t0 = now();
   let write = 0;
-  const run = model.synthesize(text, opts);
+  const { loadSeconds, outputRate, timestamps: wantTimestamps, onSentence, ...synthOpts } = opts;
+  const rate = model.sampleRate;
+  const resampler: Resampler | undefined = outputRate !== undefined && outputRate !== rate ? createResampler(rate, outputRate, 1) : undefined;
+  const run = model.synthesize(text, synthOpts);
+  const sentences: SentenceTimestamps[] = [];
+  // Samples (model rate) before the current block: times are model-rate sample counts over the model rate,
+  // which the resampler (zero group delay, dsp/resample.ts) keeps true at any output rate.
+  let offset = 0;
   try {
     for await (const block of run) {
       const w0 = now();
-      await sink.write(block);
+      await sink.write(resampler ? { channels: resampler.process(block.channels), sampleRate: outputRate! } : block);
       write += now() - w0;
+      if (wantTimestamps || onSentence) {
+        const st = sentenceTimestamps(text, block.timing, offset, rate);
+        if (wantTimestamps) sentences.push(st);
+        onSentence?.(st);
+      }
+      offset += block.channels[0]!.length;
     }
     const w0 = now();
+    if (resampler) await sink.write({ channels: resampler.flush(), sampleRate: outputRate! });
     await sink.finish();
     write += now() - w0;
   } catch (e) {
@@ -72,6 +97,7 @@ export async function synthesizeToSink(
   const total = now() - t0;
   const s = run.stats;
   const durationSec = s.samples / s.sampleRate;
+  const outRate = outputRate ?? s.sampleRate;
   return {
     status: 'ok',
     output: sink.path,
@@ -80,13 +106,16 @@ export async function synthesizeToSink(
     characters: s.characters,
     sentences: s.sentences,
     durationSec,
-    sampleRate: s.sampleRate,
-    times: { load: opts.loadSeconds ?? 0, phonemize: s.phonemizeSec, infer: s.inferSec, write, total },
+    sampleRate: outRate,
+    times: { load: loadSeconds ?? 0, phonemize: s.phonemizeSec, infer: s.inferSec, write, total },
     charsPerSec: total > 0 ? s.characters / total : 0,
     rtf: durationSec > 0 ? total / durationSec : 0,
     provider: model.provider,
     threads: model.threads,
     stats: s,
+    ...(wantTimestamps
+      ? { timestamps: { version: 1, sampleRate: outRate, durationSec: sec(s.samples, s.sampleRate), estimated: sentences.some((x) => x.estimated), sentences } satisfies Timestamps }
+      : {}),
   };
 }
 
@@ -208,15 +237,20 @@ export interface TtsBatchJob
   text?: string;
   file?: string;
   output: string;
+  /** Timing outputs (outputs.ts): a timestamps JSON path, an .srt/.vtt path, the cue length. */
+  timestamps?: string;
+  subtitles?: string;
+  maxCueChars?: number;
 }
 
 export type ParsedJobLine = { ok: true; job: TtsBatchJob } | { ok: false; line: number; output: string; error: DataError };
 
-const JOB_KEYS = new Set(['text', 'file', 'output', 'voice', 'speed', 'speaker', 'lengthScale', 'noiseScale', 'noiseW', 'sentenceSilence', 'lang']);
+const JOB_KEYS = new Set(['text', 'file', 'output', 'timestamps', 'subtitles', 'maxCueChars', 'voice', 'speed', 'speaker', 'lengthScale', 'noiseScale', 'noiseW', 'sentenceSilence', 'lang']);
 
 /**
  * Parses a JSONL batch: one object per non-empty line with `text` or `file`, `output`, and optional
- * `voice`, `speed`, `speaker`, `lengthScale`, `noiseScale`, `noiseW`, `sentenceSilence`, `lang`.
+ * `voice`, `speed`, `speaker`, `lengthScale`, `noiseScale`, `noiseW`, `sentenceSilence`, `lang`, and the timing
+ * outputs `timestamps` (a .json path), `subtitles` (an .srt/.vtt path) and `maxCueChars`.
  * A bad line becomes a failed entry (DataError 65) so the other lines still run.
  */
 export function parseJobLines(content: string, source: string): ParsedJobLine[] {
@@ -246,7 +280,7 @@ export function parseJobLines(content: string, source: string): ParsedJobLine[] 
     const job: TtsBatchJob = { line, output };
     if (hasText) job.text = o['text'] as string;
     if (hasFile) job.file = o['file'] as string;
-    for (const k of ['voice', 'lang'] as const) {
+    for (const k of ['voice', 'lang', 'timestamps', 'subtitles'] as const) {
       if (o[k] !== undefined) {
         if (typeof o[k] !== 'string') return fail(`"${k}" must be a string`, output);
         job[k] = o[k];
@@ -257,6 +291,12 @@ export function parseJobLines(content: string, source: string): ParsedJobLine[] 
         if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) return fail(`"${k}" must be a number`, output);
         job[k] = o[k];
       }
+    }
+    if (job.subtitles !== undefined && !/\.(srt|vtt)$/i.test(job.subtitles)) return fail('"subtitles" must name an .srt or .vtt file', output);
+    if (o['maxCueChars'] !== undefined) {
+      const m = o['maxCueChars'];
+      if (typeof m !== 'number' || !Number.isInteger(m) || m < 10 || m > 1000) return fail('"maxCueChars" must be a whole number from 10 to 1000', output);
+      job.maxCueChars = m;
     }
     if (o['speaker'] !== undefined) {
       if (typeof o['speaker'] !== 'string' && typeof o['speaker'] !== 'number') return fail('"speaker" must be a name or an id', output);

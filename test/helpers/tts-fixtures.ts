@@ -200,3 +200,109 @@ export function piperConfig(o: { multiSpeaker: boolean; sampleRate?: number; inf
 
 /** True when the system espeak-ng runs (non-English front-end tests skip without it). */
 export const HAS_ESPEAK = spawnSync('espeak-ng', ['--version'], { stdio: 'ignore' }).status === 0;
+
+/*
+ * Timing fixtures: models that say how long each token lasts, and whose audio says which token it is.
+ * Every token t at position p (0-based in the call's input) lasts d(t) units and its samples all hold
+ * OFFSET + t + 256·p, so a sample decodes to (position, id) and a test can find exactly where each token
+ * sounds in the file written — after trimming, silences, speed and resampling.
+ */
+export const TIMING_POS = 256;
+/** Piper: the BOS sample value, the loudest of the call, so peak normalisation divides by it (a power of two: exact). */
+export const TIMING_MARK = 2 ** 20;
+
+/** Shared graph: per-token unit counts `units` (float [T]) × `unitSamples` → audio [S] of per-token values `values` (float [T]). */
+function spreadTokens(g: GraphBuilder, units: string, unitSamples: number, values: string): string {
+  const samples = g.op('Mul', [units, g.constant(new Float32Array([unitSamples]), [])]);
+  const ends = g.op('CumSum', [samples, g.constant(new BigInt64Array([0n]), [])]);
+  const total = g.op('ReduceSum', [samples], { keepdims: attr.int(0) });
+  const n = g.op('Range', [g.constant(new Float32Array([0]), []), total, g.constant(new Float32Array([1]), [])]);
+  // Token of sample n = how many token ends are ≤ n.
+  const cmp = g.op('LessOrEqual', [g.op('Unsqueeze', [ends, g.constant(new BigInt64Array([0n]), [1])]), g.op('Unsqueeze', [n, g.constant(new BigInt64Array([1n]), [1])])]);
+  const idx = g.op('Cast', [g.op('ReduceSum', [g.op('Cast', [cmp], { to: attr.int(FLOAT) }), g.constant(new BigInt64Array([1n]), [1])], { keepdims: attr.int(0) })], { to: attr.int(7) });
+  return g.op('Gather', [values, idx], { axis: attr.int(0) });
+}
+
+/** The unit counts a Kokoro timing fixture gives a token at speed 1: pads 8 (so trimming has silence to cut), others 1 + id mod 3. */
+export function kokoroBaseUnits(id: number): number {
+  return id === 0 ? 8 : 1 + (id % 3);
+}
+
+/**
+ * A Kokoro model with the export.py contract (`input_ids`, `style`, `speed` → `waveform`, `duration`) or,
+ * with `duration: false`, the kokoro-v1.0.onnx one (`tokens` → `audio`). Durations: max(1, round(base / speed))
+ * units of 600 samples; pads are silent.
+ */
+export function buildKokoroTimingModel(o: { duration: boolean; speed?: 'float32' | 'int32' }): Uint8Array {
+  const g = new GraphBuilder('kokoro-timing-fixture');
+  const idsName = o.duration ? 'input_ids' : 'tokens';
+  g.input(idsName, 'int64', [1, 'T']);
+  g.input('style', 'float32', [1, 256]);
+  g.input('speed', o.speed ?? 'float32', [1]);
+  const ids = g.op('Reshape', [idsName, g.constant(new BigInt64Array([-1n]), [1])]);
+  const idsF = g.op('Cast', [ids], { to: attr.int(FLOAT) });
+  const isPad = g.op('Equal', [ids, g.constant(new BigInt64Array([0n]), [])]);
+  const mod3 = g.op('Cast', [g.op('Mod', [ids, g.constant(new BigInt64Array([3n]), [])])], { to: attr.int(FLOAT) });
+  const base = g.op('Where', [isPad, g.constant(new Float32Array([8]), []), g.op('Add', [mod3, g.constant(new Float32Array([1]), [])])]);
+  const speedF = g.op('Reshape', [(o.speed ?? 'float32') === 'int32' ? g.op('Cast', ['speed'], { to: attr.int(FLOAT) }) : 'speed', g.constant(new BigInt64Array([-1n]), [1])]);
+  const units = g.op('Max', [g.op('Round', [g.op('Div', [base, speedF])]), g.constant(new Float32Array([1]), [])]);
+  const T = g.op('Shape', [ids]);
+  const pos = g.op('Cast', [g.op('Range', [g.constant(new BigInt64Array([0n]), []), g.op('Squeeze', [T]), g.constant(new BigInt64Array([1n]), [])])], { to: attr.int(FLOAT) });
+  const value = g.op('Add', [g.op('Add', [idsF, g.op('Mul', [pos, g.constant(new Float32Array([TIMING_POS]), [])])]), g.constant(new Float32Array([OFFSET]), [])]);
+  const values = g.op('Where', [isPad, g.constant(new Float32Array([0]), []), value]);
+  const wave = spreadTokens(g, units, 600, values);
+  if (o.duration) {
+    g.op('Identity', [wave], {}, 'waveform');
+    g.op('Cast', [units], { to: attr.int(7) }, 'duration');
+    g.output('waveform', 'float32', ['N']);
+    g.output('duration', 'int64', ['T']);
+  } else {
+    g.op('Identity', [wave], {}, 'audio');
+    g.output('audio', 'float32', ['N']);
+  }
+  return g.build();
+}
+
+/** Frames a Piper timing fixture gives an id at length scale 1: BOS/EOS 2, pad 1, others 1 + id mod 3. */
+export function piperBaseFrames(id: number): number {
+  return id === 1 || id === 2 ? 2 : id === 0 ? 1 : 1 + (id % 3);
+}
+
+/**
+ * A Piper model (single speaker) whose audio spreads each id over ceil(base · length_scale) frames of 256
+ * samples; with `alignment` it also has piper1-gpl's patched second output (the `w_ceil` tensor, frames per
+ * id, [1, 1, N], named as a traced graph names it). The BOS samples hold TIMING_MARK.
+ */
+export function buildPiperTimingModel(o: { alignment: boolean }): Uint8Array {
+  const g = new GraphBuilder('piper-timing-fixture');
+  g.input('input', 'int64', [1, 'N']);
+  g.input('input_lengths', 'int64', [1]);
+  g.input('scales', 'float32', [3]);
+  const ids = g.op('Reshape', ['input', g.constant(new BigInt64Array([-1n]), [1])]);
+  const idsF = g.op('Cast', [ids], { to: attr.int(FLOAT) });
+  const eq = (v: bigint): string => g.op('Equal', [ids, g.constant(new BigInt64Array([v]), [])]);
+  const mod3 = g.op('Cast', [g.op('Mod', [ids, g.constant(new BigInt64Array([3n]), [])])], { to: attr.int(FLOAT) });
+  const f = (v: number): string => g.op('Identity', [g.constant(new Float32Array([v]), [])]);
+  const base = g.op('Where', [g.op('Or', [eq(1n), eq(2n)]), f(2), g.op('Where', [eq(0n), f(1), g.op('Add', [mod3, f(1)])])]);
+  const lengthScale = g.op('Gather', ['scales', g.constant(new BigInt64Array([1n]), [])], { axis: attr.int(0) });
+  const wCeil = g.op('Ceil', [g.op('Mul', [base, lengthScale])]);
+  const N = g.op('Shape', [ids]);
+  const pos = g.op('Cast', [g.op('Range', [g.constant(new BigInt64Array([0n]), []), g.op('Squeeze', [N]), g.constant(new BigInt64Array([1n]), [])])], { to: attr.int(FLOAT) });
+  const value = g.op('Add', [g.op('Add', [idsF, g.op('Mul', [pos, f(TIMING_POS)])]), f(OFFSET)]);
+  const values = g.op('Where', [g.op('Equal', [pos, f(0)]), f(TIMING_MARK), value]);
+  const wave = spreadTokens(g, wCeil, 256, values);
+  g.op('Reshape', [wave, g.constant(new BigInt64Array([1n, 1n, 1n, -1n]), [4])], {}, 'output');
+  g.output('output', 'float32', [1, 1, 1, 'S']);
+  if (o.alignment) {
+    g.op('Reshape', [wCeil, g.constant(new BigInt64Array([1n, 1n, -1n]), [3])], {}, '/dp/Ceil_output_0');
+    g.output('/dp/Ceil_output_0', 'float32', [1, 1, 'N']);
+  }
+  return g.build();
+}
+
+/** Decodes a sample of a timing fixture's audio (after any gain) into the token's position and id; undefined for silence. */
+export function decodeTimingSample(v: number, gain = 1): { pos: number; id: number } | undefined {
+  const x = Math.round(v / gain) - OFFSET;
+  if (Math.abs(v / gain) < OFFSET / 2 || x < 0) return undefined;
+  return { pos: Math.floor(x / TIMING_POS), id: x % TIMING_POS };
+}

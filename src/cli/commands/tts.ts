@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { DataError, InputError, UsageError } from '../../errors.js';
 import type { AudioSink } from '../../audio/raw-audio.js';
 import type { SynthesizeOptions, TtsModel } from '../../tts/synthesize.js';
-import type { TtsBatchJob, TtsJobResult } from '../../tts/job.js';
+import type { SinkJobOptions, TtsBatchJob, TtsJobResult } from '../../tts/job.js';
+import type { TimingOutputs } from '../../tts/outputs.js';
 import { runAction, type CliContext } from '../context.js';
 import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
 
@@ -34,6 +35,12 @@ interface TtsFlags {
   espeak?: string;
   wait?: boolean;
   waitTimeout?: string;
+  timestamps?: string;
+  subtitles?: string;
+  maxCueChars?: string;
+  timestampsFd?: string;
+  sampleRate?: string;
+  ssml?: boolean;
 }
 
 function num(flag: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -79,7 +86,62 @@ function synthOptions(ctx: CliContext, f: TtsFlags, job?: Partial<TtsBatchJob>):
   if (ss !== undefined) o.sentenceSilence = ss;
   const lang = job?.lang ?? f.lang;
   if (lang !== undefined) o.lang = lang;
+  if (f.ssml) o.ssml = true;
   return o;
+}
+
+/** The timing outputs of the single-text form, validated (flags named in messages). */
+function timingOutputsFrom(f: TtsFlags): TimingOutputs {
+  const o: TimingOutputs = {};
+  if (f.timestamps !== undefined) o.timestamps = resolve(f.timestamps);
+  if (f.subtitles !== undefined) {
+    if (!/\.(srt|vtt)$/i.test(f.subtitles)) throw new UsageError(`--subtitles must name an .srt or .vtt file (got "${f.subtitles}")`, { code: 'E_BAD_OPTION', hint: 'e.g. --subtitles narration.srt' });
+    o.subtitles = resolve(f.subtitles);
+  }
+  const max = num('--max-cue-chars', f.maxCueChars, 10, 1000);
+  if (max !== undefined) {
+    if (!Number.isInteger(max)) throw new UsageError(`--max-cue-chars must be a whole number (got "${f.maxCueChars}")`, { code: 'E_BAD_OPTION' });
+    o.maxCueChars = max;
+  }
+  return o;
+}
+
+/** --sample-rate: resample the output (8 kHz–192 kHz). */
+function outputRateFrom(f: TtsFlags): number | undefined {
+  const r = num('--sample-rate', f.sampleRate, 8000, 192000);
+  if (r !== undefined && !Number.isInteger(r)) throw new UsageError(`--sample-rate must be a whole number of Hz (got "${f.sampleRate}")`, { code: 'E_BAD_OPTION' });
+  return r;
+}
+
+/**
+ * --timestamps-fd <n>: one JSON line per sentence on file descriptor n (2 = stderr) as its audio is written,
+ * then `{"type":"end",…}`; made for --stdout, where the audio owns stdout.
+ */
+async function sentenceStream(f: TtsFlags): Promise<{ onSentence: NonNullable<SinkJobOptions['onSentence']>; end: (r: TtsJobResult) => Promise<void> } | undefined> {
+  if (f.timestampsFd === undefined) return undefined;
+  const fd = Number(f.timestampsFd);
+  if (!Number.isInteger(fd) || fd < 2) throw new UsageError(`--timestamps-fd must be a file descriptor number ≥ 2 (got "${f.timestampsFd}")`, { code: 'E_BAD_OPTION', hint: 'e.g. --timestamps-fd 3 with 3>times.jsonl, or 2 for stderr' });
+  const { fstatSync, createWriteStream } = await import('node:fs');
+  try {
+    fstatSync(fd);
+  } catch (cause) {
+    throw new UsageError(`--timestamps-fd ${fd}: that file descriptor is not open`, { code: 'E_BAD_OPTION', cause, hint: `Open it in the shell, e.g. stemkit tts … --timestamps-fd ${fd} ${fd}>times.jsonl` });
+  }
+  const out = createWriteStream('', { fd, autoClose: false });
+  const line = (o: unknown): void => {
+    out.write(`${JSON.stringify(o)}\n`);
+  };
+  let estimated = false;
+  return {
+    onSentence: (st) => {
+      estimated ||= st.estimated;
+      line({ type: 'sentence', ...st });
+    },
+    end: async (r) => {
+      line({ type: 'end', durationSec: r.durationSec, sampleRate: r.sampleRate, estimated });
+      await new Promise<void>((res) => out.end(res));
+    },
+  };
 }
 
 function fmt(n: number, digits = 2): string {
@@ -191,14 +253,28 @@ async function single(ctx: CliContext, textArg: string | undefined, f: TtsFlags)
     throw new DataError(`the text${f.file !== undefined && f.file !== '-' ? ` in ${f.file}` : ''} is empty`, { code: 'E_EMPTY_TEXT', hint: 'Give some text to speak.' });
   }
   const opts = synthOptions(ctx, f);
+  const timing = timingOutputsFrom(f);
+  const outputRate = outputRateFrom(f);
+  const stream = await sentenceStream(f);
   return withSlots(ctx, f, `stemkit tts → ${output === '-' ? 'stdout' : output}`, async () => {
     const model = await loadModel(ctx, f);
     try {
-      const sink = await openSink(ctx, f, output, model.sampleRate);
+      const sink = await openSink(ctx, f, output, outputRate ?? model.sampleRate);
       const { synthesizeToSink } = await import('../../tts/job.js');
-      const result = await synthesizeToSink(model, text, sink, { ...opts, onProgress: ctx.onProgress, loadSeconds: model.loadSeconds });
+      const { wantsTimestamps, writeTimingOutputs, timingRecord } = await import('../../tts/outputs.js');
+      const result = await synthesizeToSink(model, text, sink, {
+        ...opts,
+        onProgress: ctx.onProgress,
+        loadSeconds: model.loadSeconds,
+        timestamps: wantsTimestamps(timing),
+        ...(outputRate !== undefined ? { outputRate } : {}),
+        ...(stream ? { onSentence: stream.onSentence } : {}),
+      });
+      await stream?.end(result);
+      const written = result.timestamps ? await writeTimingOutputs(result.timestamps, text, timing) : {};
+      if (result.timestamps?.estimated) ctx.onLog({ level: 'info', message: 'timings are estimated: this model reports no durations (see README "Timestamps and subtitles")' });
       reportDropped(ctx, result);
-      ctx.emitJson(jsonRecord(result));
+      ctx.emitJson(jsonRecord(result, timingRecord(result, written)));
       // With --stdout the audio owns stdout: the summary goes to stderr.
       if (output === '-') ctx.onLog({ level: 'info', message: summaryLine(result) });
       else ctx.print(summaryLine(result));
@@ -249,15 +325,25 @@ async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
           if (text.trim() === '') throw new DataError(`${file}:${job.line}: the text is empty`, { code: 'E_EMPTY_TEXT' });
           const opts = synthOptions(ctx, f, job);
           const progress = ctx.onProgress;
+          const timing: TimingOutputs = {
+            ...(job.timestamps !== undefined ? { timestamps: resolve(job.timestamps) } : {}),
+            ...(job.subtitles !== undefined ? { subtitles: resolve(job.subtitles) } : {}),
+            ...(job.maxCueChars !== undefined ? { maxCueChars: job.maxCueChars } : {}),
+          };
+          const { wantsTimestamps, writeTimingOutputs, timingRecord } = await import('../../tts/outputs.js');
+          const outputRate = outputRateFrom(f);
           return await withSlots(ctx, f, `stemkit tts --jsonl ${file} (line ${job.line})`, async () => {
-            const sink = await openSink(ctx, f, output, model.sampleRate);
+            const sink = await openSink(ctx, f, output, outputRate ?? model.sampleRate);
             const r = await synthesizeToSink(model, text, sink, {
               ...opts,
               onProgress: (e) => progress({ ...e, file: job.output }),
               loadSeconds: index === 0 ? model.loadSeconds : 0,
+              timestamps: wantsTimestamps(timing),
+              ...(outputRate !== undefined ? { outputRate } : {}),
             });
+            const written = r.timestamps ? await writeTimingOutputs(r.timestamps, text, timing) : {};
             reportDropped(ctx, r);
-            ctx.emitJson(jsonRecord(r, { line: job.line }));
+            ctx.emitJson(jsonRecord(r, { line: job.line, ...timingRecord(r, written) }));
             ctx.print(summaryLine(r));
             return r;
           });
@@ -294,6 +380,9 @@ async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags): P
     if (textArg !== undefined || f.file !== undefined || f.output !== undefined || f.stdout) {
       throw new UsageError('--jsonl takes texts and outputs from the file; drop the text argument, -f, -o and --stdout');
     }
+    if (f.timestamps !== undefined || f.subtitles !== undefined || f.timestampsFd !== undefined) {
+      throw new UsageError('--jsonl takes timing outputs from the file', { hint: 'Add "timestamps": "x.json" and/or "subtitles": "x.srt" to a line.' });
+    }
     return batch(ctx, f);
   }
   return single(ctx, textArg, f);
@@ -323,7 +412,13 @@ export function ttsCommand(): Command {
     .addOption(new Option('--bits <n>', 'WAV output: 16 (default), 24, or 32 (float)').choices(['16', '24', '32']))
     .option('--precision <p>', 'registry models: auto, fp32, fp16 or int8')
     .option('--offline', 'never download models')
-    .option('--espeak <path>', 'the espeak-ng program used for non-English languages (default: espeak-ng on PATH)');
+    .option('--espeak <path>', 'the espeak-ng program used for non-English languages (default: espeak-ng on PATH)')
+    .option('--timestamps <file>', 'write when each sentence, word and phoneme is spoken (JSON; see README "Timestamps and subtitles")')
+    .option('--subtitles <file>', 'write subtitles: .srt or .vtt')
+    .option('--max-cue-chars <n>', 'subtitles: most characters per cue, shown on up to 2 lines (default 84)')
+    .option('--timestamps-fd <n>', 'stream one JSON line per sentence to file descriptor n as it is spoken (2 = stderr; for --stdout)')
+    .option('--sample-rate <hz>', 'resample the output to this rate (default: the model\'s)')
+    .option('--ssml', 'read the text as SSML (detected anyway when it starts with <speak>)');
   addJobOptions(cmd);
   cmd.addHelpText(
     'after',
@@ -334,7 +429,9 @@ Examples:
   echo "Streaming." | stemkit tts - --stdout | aplay -f S16_LE -r 24000 -c 1
   stemkit tts "Hi" -m piper:en_US-libritts_r-medium --speaker 12 -o hi.wav
   stemkit tts "Hi" -m ./kokoro-v1.0.onnx --voices ./voices-v1.0.bin -o hi.wav
-  stemkit tts --jsonl jobs.jsonl`,
+  stemkit tts --jsonl jobs.jsonl
+  stemkit tts -f script.txt -o narration.wav --timestamps words.json --subtitles narration.srt
+  stemkit tts -f script.txt --stdout --timestamps-fd 3 3>times.jsonl | aplay -f S16_LE -r 24000 -c 1`,
   );
   return cmd.action(runAction(async (ctx: CliContext, text: string | undefined, f: TtsFlags) => tts(ctx, text, f)));
 }
