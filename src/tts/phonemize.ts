@@ -260,28 +260,70 @@ export async function phonemizeSentences(sentences: readonly string[], opts: Pho
 }
 
 /**
+ * Splits `costs.length` items into `groups` contiguous non-empty groups whose sizes best match `targets`
+ * (least squares, after scaling to the same total): a small dynamic programme. Returns each group's end.
+ */
+function segment(costs: readonly number[], targets: readonly number[]): number[] {
+  const n = costs.length;
+  const g = targets.length;
+  const scale = targets.reduce((a, b) => a + b, 0) / Math.max(1, costs.reduce((a, b) => a + b, 0));
+  const prefix = [0];
+  for (const c of costs) prefix.push(prefix[prefix.length - 1]! + c * scale);
+  // best[j][i]: least cost of the first j groups covering the first i items.
+  const best = Array.from({ length: g + 1 }, () => new Float64Array(n + 1).fill(Infinity));
+  const from = Array.from({ length: g + 1 }, () => new Int32Array(n + 1));
+  best[0]![0] = 0;
+  for (let j = 1; j <= g; j++) {
+    for (let i = j; i <= n - (g - j); i++) {
+      for (let h = j - 1; h < i; h++) {
+        const d = prefix[i]! - prefix[h]! - targets[j - 1]!;
+        const c = best[j - 1]![h]! + d * d;
+        if (c < best[j]![i]!) {
+          best[j]![i] = c;
+          from[j]![i] = h;
+        }
+      }
+    }
+  }
+  const ends: number[] = [];
+  for (let j = g, i = n; j > 0; j--) {
+    ends.unshift(i);
+    i = from[j]![i]!;
+  }
+  return ends;
+}
+
+/**
  * The phoneme words of one word run, each standing for the text word(s) it was read from. espeak-ng
- * usually gives one phoneme word per text word; when the counts differ (it joined or split words), phoneme
- * word j stands for the text words j·k/m … (j+1)·k/m, so every text word is covered and order is kept.
+ * usually gives one phoneme word per text word. When it joins words ("of the" → "ʌvðə") or splits one,
+ * the longer list is cut into as many contiguous groups as the shorter has items, matching lengths
+ * (letters vs phonemes), so a joined reading stands for the words it joined and order is always kept.
  */
 function alignRun(run: SpanText, phonemes: string): SpanText {
-  const words = [...run.text.matchAll(/\S+/g)].map((m) => run.range(m.index, m.index + m[0].length));
+  const wordMatches = [...run.text.matchAll(/\S+/g)];
+  const words = wordMatches.map((m) => run.range(m.index, m.index + m[0].length));
   const pw = phonemes.trim().split(/\s+/).filter((w) => w !== '');
-  const k = words.length;
-  const m = pw.length;
+  const letters = wordMatches.map((m) => m[0].replace(/[^\p{L}\p{N}]/gu, '').length || 1);
+  const sounds = pw.map((w) => w.replace(/[ˈˌːˑ]/g, '').length || 1);
+  const union = (rs: ReadonlyArray<[number, number] | undefined>): [number, number] | undefined => {
+    const ok = rs.filter((r): r is [number, number] => r !== undefined);
+    return ok.length ? [Math.min(...ok.map((r) => r[0])), Math.max(...ok.map((r) => r[1]))] : undefined;
+  };
+  // Source range of each phoneme word.
+  let ranges: Array<[number, number] | undefined>;
+  if (pw.length === words.length) ranges = words;
+  else if (pw.length < words.length) {
+    const ends = segment(letters, sounds);
+    ranges = ends.map((e, j) => union(words.slice(j === 0 ? 0 : ends[j - 1]!, e)));
+  } else {
+    const ends = segment(sounds, letters);
+    ranges = pw.map((_w, i) => words[ends.findIndex((e) => i < e)]);
+  }
   const parts: SpanText[] = [];
   pw.forEach((w, j) => {
-    const a = Math.floor((j * k) / m);
-    const b = Math.max(a + 1, Math.ceil(((j + 1) * k) / m));
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const r of words.slice(a, b)) {
-      if (!r) continue;
-      lo = Math.min(lo, r[0]);
-      hi = Math.max(hi, r[1]);
-    }
     if (j > 0) parts.push(SpanText.covering(' ', NO_SOURCE, NO_SOURCE));
-    parts.push(lo === Infinity ? SpanText.covering(w, NO_SOURCE, NO_SOURCE) : SpanText.covering(w, lo, hi));
+    const r = ranges[j];
+    parts.push(r ? SpanText.covering(w, r[0], r[1]) : SpanText.covering(w, NO_SOURCE, NO_SOURCE));
   });
   return SpanText.concat(parts);
 }
