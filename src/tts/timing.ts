@@ -108,7 +108,9 @@ export interface Timestamps {
   sentences: SentenceTimestamps[];
 }
 
-export interface SentenceTimestamps {
+/** A stretch of the input and when it is spoken. */
+export interface TimedText {
+  /** The input text (a word after normalisation may be spoken as several: "$5.50"). */
   text: string;
   /** Offsets in the input text (UTF-16 code units, as JavaScript string indices). */
   start: number;
@@ -116,19 +118,14 @@ export interface SentenceTimestamps {
   startSec: number;
   endSec: number;
   estimated: boolean;
+}
+
+export interface SentenceTimestamps extends TimedText {
   words: WordTimestamps[];
   phonemes: PhonemeTimestamps[];
 }
 
-export interface WordTimestamps {
-  /** The input text the word stands for (after normalisation one input word may be spoken as several). */
-  text: string;
-  start: number;
-  end: number;
-  startSec: number;
-  endSec: number;
-  estimated: boolean;
-}
+export type WordTimestamps = TimedText;
 
 export interface PhonemeTimestamps {
   phoneme: string;

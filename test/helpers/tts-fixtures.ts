@@ -306,3 +306,27 @@ export function decodeTimingSample(v: number, gain = 1): { pos: number; id: numb
   if (Math.abs(v / gain) < OFFSET / 2 || x < 0) return undefined;
   return { pos: Math.floor(x / TIMING_POS), id: x % TIMING_POS };
 }
+
+/**
+ * The samples [first, last+1) where the token at `pos` (with id `id`, when given) sounds in a timing fixture's
+ * output, searched from `from`. A run must hold for 8 samples, so the ringing of a resampled edge cannot fake
+ * a match. With the id known, the sample is compared with the value the token holds: resampling leaves a
+ * relative error of ~1e-4 inside a token (passband ripple < 0.001 dB), enough to flip the last digit of a
+ * 5-digit value; 0.2 % is far below the ≥ 79 between the values of neighbouring tokens (position +1 = +256,
+ * ids differ by < 178). Throws when the token is not found.
+ */
+export function timingTruth(x: Float32Array, from: number, pos: number, id: number | undefined, gain: number): [number, number] {
+  const want = id === undefined ? 0 : OFFSET + id + TIMING_POS * pos;
+  const is = (i: number): boolean => {
+    if (i >= x.length) return false;
+    if (id !== undefined) return Math.abs(x[i]! / gain - want) <= 2e-3 * want;
+    const d = decodeTimingSample(x[i]!, gain);
+    return d !== undefined && d.pos === pos;
+  };
+  let a = Math.max(0, from);
+  while (a < x.length && !(is(a) && is(a + 7))) a++;
+  if (a >= x.length) throw new Error(`token ${pos}/${id} not found after sample ${from}`);
+  let b = a;
+  while (b < x.length && (is(b) || is(b + 1) || is(b + 4))) b++;
+  return [a, b];
+}

@@ -10,7 +10,7 @@ import { createKokoroModel, createPiperModel, type TtsModel } from '../../src/tt
 import type { SentenceTimestamps, Timestamps } from '../../src/tts/timing.js';
 import { npzVoiceStore } from '../../src/tts/voices.js';
 import { KOKORO_VOCAB } from '../../src/tts/vocab.js';
-import { OFFSET, TIMING_MARK, TIMING_POS, buildKokoroTimingModel, buildPiperTimingModel, decodeTimingSample, npz, piperConfig, voiceTable } from '../helpers/tts-fixtures.js';
+import { TIMING_MARK, buildKokoroTimingModel, buildPiperTimingModel, npz, piperConfig, timingTruth as truth, voiceTable } from '../helpers/tts-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'stemkit-timing-'));
 
@@ -56,28 +56,6 @@ async function run(model: TtsModel, text: string, opts: SinkJobOptions = {}): Pr
   const sink = memorySink();
   const r = await synthesizeToSink(model, text, sink, { ...opts, timestamps: true });
   return { ts: r.timestamps!, x: sink.samples(), rate: sink.rate };
-}
-
-/**
- * The samples [first, last+1) where the token at `pos` (with id `id`, when given) sounds, searched from `from`.
- * A run must hold for 8 samples, so the ringing of a resampled edge cannot fake a match.
- */
-function truth(x: Float32Array, from: number, pos: number, id: number | undefined, gain: number): [number, number] {
-  // With the id known, compare with the value the token holds: resampling leaves a relative error of ~1e-4
-  // inside a token (passband ripple < 0.001 dB), enough to flip the last digit of a 5-digit value; 0.2 % is far
-  // below the ≥ 79 between the values of neighbouring tokens (position +1 = +256, ids differ by < 178).
-  const want = id === undefined ? 0 : OFFSET + id + TIMING_POS * pos;
-  const is = (i: number): boolean => {
-    if (id !== undefined) return Math.abs(x[i]! / gain - want) <= 2e-3 * want;
-    const d = decodeTimingSample(x[i]!, gain);
-    return d !== undefined && d.pos === pos;
-  };
-  let a = Math.max(0, from);
-  while (a < x.length && !(is(a) && is(a + 7))) a++;
-  expect(a).toBeLessThan(x.length);
-  let b = a;
-  while (b < x.length && (is(b) || is(b + 1) || is(b + 4))) b++;
-  return [a, b];
 }
 
 const WORDS = [['Hello', 'world'], ['It', 'costs', '$5.50', 'friend']];
