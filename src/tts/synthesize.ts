@@ -316,7 +316,8 @@ export function createKokoroModel(
         for await (const [u, ps, given] of phonemizedUtterances(utterances, langOf, phon, stats)) {
           throwIfAborted(opts.signal);
           const voiceSpec = u.voice ?? opts.voice ?? defaultVoice;
-          const speed = u.speed ?? opts.speed ?? 1;
+          // SSML <prosody rate> scales the requested speed.
+          const speed = (opts.speed ?? 1) * (u.speed ?? 1);
           checkSpeed(speed);
           const table = await tableFor(voiceSpec);
           for (const g of given) {
