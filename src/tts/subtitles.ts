@@ -101,8 +101,12 @@ export function subtitleFormatOf(path: string): SubtitleFormat | undefined {
   return m ? (m[1]!.toLowerCase() as SubtitleFormat) : undefined;
 }
 
-/** Subtitles in a format. */
-export function formatSubtitles(ts: Timestamps, text: string, format: SubtitleFormat, maxChars?: number): { content: string; cues: number } {
-  const cues = buildCues(ts, text, maxChars);
+/**
+ * Subtitles in a format. `untilSec` cuts them at a length (a narrated video shorter than the speech): later cues
+ * are dropped, one running past it ends there.
+ */
+export function formatSubtitles(ts: Timestamps, text: string, format: SubtitleFormat, maxChars?: number, untilSec?: number): { content: string; cues: number } {
+  let cues = buildCues(ts, text, maxChars);
+  if (untilSec !== undefined) cues = cues.filter((c) => c.startSec < untilSec).map((c) => ({ ...c, endSec: Math.min(c.endSec, untilSec) }));
   return { content: format === 'srt' ? formatSrt(cues) : formatVtt(cues, ts.estimated), cues: cues.length };
 }

@@ -41,6 +41,9 @@ interface TtsFlags {
   timestampsFd?: string;
   sampleRate?: string;
   ssml?: boolean;
+  video?: string;
+  videoAudio?: string;
+  burnSubtitles?: boolean;
 }
 
 function num(flag: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -221,11 +224,11 @@ async function listVoices(ctx: CliContext, f: TtsFlags): Promise<number> {
   }
 }
 
-async function withSlots<T>(ctx: CliContext, f: TtsFlags, what: string, fn: () => Promise<T>): Promise<T> {
+async function withSlots<T>(ctx: CliContext, f: TtsFlags, what: string, fn: () => Promise<T>, pools: Array<'heavy' | 'tts' | 'video'> = ['heavy', 'tts']): Promise<T> {
   const { acquireSlots } = await import('../../jobs/semaphore.js');
   const job = jobOptionsFrom(f);
   const lease = await acquireSlots({
-    pools: ['heavy', 'tts'],
+    pools,
     config: ctx.config,
     wait: job.wait,
     ...(job.timeoutSec !== undefined ? { timeoutSec: job.timeoutSec } : {}),
@@ -248,10 +251,8 @@ async function single(ctx: CliContext, textArg: string | undefined, f: TtsFlags)
   }
   const output = f.stdout ? '-' : f.output;
   if (output === undefined) throw new UsageError('no output given', { hint: 'Add -o <file> (wav, flac, mp3, opus, ogg, m4a) or --stdout.' });
-  const text = f.file !== undefined ? await readTextFile(f.file) : textArg === '-' ? await readStdin() : textArg!;
-  if (text.trim() === '') {
-    throw new DataError(`the text${f.file !== undefined && f.file !== '-' ? ` in ${f.file}` : ''} is empty`, { code: 'E_EMPTY_TEXT', hint: 'Give some text to speak.' });
-  }
+  if (f.video !== undefined) return narrated(ctx, textArg, f, output);
+  const text = await readText(textArg, f);
   const opts = synthOptions(ctx, f);
   const timing = timingOutputsFrom(f);
   const outputRate = outputRateFrom(f);
@@ -283,6 +284,91 @@ async function single(ctx: CliContext, textArg: string | undefined, f: TtsFlags)
       await model.dispose();
     }
   });
+}
+
+/** The text of the single-text form (argument, -f file or stdin). */
+async function readText(textArg: string | undefined, f: TtsFlags): Promise<string> {
+  const text = f.file !== undefined ? await readTextFile(f.file) : textArg === '-' ? await readStdin() : textArg!;
+  if (text.trim() === '') {
+    throw new DataError(`the text${f.file !== undefined && f.file !== '-' ? ` in ${f.file}` : ''} is empty`, { code: 'E_EMPTY_TEXT', hint: 'Give some text to speak.' });
+  }
+  return text;
+}
+
+/**
+ * --video: the speech (and its subtitles) laid over a clip or a still image. The speech is synthesised to a
+ * temporary WAV under heavy + tts slots, then ffmpeg writes the video under a video slot (as separate --remux).
+ */
+async function narrated(ctx: CliContext, textArg: string | undefined, f: TtsFlags, output: string): Promise<number> {
+  const { VIDEO_AUDIO_MODES, narrateVideo } = await import('../../tts/narrate.js');
+  const { videoMuxerFor } = await import('../../audio/ffmpeg.js');
+  if (output === '-') throw new UsageError('--video writes a file: give -o narrated.mp4 instead of --stdout');
+  const { extname } = await import('node:path');
+  if (videoMuxerFor(extname(output)) === undefined) throw new UsageError(`--video needs a video output (.mp4, .mov, .mkv, .webm, …), not "${output}"`, { code: 'E_BAD_OPTION', hint: 'e.g. -o narrated.mp4' });
+  const mode = (f.videoAudio ?? 'replace') as (typeof VIDEO_AUDIO_MODES)[number];
+  if (!VIDEO_AUDIO_MODES.includes(mode)) throw new UsageError(`--video-audio must be replace, duck or mix (got "${f.videoAudio}")`, { code: 'E_BAD_OPTION' });
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(f.video!)) throw new InputError(`video or image not found: ${f.video}`, { code: 'E_INPUT_NOT_FOUND', hint: 'Check the path given to --video.' });
+  const text = await readText(textArg, f);
+  const opts = synthOptions(ctx, f);
+  const timing = timingOutputsFrom(f);
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const work = await mkdtemp(join(tmpdir(), 'stemkit-narrate-'));
+  try {
+    const speech = join(work, 'speech.wav');
+    const srt = join(work, 'subtitles.srt');
+    const result = await withSlots(ctx, f, `stemkit tts --video → ${output}`, async () => {
+      const model = await loadModel(ctx, f);
+      try {
+        const { createAudioSink } = await import('../../audio/open.js');
+        const sink = await createAudioSink(speech, { sampleRate: model.sampleRate, channels: 1, signal: ctx.signal });
+        const { synthesizeToSink } = await import('../../tts/job.js');
+        return await synthesizeToSink(model, text, sink, { ...opts, onProgress: ctx.onProgress, loadSeconds: model.loadSeconds, timestamps: true });
+      } finally {
+        await model.dispose();
+      }
+    });
+    const { writeTimingOutputs, timingRecord } = await import('../../tts/outputs.js');
+    const { formatSubtitles } = await import('../../tts/subtitles.js');
+    // The video keeps the clip's length: subtitles past its end are cut with the speech.
+    const { isImagePath } = await import('../../tts/narrate.js');
+    const { probeMedia } = await import('../../audio/ffmpeg.js');
+    const clipSec = isImagePath(f.video!) ? undefined : (await probeMedia(f.video!, { ...(ctx.config.ffmpegPath ? { ffmpegPath: ctx.config.ffmpegPath } : {}), signal: ctx.signal })).duration;
+    const subs = formatSubtitles(result.timestamps!, text, 'srt', timing.maxCueChars, clipSec);
+    await writeFile(srt, subs.content);
+    const written = await writeTimingOutputs(result.timestamps!, text, timing);
+    ctx.onProgress({ stage: 'encode', status: 'start', done: 0, total: 1, file: output });
+    const v = await withSlots(
+      ctx,
+      f,
+      `stemkit tts --video → ${output}`,
+      () =>
+        narrateVideo({
+          visual: f.video!,
+          speech,
+          speechSec: result.durationSec,
+          ...(subs.cues > 0 ? { subtitles: srt } : {}),
+          mode,
+          burn: f.burnSubtitles ?? false,
+          out: output,
+          ...(ctx.config.ffmpegPath ? { ffmpegPath: ctx.config.ffmpegPath } : {}),
+          signal: ctx.signal,
+        }),
+      ['video'],
+    );
+    ctx.onProgress({ stage: 'encode', status: 'done', done: 1, total: 1, file: output });
+    if (v.speechCut) ctx.onLog({ level: 'warn', message: `the speech (${fmt(result.durationSec)} s) is longer than ${f.video} (${fmt(v.durationSec)} s); it is cut at the end of the video` });
+    if (v.noClipAudio) ctx.onLog({ level: 'warn', message: `${f.video} has no sound to ${mode} with; the soundtrack is the speech alone` });
+    const subtitlesNote = subs.cues === 0 ? 'no subtitles' : f.burnSubtitles ? `${subs.cues} subtitle cues burnt in` : v.softSubtitles ? `${subs.cues} subtitle cues (soft track)` : 'no subtitle track (the container has none)';
+    const video = { path: output, source: f.video, audio: mode, durationSec: v.durationSec, subtitleCues: subs.cues, burnt: f.burnSubtitles ?? false, softSubtitles: v.softSubtitles };
+    ctx.emitJson(jsonRecord({ ...result, output }, { video, ...timingRecord(result, written) }));
+    ctx.print(`${output}: ${fmt(v.durationSec)} s of video, speech ${fmt(result.durationSec)} s (${mode}), ${subtitlesNote}`);
+    return 0;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 function reportDropped(ctx: CliContext, r: TtsJobResult): void {
@@ -418,7 +504,10 @@ export function ttsCommand(): Command {
     .option('--max-cue-chars <n>', 'subtitles: most characters per cue, shown on up to 2 lines (default 84)')
     .option('--timestamps-fd <n>', 'stream one JSON line per sentence to file descriptor n as it is spoken (2 = stderr; for --stdout)')
     .option('--sample-rate <hz>', 'resample the output to this rate (default: the model\'s)')
-    .option('--ssml', 'read the text as SSML (detected anyway when it starts with <speak>)');
+    .option('--ssml', 'read the text as SSML (detected anyway when it starts with <speak>)')
+    .option('--video <clip|image>', 'narrate a video: the speech becomes its soundtrack (video copied) with a subtitle track; a still image becomes a video; -o names the video')
+    .addOption(new Option('--video-audio <mode>', "with --video: replace the clip's sound (default), duck it under the speech, or mix").choices(['replace', 'duck', 'mix']))
+    .option('--burn-subtitles', 'with --video: draw the subtitles into the picture (re-encodes the video)');
   addJobOptions(cmd);
   cmd.addHelpText(
     'after',
@@ -431,7 +520,9 @@ Examples:
   stemkit tts "Hi" -m ./kokoro-v1.0.onnx --voices ./voices-v1.0.bin -o hi.wav
   stemkit tts --jsonl jobs.jsonl
   stemkit tts -f script.txt -o narration.wav --timestamps words.json --subtitles narration.srt
-  stemkit tts -f script.txt --stdout --timestamps-fd 3 3>times.jsonl | aplay -f S16_LE -r 24000 -c 1`,
+  stemkit tts -f script.txt --stdout --timestamps-fd 3 3>times.jsonl | aplay -f S16_LE -r 24000 -c 1
+  stemkit tts -f script.txt --video clip.mp4 --video-audio duck -o narrated.mp4
+  stemkit tts '<speak>Hello <break time="500ms"/> <say-as interpret-as="characters">SSML</say-as></speak>' -o hi.wav`,
   );
   return cmd.action(runAction(async (ctx: CliContext, text: string | undefined, f: TtsFlags) => tts(ctx, text, f)));
 }
