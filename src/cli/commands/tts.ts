@@ -461,11 +461,13 @@ async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags): P
   if (f.stdout && ctx.flags.json) throw new UsageError('--json and --stdout both want stdout', { hint: 'Use -o <file> with --json, or drop --json.' });
   if (f.stdoutFormat !== undefined && !['raw', 'wav'].includes(f.stdoutFormat)) throw new UsageError(`--stdout-format must be raw or wav (got "${f.stdoutFormat}")`);
   if (f.bits !== undefined && !['16', '24', '32'].includes(f.bits)) throw new UsageError(`--bits must be 16, 24 or 32 (got "${f.bits}")`);
+  if (f.video === undefined && (f.videoAudio !== undefined || f.burnSubtitles)) throw new UsageError(`${f.burnSubtitles ? '--burn-subtitles' : '--video-audio'} needs --video <clip|image>`);
   if (f.listVoices) return listVoices(ctx, f);
   if (f.jsonl !== undefined) {
     if (textArg !== undefined || f.file !== undefined || f.output !== undefined || f.stdout) {
       throw new UsageError('--jsonl takes texts and outputs from the file; drop the text argument, -f, -o and --stdout');
     }
+    if (f.video !== undefined) throw new UsageError('--video narrates one text; it does not apply to --jsonl batches');
     if (f.timestamps !== undefined || f.subtitles !== undefined || f.timestampsFd !== undefined) {
       throw new UsageError('--jsonl takes timing outputs from the file', { hint: 'Add "timestamps": "x.json" and/or "subtitles": "x.srt" to a line.' });
     }
