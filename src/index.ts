@@ -39,8 +39,14 @@ export type { StemModel, StemStream, StemBlocks, TrackStats } from './separate/t
 
 // Text to speech
 export { loadVoiceModel } from './tts/synthesize.js';
-export type { TtsModel, TtsRun, SynthesizeOptions, SynthesisStats, VoiceModelSpec, LoadVoiceModelOptions } from './tts/synthesize.js';
+export type { TtsModel, TtsRun, SpeechBlock, SynthesizeOptions, SynthesisStats, VoiceModelSpec, LoadVoiceModelOptions } from './tts/synthesize.js';
 export { synthesizeToSink } from './tts/job.js';
+export type { SinkJobOptions, TtsJobResult } from './tts/job.js';
+export type { Timestamps, SentenceTimestamps, WordTimestamps, PhonemeTimestamps } from './tts/timing.js';
+export { buildCues, formatSubtitles, formatSrt, formatVtt } from './tts/subtitles.js';
+export type { Cue, SubtitleFormat } from './tts/subtitles.js';
+export { narrateVideo } from './tts/narrate.js';
+export type { NarrateVideoOptions, NarrateResult, VideoAudioMode } from './tts/narrate.js';
 
 // Fair sharing
 export { acquireSlots, readPools, runBounded, threadsPerWorker } from './jobs/index.js';

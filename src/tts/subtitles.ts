@@ -19,8 +19,11 @@ export const DEFAULT_MAX_CUE_CHARS = 84;
 
 /** What a word shows in a subtitle: its input text with any markup removed, plus the punctuation that follows it. */
 function shownWord(text: string, w: WordTimestamps): string {
-  const trailing = /^[^\s<\p{L}\p{N}]*/u.exec(text.slice(w.end))?.[0] ?? '';
-  const leading = /[^\s>\p{L}\p{N}]*$/u.exec(text.slice(0, w.start))?.[0] ?? '';
+  // Markup between the word and its punctuation (SSML: `<sub …>WWW</sub>,`) is looked through.
+  const after = text.slice(w.end, w.end + 200).replace(/^(?:<[^>]*>)+/, '');
+  const before = text.slice(Math.max(0, w.start - 200), w.start).replace(/(?:<[^>]*>)+$/, '');
+  const trailing = /^[^\s<\p{L}\p{N}]*/u.exec(after)?.[0] ?? '';
+  const leading = /[^\s>\p{L}\p{N}]*$/u.exec(before)?.[0] ?? '';
   return decodeEntities(`${leading}${w.text}${trailing}`.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim());
 }
 

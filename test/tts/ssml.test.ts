@@ -10,6 +10,7 @@ import { synthesizeToSink } from '../../src/tts/job.js';
 import { loadPiperConfig } from '../../src/tts/piper.js';
 import { ssmlUtterances } from '../../src/tts/ssml.js';
 import { createKokoroModel, createPiperModel, looksLikeSsml, type TtsModel, type Utterance } from '../../src/tts/synthesize.js';
+import { buildCues } from '../../src/tts/subtitles.js';
 import type { Timestamps } from '../../src/tts/timing.js';
 import { npzVoiceStore } from '../../src/tts/voices.js';
 import { KOKORO_VOCAB, tokenizeKokoro } from '../../src/tts/vocab.js';
@@ -180,6 +181,12 @@ describe('SSML through Kokoro', () => {
       for await (const _ of fed.synthesize('<speak><phoneme ph="hʬ">x</phoneme></speak>')) void _;
     };
     await expect(run()).rejects.toMatchObject({ exitCode: 65, code: 'E_SSML_PHONEME', message: expect.stringMatching(/"ʬ" ×1/) });
+  });
+
+  it('subtitles show the words as written in the source, punctuation after markup included', async () => {
+    const src = '<speak>Call <sub alias="World Wide Web">WWW</sub>, <emphasis>now</emphasis>.</speak>';
+    const r = await synthesizeToSink(timed, src, memorySink(), { timestamps: true });
+    expect(buildCues(r.timestamps!, src).map((c) => c.text)).toEqual(['Call WWW, now.']);
   });
 
   it('timestamps stay exact across break, prosody, sub, say-as, phoneme and voice', async () => {
