@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { acquireSlots } from '../../src/jobs/semaphore.js';
 import { buildNarrationArgs, filterPath } from '../../src/tts/narrate.js';
 import { buildKokoroTimingModel, npz, voiceTable } from '../helpers/tts-fixtures.js';
 import { runTtsCli } from '../helpers/tts-cli.js';
@@ -171,6 +173,22 @@ describe('stemkit tts --video (ffmpeg, checked with ffprobe)', () => {
     let changed = 0;
     for (let i = 0; i < x.length; i++) if (Math.abs(x[i]! - y[i]!) > 40) changed++;
     expect(changed).toBeGreaterThan(200);
+  });
+
+  it('ffmpeg runs under a video job slot: with the only one held elsewhere, --no-wait exits 75 and writes nothing', async () => {
+    const runtimeDir = join(dir, 'rt-video');
+    const config = resolveConfig({ env: {}, cores: 2, flags: { profile: 'small' } }).config;
+    expect(config.maxConcurrentVideo).toBe(1);
+    const lease = await acquireSlots({ pools: ['video'], config, wait: false, runtimeDir });
+    try {
+      const out = join(dir, 'busy.mp4');
+      const r = await runTtsCli(['Hi.', '-m', model, '--voices', voices, '--video', clip, '-o', out, '--profile', 'small', '--no-wait'], { ...env, STEMKIT_RUNTIME_DIR: runtimeDir });
+      expect(r.code).toBe(75);
+      expect(r.stderr).toMatch(/busy: 1\/1 video jobs running/);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      await lease.release();
+    }
   });
 
   it('usage errors: a non-video output (64), a missing clip (66); nothing is written', async () => {
