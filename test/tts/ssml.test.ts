@@ -8,6 +8,7 @@ import type { LogEvent } from '../../src/progress.js';
 import { createSession } from '../../src/runtime/onnx.js';
 import { synthesizeToSink } from '../../src/tts/job.js';
 import { loadPiperConfig } from '../../src/tts/piper.js';
+import { phonemizeSentences } from '../../src/tts/phonemize.js';
 import { ssmlUtterances } from '../../src/tts/ssml.js';
 import { createKokoroModel, createPiperModel, looksLikeSsml, type TtsModel, type Utterance } from '../../src/tts/synthesize.js';
 import { buildCues } from '../../src/tts/subtitles.js';
@@ -174,6 +175,17 @@ describe('SSML through Kokoro', () => {
     expect(calls[2]!.ids).toEqual([0, ...tokenizeKokoro('həlˈoʊ').ids, 0]);
     expect(calls[2]!.style[0]).toBe(100 + 5); // bf_emma (base 100), 6 tokens → row 5
     expect(calls[0]!.style[0]).toBeLessThan(100); // af_heart
+  });
+
+  it('<lang xml:lang> phonemises its text in that language (British "hello" inside American text)', async () => {
+    const blocks: Float32Array[] = [];
+    for await (const b of fed.synthesize('<speak>Hello <lang xml:lang="en-GB-x-rp">hello</lang></speak>')) blocks.push(b.channels[0]!);
+    const [us, gb] = await Promise.all(['en-us', 'en-gb-x-rp'].map((voice) => phonemizeSentences(['hello'], { voice, punctuation: 'kokoro' })));
+    expect(us![0]).not.toBe(gb![0]);
+    expect(blocks.map((b) => decodeKokoro(b)[0]!.ids)).toEqual([
+      [0, ...tokenizeKokoro(us![0]!).ids, 0],
+      [0, ...tokenizeKokoro(gb![0]!).ids, 0],
+    ]);
   });
 
   it('<phoneme ph> with a symbol Kokoro does not have is bad data (65) naming it', async () => {
