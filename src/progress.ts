@@ -30,6 +30,8 @@ export interface ProgressEvent {
   total: number;
   /** What the units are, e.g. 'bytes', 'samples', 'chunks', 'sentences', 'files'. */
   unit?: string;
+  /** With unit 'samples': their rate, so a renderer can show seconds of audio. */
+  sampleRate?: number;
   /** Optional human text, e.g. 'waiting for a free slot (3/3 heavy jobs running)'. */
   message?: string;
 }

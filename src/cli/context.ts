@@ -190,6 +190,8 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       stderr: io.stderr,
       style,
       verbose: flags.verbose,
+      stdoutIsTTY: io.stdoutIsTTY,
+      cwd: io.cwd,
     });
 
     const controller = new AbortController();

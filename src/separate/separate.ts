@@ -566,7 +566,7 @@ async function runPipeline(
   let trackStats: TrackStats | undefined;
   if (model.needsTrackStats) {
     td = performance.now();
-    progress?.({ stage: 'decode', status: 'start', file, done: 0, total: info.frames ?? 0, unit: 'samples' });
+    progress?.({ stage: 'decode', status: 'start', file, done: 0, total: info.frames ?? 0, unit: 'samples', sampleRate: info.sampleRate });
     const rs = createResampler(info.sampleRate, modelRate, layout.outChannels);
     let n = 0;
     let sum = 0;
@@ -589,10 +589,10 @@ async function runPipeline(
       if (!block) break;
       read += block.channels[0]!.length;
       accumulate(rs.process(layout.adapt(block).channels));
-      progress?.({ stage: 'decode', status: 'progress', file, done: read, total: info.frames ?? 0, unit: 'samples' });
+      progress?.({ stage: 'decode', status: 'progress', file, done: read, total: info.frames ?? 0, unit: 'samples', sampleRate: info.sampleRate });
     }
     accumulate(rs.flush());
-    progress?.({ stage: 'decode', status: 'done', file, done: read, total: info.frames ?? read, unit: 'samples' });
+    progress?.({ stage: 'decode', status: 'done', file, done: read, total: info.frames ?? read, unit: 'samples', sampleRate: info.sampleRate });
     await source.close();
     if (n === 0) throw new DataError(`${input} contains no audio`, { code: 'E_EMPTY_AUDIO', hint: 'check the file' });
     const mean = sum / n;
@@ -619,7 +619,7 @@ async function runPipeline(
   const onInferProgress = (done: number): void => {
     if (done <= inferDone) return;
     inferDone = done;
-    progress?.({ stage: 'separate', status: 'progress', file, done: Math.min(done, modelFramesEstimate || done), total: modelFramesEstimate, unit: 'samples' });
+    progress?.({ stage: 'separate', status: 'progress', file, done: Math.min(done, modelFramesEstimate || done), total: modelFramesEstimate, unit: 'samples', sampleRate: modelRate });
   };
   const streams: StemStream[] = Array.from({ length: layout.streams }, (_, i) => model.createStream(i === 0 ? { ...streamOpts, onInferProgress } : streamOpts));
   const inResampler = createResampler(info.sampleRate, modelRate, layout.outChannels);
@@ -703,7 +703,7 @@ async function runPipeline(
     await emit(parts, block === null);
   };
 
-  progress?.({ stage: 'separate', status: 'start', file, done: 0, total: modelFramesEstimate, unit: 'samples' });
+  progress?.({ stage: 'separate', status: 'start', file, done: 0, total: modelFramesEstimate, unit: 'samples', sampleRate: modelRate });
   let frames = 0;
   for (;;) {
     throwIfAborted(signal);
@@ -723,7 +723,7 @@ async function runPipeline(
   const target = outRate === info.sampleRate ? frames : Math.round((frames * outRate) / info.sampleRate);
   for (const w of stemWriters.values()) w.limit = target;
   await pushAll(null);
-  progress?.({ stage: 'separate', status: 'done', file, done: modelFramesEstimate || inferDone, total: modelFramesEstimate || inferDone, unit: 'samples' });
+  progress?.({ stage: 'separate', status: 'done', file, done: modelFramesEstimate || inferDone, total: modelFramesEstimate || inferDone, unit: 'samples', sampleRate: modelRate });
 
   progress?.({ stage: 'write', status: 'start', file, done: 0, total: plan.stems.length, unit: 'files' });
   let written = 0;

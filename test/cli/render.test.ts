@@ -98,29 +98,31 @@ describe('bar renderer', () => {
     return c;
   }
 
-  it('draws a bar per file showing its stage, percentage and unit', () => {
+  it('draws the current file in seconds of audio, and a batch bar only for batches of several files', () => {
     const err = ttyStream();
-    const r = createBarRenderer({ stderr: err.stream, style: plainStyle, verbose: false });
-    r.onProgress({ stage: 'separate', status: 'start', file: 'song.wav', done: 0, total: 8, unit: 'chunks' });
-    r.onProgress({ stage: 'separate', status: 'progress', file: 'song.wav', done: 4, total: 8, unit: 'chunks' });
-    r.onProgress({ stage: 'batch', status: 'progress', done: 1, total: 3, unit: 'files' });
-    r.onProgress({ stage: 'wait', status: 'start', file: 'b.wav', done: 0, total: 0, message: 'waiting for a free slot' });
+    const r = createBarRenderer({ stderr: err.stream, style: plainStyle, verbose: false, cwd: '/music' });
+    r.onProgress({ stage: 'batch', status: 'start', done: 0, total: 1, unit: 'files' });
+    r.onProgress({ stage: 'separate', status: 'start', file: '/music/song.wav', done: 0, total: 441000, unit: 'samples', sampleRate: 44100 });
+    r.onProgress({ stage: 'separate', status: 'progress', file: '/music/song.wav', done: 220500, total: 441000, unit: 'samples', sampleRate: 44100 });
     r.stop();
     const text = err.text();
-    expect(text).toMatch(/wait\s+b\.wav \|[█░]{40}\|\s+0% .* waiting for a free slot/);
-    expect(text).toMatch(/separate\s+song\.wav \|[█░]{40}\|\s+50% \| ETA .*\| 4\/8 chunks/);
-    expect(text).toMatch(/batch\s+\|[█░]{40}\|\s+33% \| ETA .*\| 1\/3 files/);
+    expect(text).toMatch(/separate {2}song\.wav [█░]{30} {2}50% 5\.0\/10\.0 s/);
+    expect(text).not.toContain('batch');
   });
 
-  it('a finished file leaves a "done" line and warnings are printed above the bars', () => {
+  it('log and result lines are written through the bars and flushed before stop() returns', () => {
     const err = ttyStream();
-    const r = createBarRenderer({ stderr: err.stream, style: plainStyle, verbose: false });
+    const out = captureStream();
+    const r = createBarRenderer({ stderr: err.stream, style: plainStyle, verbose: false, stdoutIsTTY: false });
     r.onProgress({ stage: 'separate', status: 'start', file: 'song.wav', done: 0, total: 8 });
     r.onLog({ level: 'warn', message: 'clipped', file: 'song.wav' });
+    r.writeLine(out.stream, 'result line');
     r.onProgress({ stage: 'file', status: 'done', file: 'song.wav', done: 1, total: 1 });
     r.stop();
     expect(err.text()).toContain('warning: song.wav: clipped\n');
-    expect(err.text()).toContain('done song.wav\n');
+    // stdout redirected away from the terminal: written as is, never into the bars' stream.
+    expect(out.text()).toBe('result line\n');
+    expect(err.text()).not.toContain('result line');
   });
 
   it('createRenderer builds each kind', async () => {

@@ -19,6 +19,10 @@ export interface RendererOptions {
   stderr: Writable;
   style: Style;
   verbose: boolean;
+  /** Whether stdout is the terminal too: then result lines go through the bars like stderr's. */
+  stdoutIsTTY?: boolean;
+  /** Paths below it are shown relative to it (default process.cwd()). */
+  cwd?: string;
   /** Milliseconds clock; injectable for tests of the throttling. */
   now?: () => number;
   /** Minimum milliseconds between two plain 'progress' lines of the same file and stage. */
@@ -93,6 +97,8 @@ function formatSeconds(ms: number): string {
 function amount(e: ProgressEvent): string {
   if (e.total > 0) {
     const pct = Math.min(100, Math.floor((e.done / e.total) * 100));
+    // Samples mean nothing to a listener; seconds of audio do (as demucs shows them).
+    if (e.unit === 'samples' && e.sampleRate) return `${pct}% (${(e.done / e.sampleRate).toFixed(1)}/${(e.total / e.sampleRate).toFixed(1)} s)`;
     return `${pct}% (${e.done}/${e.total}${e.unit ? ` ${e.unit}` : ''})`;
   }
   return `${e.done}${e.unit ? ` ${e.unit}` : ''}`;
