@@ -2,7 +2,8 @@
  * Finding and reading the config file (cosmiconfig, module name `stemkit`). cosmiconfig is imported
  * lazily so `stemkit --help` does not pay for it.
  */
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -74,8 +75,60 @@ export async function loadConfigFile(opts: LoadConfigOptions = {}): Promise<Load
   }
 }
 
+/** 1-based line and column of a character offset in `text`. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset).split('\n');
+  return { line: before.length, column: (before[before.length - 1]?.length ?? 0) + 1 };
+}
+
+/**
+ * The parser's reason with its line and column, e.g. `missed comma between flow collection entries (line 2,
+ * column 10)`. cosmiconfig puts it after a "YAML Error in <file>:" / "JSON Error in <file>:" first line.
+ */
+export function parseReason(cause: unknown, readText: () => string | undefined): string {
+  if (!(cause instanceof Error)) return String(cause);
+  const yaml = cause as Error & { reason?: unknown; mark?: { line?: unknown; column?: unknown } };
+  if (typeof yaml.reason === 'string' && typeof yaml.mark?.line === 'number' && typeof yaml.mark.column === 'number') {
+    return `${yaml.reason} (line ${yaml.mark.line + 1}, column ${yaml.mark.column + 1})`;
+  }
+  const lines = cause.message.split('\n').map((l) => l.trim());
+  // Skip the "… Error in <file>:" headline and code-frame rows ("> 3 | …", "| ^").
+  const reason = lines.slice(1).find((l) => l !== '' && !/^(>\s*)?\d*\s*\|/.test(l)) ?? lines[0] ?? '';
+  const at = /^(.*?) at position (\d+)(?: \(line \d+ column \d+\))?(?: while parsing .*)?$/.exec(reason);
+  if (at) {
+    const text = readText();
+    if (text !== undefined) {
+      const { line, column } = lineColumn(text, Number(at[2]));
+      return `${at[1]} (line ${line}, column ${column})`;
+    }
+    return `${at[1]} at position ${at[2]}`;
+  }
+  return reason;
+}
+
+/**
+ * A JS config that fails to load: Node's own syntax check names the line (an import() failure does not,
+ * and cosmiconfig's require() fallback can hide it behind an internal assertion).
+ */
+function jsReason(path: string): string | undefined {
+  const r = spawnSync(process.execPath, ['--check', path], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status === 0) return undefined;
+  const lines = (r.stderr ?? '').split('\n');
+  const where = new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+)$`).exec(lines[0] ?? '');
+  const error = lines.find((l) => /^[A-Za-z]*Error: /.test(l));
+  if (!error) return undefined;
+  return where ? `${error} (line ${where[1]})` : error;
+}
+
 function parseFailure(path: string, cause: unknown): ConfigError {
-  const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  const js = /\.(c|m)?js$/.test(path) ? jsReason(path) : undefined;
+  const reason = js ?? parseReason(cause, () => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+  });
   return new ConfigError(`cannot read config file ${path}: ${reason}`, [], {
     code: 'E_CONFIG_PARSE',
     cause,

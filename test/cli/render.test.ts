@@ -30,6 +30,13 @@ describe('colour', () => {
     { color: true, env: { NO_COLOR: '' }, tty: true, want: true }, // no-color.org: only a non-empty value disables
     { color: true, env: { FORCE_COLOR: '0' }, tty: true, want: false },
     { color: true, env: {}, tty: false, want: false },
+    { color: true, env: { FORCE_COLOR: 'false' }, tty: true, want: false },
+    { color: true, env: { CI: 'true' }, tty: true, want: false }, // CI logs are plain, even on a terminal
+    { color: true, env: { FORCE_COLOR: '1' }, tty: false, want: true },
+    { color: true, env: { FORCE_COLOR: '1', CI: 'true' }, tty: false, want: true },
+    { color: true, env: { FORCE_COLOR: '' }, tty: false, want: true },
+    { color: true, env: { FORCE_COLOR: '1', NO_COLOR: '1' }, tty: true, want: false },
+    { color: false, env: { FORCE_COLOR: '1' }, tty: true, want: false },
   ])('color=$color $env tty=$tty → $want', ({ color, env, tty, want }) => {
     expect(useColor({ color }, env, tty)).toBe(want);
   });

@@ -2,6 +2,7 @@
  * What a user sees on a real terminal: bar lines that fit, and result lines that survive the bars' redraws.
  * The screens are read from a tmux pane (a real pseudo-terminal), not from a stream pretending to be one.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +121,30 @@ describe.skipIf(!HAS_TMUX)('on a real terminal (tmux)', () => {
         pane.close();
         rmSync(join(tmp.dir, 'out'), { recursive: true, force: true });
       }
+    });
+
+    it('CI=true on a terminal: plain progress lines and no colour; FORCE_COLOR=1 colours even a pipe', async () => {
+      const env = { PATH: process.env['PATH'] ?? '', HOME: tmp.dir, STEMKIT_CACHE_DIR: join(tmp.dir, 'cache'), STEMKIT_RUNTIME_DIR: join(tmp.dir, 'run') };
+      const argv = ['node', join(ROOT, 'bin/stemkit.js'), 'separate', 'album/track01.wav', '-o', 'out-ci', '--threads', '1'];
+      const pane = openPane(argv, { cols: 100, rows: 30, env: { ...env, CI: 'true' }, cwd: tmp.dir });
+      try {
+        await pane.waitFor((r) => r.some((l) => l.startsWith('[exit')), 90_000);
+        const rows = pane.screen(true);
+        expect(rows.join('\n')).not.toContain('\u001b[');
+        expect(rows).toContain(`separate ${tmp.dir}/album/track01.wav ...`);
+        expect(rows).toContain('[exit 0]');
+        expect(rows.some((r) => /[█░]/.test(r))).toBe(false);
+      } finally {
+        pane.close();
+      }
+      // --quiet: no progress, but the warnings (here: the clip rescale of a too-loud input) stay.
+      await writeWav(join(tmp.dir, 'loud.wav'), sines(44100, 44100, 2, [100], 2), 32);
+      const quiet = spawnSync(argv[0]!, [argv[1]!, '--quiet', 'separate', 'loud.wav', '-o', 'out-ci', '--threads', '1'], { cwd: tmp.dir, env, encoding: 'utf8' });
+      expect(quiet.status).toBe(0);
+      expect(quiet.stderr).toMatch(/^warning: .*loud\.wav: bass: peak \d\.\d\d was rescaled by -\d\.\d dB to avoid clipping \(--clip rescale\)\n$/);
+      const piped = spawnSync(argv[0]!, [...argv.slice(1), '--force'], { cwd: tmp.dir, env: { ...env, FORCE_COLOR: '1' }, encoding: 'utf8' });
+      expect(piped.status).toBe(0);
+      expect(piped.stdout).toContain(`\u001b[32m✓\u001b[39m ${tmp.dir}/album/track01.wav`);
     });
   });
 });

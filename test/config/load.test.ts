@@ -74,6 +74,17 @@ describe('loadConfigFile', () => {
     expect((err as ConfigError).code).toBe('E_CONFIG_PARSE');
     expect((err as ConfigError).message).toContain(join(dir, '.stemrc.json'));
   });
+
+  it.each([
+    ['.stemrc.yaml', 'device: [cpu\n  threads: 2\n', 'missed comma between flow collection entries (line 2, column 10)'],
+    ['.stemrc', 'device: cpu\n  threads: 2\n', 'bad indentation of a mapping entry (line 2, column 10)'],
+    ['.stemrc.json', '{\n  "device": "cpu",\n  "threads": 2,,\n}\n', 'Expected double-quoted property name in JSON (line 3, column 16)'],
+    ['stemkit.config.mjs', 'export default {\n  device: "cpu"\n', 'SyntaxError: Unexpected end of input (line 3)'],
+  ])('a syntax error in %s names the parser\'s reason, line and column', async (name, text, reason) => {
+    const dir = project({ [name]: text });
+    const err = await loadConfigFile({ cwd: dir }).catch((e: unknown) => e);
+    expect((err as ConfigError).message).toBe(`cannot read config file ${join(dir, name)}: ${reason}`);
+  });
 });
 
 describe('loadConfigFile --config with any extension', () => {

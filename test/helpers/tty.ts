@@ -11,8 +11,8 @@ export const HAS_TMUX: boolean = spawnSync('tmux', ['-V'], { stdio: 'ignore' }).
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export interface Pane {
-  /** The visible screen, one string per row, trailing blank rows dropped. */
-  screen(): string[];
+  /** The visible screen, one string per row, trailing blank rows dropped; with `escapes`, colour codes too. */
+  screen(escapes?: boolean): string[];
   /** Polls the screen until `pred` holds; throws with the last screen after `timeoutMs`. */
   waitFor(pred: (rows: string[]) => boolean, timeoutMs?: number): Promise<string[]>;
   /** Types text followed by Enter into the pane. */
@@ -34,8 +34,8 @@ export function openPane(argv: readonly string[], opts: { cols: number; rows: nu
   const env = Object.entries({ TERM: 'xterm-256color', ...opts.env }).map(([k, v]) => quote(`${k}=${v}`));
   const script = `cd ${quote(opts.cwd)} && env -i ${env.join(' ')} ${argv.map(quote).join(' ')}; echo "[exit $?]"; exec sleep 600`;
   tmux('new-session', '-d', '-s', 't', '-x', String(opts.cols), '-y', String(opts.rows), 'sh', '-c', script);
-  const screen = (): string[] => {
-    const rows = tmux('capture-pane', '-p', '-t', 't').split('\n').map((r) => r.replace(/\s+$/, ''));
+  const screen = (escapes = false): string[] => {
+    const rows = tmux('capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', 't').split('\n').map((r) => r.replace(/\s+$/, ''));
     while (rows.length > 0 && rows[rows.length - 1] === '') rows.pop();
     return rows;
   };

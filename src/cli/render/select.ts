@@ -17,7 +17,12 @@ export function selectRenderer(
 ): RendererKind {
   if (flags.quiet) return 'silent';
   if (flags.json) return 'json';
-  const ci = env['CI'];
-  if (!isTTY || (ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false')) return 'plain';
+  if (!isTTY || isCi(env)) return 'plain';
   return 'bars';
+}
+
+/** `CI` set to anything but '', '0' or 'false' (GitHub Actions, GitLab and most CI services set CI=true). */
+export function isCi(env: Readonly<Record<string, string | undefined>>): boolean {
+  const ci = env['CI'];
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false';
 }
