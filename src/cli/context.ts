@@ -18,7 +18,7 @@ import type { LogEvent, ProgressEvent } from '../progress.js';
 import { cleanupTempFilesSync } from '../util/atomic.js';
 import { interruptNotice } from './messages.js';
 import { createRenderer, type Renderer } from './render/renderer.js';
-import { selectRenderer } from './render/select.js';
+import { isCi, selectRenderer } from './render/select.js';
 import { createStyle, useColor } from './render/style.js';
 
 export interface GlobalFlags {
@@ -75,6 +75,8 @@ export interface CliIO {
   cores: number;
   /** An extra abort signal (tests use it to simulate Ctrl-C); SIGINT/SIGTERM are always wired. */
   signal: AbortSignal | undefined;
+  /** stdin and stderr are a terminal: a person is watching (the thread policy uses it; CI is checked apart). */
+  interactive: boolean;
 }
 
 /** State shared between main() and the action wrapper for one run. */
@@ -106,6 +108,7 @@ export function defaultIO(io: Partial<CliIO> = {}): CliIO {
     cwd: io.cwd ?? process.cwd(),
     cores: io.cores ?? availableParallelism(),
     signal: io.signal,
+    interactive: io.interactive ?? (io.stderr === undefined && process.stdin.isTTY === true && process.stderr.isTTY === true),
   };
 }
 
@@ -182,6 +185,7 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       cores: io.cores,
       // HOME from the run's environment first (tests inject it), the OS account's home otherwise.
       homeDir: io.env['HOME'] !== undefined && io.env['HOME'] !== '' ? io.env['HOME'] : homedir(),
+      interactive: io.interactive && !isCi(io.env),
     });
 
     const style = createStyle(useColor(flags, io.env, io.stderrIsTTY));

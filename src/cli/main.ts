@@ -31,6 +31,8 @@ export interface MainIO {
   cores?: number;
   /** Aborting it acts like one Ctrl-C (for tests). */
   signal?: AbortSignal;
+  /** A person at a terminal (default: stdin and stderr are TTYs, when stderr is the process's). */
+  interactive?: boolean;
 }
 
 function packageVersion(): string {

@@ -8,10 +8,18 @@ export function interruptNotice(): string {
 }
 
 /** `CPU: 2 cores available, using 1 thread (limit: 4, usage limit 0.7)` */
-export function cpuSummary(c: { cores: number; cpuThreads: number; maxCpuThreads: number; cpuUsageLimit: number; threads: number | undefined }): string {
+export function cpuSummary(c: { cores: number; cpuThreads: number; maxCpuThreads: number; cpuUsageLimit: number; threads: number | undefined; threadsPolicy?: string; profile?: string }): string {
   const cores = `${c.cores} ${c.cores === 1 ? 'core' : 'cores'} available`;
   const using = `using ${c.cpuThreads} ${c.cpuThreads === 1 ? 'thread' : 'threads'}`;
-  const why = c.threads !== undefined ? `set explicitly; profile limit: ${c.maxCpuThreads}, usage limit ${c.cpuUsageLimit}` : `limit: ${c.maxCpuThreads}, usage limit ${c.cpuUsageLimit}`;
+  const limits = `limit: ${c.maxCpuThreads}, usage limit ${c.cpuUsageLimit}`;
+  const why =
+    c.threads !== undefined
+      ? `set explicitly; profile limit: ${c.maxCpuThreads}, usage limit ${c.cpuUsageLimit}`
+      : c.threadsPolicy === 'auto-interactive'
+        ? 'auto: all cores at a terminal; --profile or --threads to cap'
+        : c.threadsPolicy === 'auto-server'
+          ? `auto, not a terminal: profile ${c.profile ?? 'medium'}, ${limits}`
+          : limits;
   return `CPU: ${cores}, ${using} (${why})`;
 }
 

@@ -68,6 +68,11 @@ export interface ResolveInput {
   cores: number;
   /** Home directory for the default cache dir; defaults to env HOME, then '~'. */
   homeDir?: string | undefined;
+  /**
+   * A person at a terminal (stdin and stderr are terminals, not CI). With no CPU setting anywhere, such a
+   * run uses every core (`threadsPolicy` 'auto-interactive'); anything else keeps the default profile's cap.
+   */
+  interactive?: boolean | undefined;
 }
 
 export interface ResolveResult {
@@ -490,12 +495,17 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     maxSeconds: num(`bench.targets.${t}.maxSeconds`),
     minMBps: num(`bench.targets.${t}.minMBps`),
   });
+  // The thread policy: an explicit count wins; a profile or CPU limit anyone set is honoured; with none,
+  // a person at a terminal gets every core (as demucs and spleeter use) and everything else the default cap.
+  const capSet = profileChosen || ['maxCpuThreads', 'cpuUsageLimit'].some((k) => !(sources[k] ?? 'default').startsWith('default'));
+  const threadsPolicy: ResolvedConfig['threadsPolicy'] = threads !== undefined ? 'explicit' : capSet ? 'profile' : input.interactive === true ? 'auto-interactive' : 'auto-server';
   const config: ResolvedConfig = {
     ...profileValues,
     profile: profileName,
     device: values.get('device') as ResolvedConfig['device'],
     threads,
-    cpuThreads: computeThreads(input.cores, profileValues, threads),
+    threadsPolicy,
+    cpuThreads: threadsPolicy === 'auto-interactive' ? input.cores : computeThreads(input.cores, profileValues, threads),
     cores: input.cores,
     gpu: {
       deviceId: num('gpu.deviceId'),
@@ -516,6 +526,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   };
   sources['profile'] = profileSource;
   sources['cpuThreads'] = threads === undefined ? 'computed' : sources['threads'] ?? 'computed';
+  sources['threadsPolicy'] = threadsPolicy === 'auto-interactive' ? 'computed (a terminal, no CPU limit set)' : threadsPolicy === 'auto-server' ? 'computed (not a terminal, no CPU limit set)' : 'computed';
   sources['cores'] = 'detected';
   return { config, sources };
 }

@@ -54,7 +54,13 @@ export interface ResolvedConfig extends ProfileValues {
   device: Device;
   /** Explicit thread count (flag/config); undefined means computed from the profile. */
   threads: number | undefined;
-  /** Threads actually used for CPU inference: see computeThreads(). */
+  /**
+   * How `cpuThreads` was chosen: 'explicit' (threads set), 'profile' (a profile was selected or a CPU
+   * limit set: the profile computation), 'auto-interactive' (none of those, at a terminal: every core),
+   * 'auto-server' (none of those, no terminal: the default profile's computation).
+   */
+  threadsPolicy: 'explicit' | 'profile' | 'auto-interactive' | 'auto-server';
+  /** Threads actually used for CPU inference: see computeThreads() and threadsPolicy. */
   cpuThreads: number;
   /** Logical cores the computation saw. */
   cores: number;

@@ -40,7 +40,7 @@ describe('stemkit doctor', () => {
     expect(rep.tools[0]).toMatchObject({ name: 'ffmpeg', command: '/nonexistent/ffmpeg', status: 'missing', detail: 'not found (/nonexistent/ffmpeg)' });
     expect(rep.tools[0]!.affects).toContain('decoding anything but WAV');
     expect(rep.cache).toEqual({ dir: '/nonexistent/cache', exists: false, totalBytes: 0, entries: [] });
-    expect(rep.config).toMatchObject({ file: null, profile: 'medium', cpuThreads: 1, cpu: 'CPU: 2 cores available, using 1 thread (limit: 4, usage limit 0.7)' });
+    expect(rep.config).toMatchObject({ file: null, profile: 'medium', cpuThreads: 1, cpu: 'CPU: 2 cores available, using 1 thread (auto, not a terminal: profile medium, limit: 4, usage limit 0.7)' });
   });
 });
 

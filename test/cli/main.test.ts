@@ -102,7 +102,8 @@ describe('stemkit config', () => {
   it('prints every value with its source and the CPU line', async () => {
     const r = await runCli(['config'], { cores: 2 });
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('CPU: 2 cores available, using 1 thread (limit: 4, usage limit 0.7)\n');
+    expect(r.stdout).toContain('CPU: 2 cores available, using 1 thread (auto, not a terminal: profile medium, limit: 4, usage limit 0.7)\n');
+    expect(r.stdout).toMatch(/^threadsPolicy\s+auto-server\s+computed \(not a terminal, no CPU limit set\)$/m);
     expect(r.stdout).toMatch(/^maxCpuThreads\s+4\s+default \(profile medium\)$/m);
     expect(r.stdout).toMatch(/^cacheDir\s+\/home\/test\/\.cache\/stemkit\s+default$/m);
     expect(r.stdout).toMatch(/^gpu\.memoryFraction\s+0\.9\s+default$/m);
@@ -110,11 +111,16 @@ describe('stemkit config', () => {
   });
 
   it.each([
-    { cores: 1, args: [], line: 'CPU: 1 core available, using 1 thread (limit: 4, usage limit 0.7)' },
+    { cores: 1, args: [], line: 'CPU: 1 core available, using 1 thread (auto, not a terminal: profile medium, limit: 4, usage limit 0.7)' },
+    { cores: 2, args: [], interactive: true, line: 'CPU: 2 cores available, using 2 threads (auto: all cores at a terminal; --profile or --threads to cap)' },
+    { cores: 16, args: [], interactive: true, line: 'CPU: 16 cores available, using 16 threads (auto: all cores at a terminal; --profile or --threads to cap)' },
+    { cores: 16, args: [], interactive: true, env: { CI: 'true' }, line: 'CPU: 16 cores available, using 4 threads (auto, not a terminal: profile medium, limit: 4, usage limit 0.7)' },
+    { cores: 16, args: [], interactive: true, env: { MAX_CPU_THREADS: '8' }, line: 'CPU: 16 cores available, using 8 threads (limit: 8, usage limit 0.7)' },
+    { cores: 16, args: ['--profile', 'medium'], interactive: true, line: 'CPU: 16 cores available, using 4 threads (limit: 4, usage limit 0.7)' },
     { cores: 16, args: ['--profile', 'large'], line: 'CPU: 16 cores available, using 6 threads (limit: 6, usage limit 0.8)' },
     { cores: 16, args: ['--profile', 'small'], line: 'CPU: 16 cores available, using 2 threads (limit: 2, usage limit 0.5)' },
-  ])('CPU line on $cores cores $args', async ({ cores, args, line }) => {
-    const r = await runCli(['config', ...args], { cores });
+  ])('CPU line on $cores cores $args interactive=$interactive $env', async ({ cores, args, line, interactive, env }) => {
+    const r = await runCli(['config', ...args], { cores, interactive: interactive ?? false, env: { HOME: '/home/test', NO_COLOR: '1', ...env } });
     expect(r.stdout).toContain(`${line}\n`);
   });
 

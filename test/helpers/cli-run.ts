@@ -40,7 +40,7 @@ export function emptyProjectDir(): string {
 
 export async function runCli(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; cores?: number; signal?: AbortSignal; stderrIsTTY?: boolean } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; cores?: number; signal?: AbortSignal; stderrIsTTY?: boolean; interactive?: boolean } = {},
 ): Promise<CliRun> {
   const out = captureStream();
   const err = captureStream();
@@ -52,6 +52,7 @@ export async function runCli(
     cores: opts.cores ?? 2,
     stdoutIsTTY: false,
     stderrIsTTY: opts.stderrIsTTY ?? false,
+    interactive: opts.interactive ?? false,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   return {
