@@ -55,6 +55,10 @@ let ortPromise: Promise<typeof Ort> | undefined;
 
 /** Loads onnxruntime-node once, on first use. */
 export async function loadOrt(): Promise<typeof Ort> {
+  // onnxruntime-node 1.30's native library has a telemetry client: it records events under
+  // ~/.cache/Microsoft/DeveloperTools/.onnxruntime and uploads them. stemkit promises no network with
+  // --offline and no files outside its cache; the library reads this variable when it loads.
+  process.env['ORT_DISABLE_TELEMETRY'] = '1';
   ortPromise ??= import('onnxruntime-node').catch((cause: unknown) => {
     ortPromise = undefined;
     throw new UnavailableError('onnxruntime-node could not be loaded', {
