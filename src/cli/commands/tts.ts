@@ -3,9 +3,11 @@
  * (raw 16-bit PCM or WAV, streamed sentence by sentence), or a JSONL batch with one model load.
  */
 import { Command, Option } from 'commander';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { DataError, InputError, UsageError } from '../../errors.js';
+import { DataError, InputError, UnavailableError, UsageError } from '../../errors.js';
 import type { AudioSink } from '../../audio/raw-audio.js';
 import type { SynthesizeOptions, TtsModel } from '../../tts/synthesize.js';
 import type { SinkJobOptions, TtsBatchJob, TtsJobResult } from '../../tts/job.js';
@@ -456,6 +458,56 @@ async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
+/** The engine a `-m` value names without loading anything: registry ids and the default; undefined for files. */
+async function engineOf(model: string | undefined): Promise<'kokoro' | 'piper' | undefined> {
+  if (model === undefined) return 'kokoro';
+  if (/\.onnx$/i.test(model) || existsSync(model)) return undefined;
+  const { getModel } = await import('../../models/registry.js');
+  try {
+    const adapter = (getModel(model) as { adapter?: string }).adapter;
+    return adapter === 'kokoro' || adapter === 'piper' ? adapter : undefined;
+  } catch {
+    // An unknown id is reported by the model loader, with suggestions.
+    return undefined;
+  }
+}
+
+/**
+ * Checks that need no model, before anything loads or downloads: the speed range of the engine, the output
+ * extension, and espeak-ng for a non-English --lang.
+ */
+async function checkBeforeLoading(f: TtsFlags, outputs: readonly string[]): Promise<void> {
+  const engine = await engineOf(f.model);
+  if (f.speed !== undefined && engine === 'kokoro') {
+    const { KOKORO_SPEED_RANGE } = await import('../../tts/kokoro.js');
+    num('--speed', f.speed, KOKORO_SPEED_RANGE[0], KOKORO_SPEED_RANGE[1]);
+  }
+  if (outputs.length > 0) {
+    const { AUDIO_FORMATS, formatFromPath } = await import('../../audio/open.js');
+    for (const out of outputs) {
+      if (out !== '-' && formatFromPath(out) === undefined) {
+        throw new UsageError(`cannot tell the output format from "${out}"`, {
+          code: 'E_BAD_OPTION',
+          hint: `End the file name with one of: ${AUDIO_FORMATS.map((x) => `.${x}`).join(', ')} (e.g. -o ${out.replace(/\.[^./]*$/, '')}.wav).`,
+        });
+      }
+    }
+  }
+  if (f.lang !== undefined) {
+    const { isPhonemizerVoice } = await import('../../tts/phonemize.js');
+    if (!isPhonemizerVoice(f.lang)) {
+      const bin = f.espeak ?? 'espeak-ng';
+      const probe = spawnSync(bin, ['--version'], { stdio: 'ignore', timeout: 10_000 });
+      if (probe.error !== undefined) {
+        throw new UnavailableError(`language "${f.lang}" needs the espeak-ng program, which was not found${f.espeak !== undefined ? ` at ${f.espeak}` : ''}`, {
+          code: 'E_ESPEAK_MISSING',
+          hint: 'Install espeak-ng (Debian/Ubuntu: `sudo apt install espeak-ng`; macOS: `brew install espeak-ng`), or pass its path with --espeak. English works without it.',
+        });
+      }
+    }
+  }
+}
+
 async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags): Promise<number> {
   if (f.stdout && f.output !== undefined) throw new UsageError('give either -o <file> or --stdout, not both');
   if (f.stdout && ctx.flags.json) throw new UsageError('--json and --stdout both want stdout', { hint: 'Use -o <file> with --json, or drop --json.' });
@@ -463,6 +515,8 @@ async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags): P
   if (f.bits !== undefined && !['16', '24', '32'].includes(f.bits)) throw new UsageError(`--bits must be 16, 24 or 32 (got "${f.bits}")`);
   if (f.video === undefined && (f.videoAudio !== undefined || f.burnSubtitles)) throw new UsageError(`${f.burnSubtitles ? '--burn-subtitles' : '--video-audio'} needs --video <clip|image>`);
   if (f.listVoices) return listVoices(ctx, f);
+  num('--speed', f.speed, 0.1, 10);
+  await checkBeforeLoading(f, f.output !== undefined ? [f.output] : []);
   if (f.jsonl !== undefined) {
     if (textArg !== undefined || f.file !== undefined || f.output !== undefined || f.stdout) {
       throw new UsageError('--jsonl takes texts and outputs from the file; drop the text argument, -f, -o and --stdout');
