@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BenchReport } from '../../src/bench/bench.js';
+import { runBench, type BenchOptions, type BenchReport } from '../../src/bench/bench.js';
+import { resolveConfig } from '../../src/config/resolve.js';
 import { parseTargets } from '../../src/cli/commands/bench-run.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 import { runCli } from '../helpers/cli-run.js';
@@ -100,6 +101,46 @@ describe('stemkit bench with the classic model', () => {
     expect((await runCli(['bench', '--target', '2=fast'], { env })).code).toBe(64);
     expect((await runCli(['bench', '--tolerance', 'lots'], { env })).code).toBe(64);
     expect((await runCli(['bench', '--baseline', join(dir, 'nope.json')], { env })).code).toBe(66);
+  });
+});
+
+describe('targets per device, --runs 0, TTS without --pull', () => {
+  const input = { config: undefined as never, modes: [4] as const, seconds: 2, runs: 1, ttsModel: false as const, targets: { '2': { maxSeconds: 0.001, minMBps: 1e6 }, '4': { maxSeconds: 0.001, minMBps: 1e6 }, '6': { maxSeconds: 0.001, minMBps: 1e6 } } };
+  let config: BenchOptions['config'];
+  beforeAll(() => {
+    config = resolveConfig({ env: {}, flags: { device: 'cpu', threads: '1', cacheDir: join(dir, 'cache') }, cores: 2, homeDir: dir }).config;
+  });
+
+  it('on a CPU the built-in (GPU) targets are reported but do not fail the run; --targets seed or targets you set do', async () => {
+    const reported = await runBench({ ...input, config });
+    expect(reported.modes[0]!.targetsEnforced).toBe(false);
+    expect(reported.modes[0]!.checks.map((c) => [c.name, c.pass, c.enforced])).toEqual([
+      ['total seconds', false, false],
+      ['throughput MB/s', false, false],
+    ]);
+    expect(reported.pass).toBe(true);
+    // 0.001 s per 180 s track, for a 2 s input.
+    expect(reported.modes[0]!.checks[0]!.limit).toBeCloseTo(0.001 / 90, 12);
+    expect(reported.targets).toEqual({ policy: 'auto', scale: 2 / 180 });
+    expect((await runBench({ ...input, config, targetPolicy: 'seed' })).pass).toBe(false);
+    expect((await runBench({ ...input, config, targetsSet: true })).pass).toBe(false);
+  });
+
+  it('--runs 0 checks no target against the cold run, and says so', async () => {
+    const r = await runCli(['bench', '--seconds', '2', '--runs', '0', '--modes', '4', '--no-tts', '--targets', 'seed', '--json'], { env });
+    const rep = r.json().find((j) => j['type'] === 'bench') as unknown as BenchReport;
+    expect(rep.modes[0]!.checks).toEqual([]);
+    expect(rep.modes[0]!.cold!.total).toBeGreaterThan(0);
+    expect(rep.targets!.note).toBe('targets are checked on warm runs; with --runs 0 only the cold run was timed, so they were not checked');
+    expect(r.code).toBe(0);
+  });
+
+  it('--tts-model kokoro is not downloaded without --pull', async () => {
+    const cache = join(dir, 'empty-cache');
+    const r = await runCli(['bench', '--seconds', '1', '--runs', '0', '--modes', '4', '--tts-model', 'kokoro'], { env: { ...env, STEMKIT_CACHE_DIR: cache, STEMKIT_MODEL_MIRROR: 'http://127.0.0.1:9' } });
+    expect(r.stdout).toContain('tts kokoro: kokoro is not installed (run `stemkit models pull kokoro`, or bench --pull)\n');
+    expect(r.code).toBe(0);
+    expect(existsSync(join(cache, 'kokoro'))).toBe(false);
   });
 });
 

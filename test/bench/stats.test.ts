@@ -46,6 +46,15 @@ describe('bench pass/fail', () => {
     expect(m2!.pass).toBe(false);
   });
 
+  it('targets: seconds are per 180 s track and scale with the input length; MB/s does not', () => {
+    expect(checkTarget(4.9, 1, { maxSeconds: 30, minMBps: 1 }, 30)).toEqual([
+      { name: 'total seconds', value: 4.9, limit: 5, kind: 'max', pass: true, enforced: true },
+      { name: 'throughput MB/s', value: 1, limit: 1, kind: 'min', pass: true, enforced: true },
+    ]);
+    expect(checkTarget(5.1, 1, { maxSeconds: 30, minMBps: 1 }, 30, false)[0]).toEqual({ name: 'total seconds', value: 5.1, limit: 5, kind: 'max', pass: false, enforced: false });
+    expect(checkTarget(59, 1, { maxSeconds: 30, minMBps: 1 }, 360)[0]!.limit).toBe(60);
+  });
+
   it('baseline: 10% tolerance on times and throughput, 1 dB on SDR', () => {
     expect(compareToBaseline('total', 10.9, 10, 0.1).pass).toBe(true);
     expect(compareToBaseline('total', 11.1, 10, 0.1).pass).toBe(false);

@@ -4,7 +4,10 @@
 import { readFile } from 'node:fs/promises';
 import type { BenchTarget } from '../../config/schema.js';
 import { DataError, InputError, UsageError } from '../../errors.js';
-import { BENCH_MODES, runBench, type BenchMode, type BenchReport, type ModeReport } from '../../bench/bench.js';
+import { BENCH_MODES, runBench, type BenchMode, type BenchReport, type ModeReport, type TargetPolicy } from '../../bench/bench.js';
+import { TARGET_TRACK_SECONDS } from '../../bench/stats.js';
+
+const TARGET_POLICIES = ['auto', 'seed', 'off'] as const;
 import { atomicWriteFile } from '../../util/atomic.js';
 import type { CliContext } from '../context.js';
 import { fmt, formatTable } from '../render/table.js';
@@ -82,7 +85,8 @@ async function loadBaseline(file: string): Promise<BenchReport> {
 const secs = (v: number | undefined): string => fmt(v, 2);
 
 export function formatBenchReport(r: BenchReport, style: CliContext['style']): string {
-  const mark = (m: ModeReport): string => (m.status !== 'ok' ? style.dim(m.status) : m.pass ? style.ok('✓ pass') : style.fail('✗ FAIL'));
+  const mark = (m: ModeReport): string =>
+    m.status !== 'ok' ? style.dim(m.status) : !m.pass ? style.fail('✗ FAIL') : m.checks.some((c) => !c.pass) ? style.ok('✓ pass') + style.dim(' (targets reported)') : style.ok('✓ pass');
   const rows = r.modes.map((m) => [
     `${m.mode}-stem`,
     m.model || '—',
@@ -124,7 +128,8 @@ export function formatBenchReport(r: BenchReport, style: CliContext['style']): s
   for (const m of r.modes) {
     if (m.note) out.push(`${m.mode}-stem: ${m.status === 'failed' ? style.fail(m.note) : style.dim(m.note)}`);
     for (const c of m.checks.filter((c) => !c.pass)) {
-      out.push(style.fail(`${m.mode}-stem: ${c.name} ${fmt(c.value, 2)} ${c.kind === 'max' ? '>' : '<'} ${fmt(c.limit, 2)}`));
+      const line = `${m.mode}-stem: ${c.name} ${fmt(c.value, 2)} ${c.kind === 'max' ? '>' : '<'} ${fmt(c.limit, 2)}`;
+      out.push(c.enforced ? style.fail(line) : style.dim(`${line} (target not enforced on ${m.provider ?? 'this device'}: the built-in targets are for a GPU; --targets seed enforces them)`));
     }
     if (m.sdr) out.push(`${m.mode}-stem SDR (dB): ${Object.entries(m.sdr).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
     const gpu = m.gpuAfter?.[0];
@@ -135,8 +140,14 @@ export function formatBenchReport(r: BenchReport, style: CliContext['style']): s
     out.push(
       t.status === 'ok'
         ? `tts ${t.model} (${t.provider} ×${t.threads}): load ${secs(t.load)}s | phonemize ${secs(t.phonemize)}s | infer ${secs(t.infer)}s | write ${secs(t.write)}s | total ${secs(t.total)}s | ${fmt(t.charsPerSecond, 0)} chars/s | RTF ${fmt(t.rtf, 3)}`
-        : style.fail(`tts ${t.model}: ${t.note ?? 'failed'}`),
+        : t.status === 'skipped'
+          ? style.dim(`tts ${t.model}: ${t.note ?? 'skipped'}`)
+          : style.fail(`tts ${t.model}: ${t.note ?? 'failed'}`),
     );
+  }
+  if (r.targets) {
+    const t = r.targets;
+    out.push(style.dim(t.note ?? `targets: per ${TARGET_TRACK_SECONDS} s track, scaled ×${t.scale.toFixed(3)} to this ${r.input.seconds.toFixed(1)} s input (seconds only; MB/s as is) · policy ${t.policy}`));
   }
   out.push(r.pass ? style.ok('all checks passed') : style.fail('some checks failed'));
   return out.join('\n');
@@ -146,6 +157,12 @@ export async function runBenchCommand(ctx: CliContext, flags: BenchFlags): Promi
   const modes = parseModes(flags.modes);
   const seconds = positive('seconds', flags.seconds, false);
   const runs = flags.runs === '0' ? 0 : positive('runs', flags.runs, true);
+  const targetPolicy = flags.targets ?? 'auto';
+  if (!(TARGET_POLICIES as readonly string[]).includes(targetPolicy)) {
+    throw new UsageError(`--targets must be one of ${TARGET_POLICIES.join(', ')} (got "${targetPolicy}")`, { hint: 'auto: enforced on a GPU, reported on a CPU; seed: always enforced; off: reported only' });
+  }
+  // Targets the user set (flags or config) are meant for this machine: `auto` enforces them on a CPU too.
+  const targetsSet = (flags.target?.length ?? 0) > 0 || Object.entries(ctx.sources).some(([k, v]) => k.startsWith('bench.targets.') && v !== 'default');
   const tolerance = parseTolerance(flags.tolerance);
   const targets = parseTargets(flags.target, ctx.config.bench.targets);
   const baseline = flags.baseline ? { report: await loadBaseline(flags.baseline), file: flags.baseline } : undefined;
@@ -162,6 +179,8 @@ export async function runBenchCommand(ctx: CliContext, flags: BenchFlags): Promi
     tolerance,
     ...(flags.quality ? { quality: flags.quality } : {}),
     ...(flags.tts === false ? { ttsModel: false as const } : flags.ttsModel ? { ttsModel: flags.ttsModel } : {}),
+    targetPolicy: targetPolicy as TargetPolicy,
+    targetsSet,
     signal: ctx.signal,
     onProgress: (e) => ctx.onProgress(e),
     onLog: (e) => ctx.onLog(e),
