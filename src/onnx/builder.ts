@@ -3,20 +3,25 @@
  * (scripts/build-classic-model.mjs) and, in tests, tiny models with the exact I/O contracts of the
  * real networks (model-io.md §6.1).
  */
-import onnxProto from 'onnx-proto';
+import { createRequire } from 'node:module';
+import type onnxProto from 'onnx-proto';
 
-const { onnx } = onnxProto;
+let loaded: typeof onnxProto.onnx | undefined;
+/**
+ * onnx-proto (and its protobufjs) is a devDependency: only building graphs (scripts, tests) needs it, never
+ * running one. Loaded on first use, so importing this module (the classic engine does) costs nothing.
+ */
+function onnxMessages(): typeof onnxProto.onnx {
+  loaded ??= (createRequire(import.meta.url)('onnx-proto') as typeof onnxProto).onnx;
+  return loaded;
+}
 
 export type ElemType = 'float32' | 'int64' | 'int32' | 'float16' | 'bool';
 export type Dim = number | string;
 
-const ELEM: Record<ElemType, number> = {
-  float32: onnx.TensorProto.DataType.FLOAT,
-  int64: onnx.TensorProto.DataType.INT64,
-  int32: onnx.TensorProto.DataType.INT32,
-  float16: onnx.TensorProto.DataType.FLOAT16,
-  bool: onnx.TensorProto.DataType.BOOL,
-};
+// TensorProto.DataType values, fixed by the ONNX spec (onnx.proto); literal so that importing this module
+// does not load onnx-proto.
+const ELEM: Record<ElemType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10 };
 
 export type Attr =
   | { kind: 'int'; value: number }
@@ -55,7 +60,7 @@ function tensorProto(name: string, data: Float32Array | BigInt64Array | Int32Arr
 }
 
 function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
-  const T = onnx.AttributeProto.AttributeType;
+  const T = onnxMessages().AttributeProto.AttributeType;
   switch (a.kind) {
     case 'int':
       return { name, type: T.INT, i: a.value };
@@ -130,7 +135,7 @@ export class GraphBuilder {
 
   /** Serialises the model (opset 17 by default: the opset of the common HTDemucs exports). */
   build(opset = 17): Uint8Array {
-    const model = onnx.ModelProto.create({
+    const model = onnxMessages().ModelProto.create({
       irVersion: 8,
       producerName: 'stemkit',
       opsetImport: [{ domain: '', version: opset }],
@@ -143,13 +148,13 @@ export class GraphBuilder {
         node: this.nodes,
       },
     });
-    return onnx.ModelProto.encode(model).finish();
+    return onnxMessages().ModelProto.encode(model).finish();
   }
 }
 
 /** Reads `metadata_props` from a serialised model (onnxruntime-node does not expose them). */
 export function readModelMetadata(bytes: Uint8Array): Record<string, string> {
-  const model = onnx.ModelProto.decode(bytes);
+  const model = onnxMessages().ModelProto.decode(bytes);
   const out: Record<string, string> = {};
   for (const entry of model.metadataProps ?? []) if (entry.key) out[entry.key] = entry.value ?? '';
   return out;

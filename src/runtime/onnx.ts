@@ -151,7 +151,7 @@ function providerFailure(device: 'cuda' | 'webgpu', cause: unknown): Unavailable
       {
         code: 'E_DEVICE_UNAVAILABLE',
         cause,
-        hint: 'Reinstall with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` on a machine with network access and CUDA 12 + cuDNN 9, or use `--device cpu`.',
+        hint: 'Install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (in the folder stemkit is installed in; needs network access, CUDA 12 and cuDNN 9), or use `--device cpu`.',
       },
     );
   }

@@ -1,10 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseNvidiaSmi, parseToolVersion, type DoctorReport } from '../../src/cli/commands/doctor.js';
+import { PROBE_MODEL_FILE, buildProbeModel } from '../../src/onnx/probe.js';
 import { runCli } from '../helpers/cli-run.js';
+
+describe('the probe model', () => {
+  it('models/doctor-probe.onnx is what buildProbeModel() generates (rebuild: node scripts/build-probe-model.mjs)', () => {
+    const committed = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../models', PROBE_MODEL_FILE));
+    expect(Buffer.from(buildProbeModel()).equals(committed)).toBe(true);
+  });
+});
 
 describe('doctor parsing', () => {
   it.each([

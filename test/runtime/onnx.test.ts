@@ -96,7 +96,7 @@ describe.skipIf(cudaProviderInstalled())('--device cuda without the CUDA provide
     expect(u.exitCode).toBe(69);
     expect(u.code).toBe('E_DEVICE_UNAVAILABLE');
     expect(u.message).toBe('CUDA was requested but onnxruntime-node was installed without the CUDA provider');
-    expect(u.hint).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci');
+    expect(u.hint).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js');
     expect(u.hint).toContain('--device cpu');
 
     // What the user sees: one line, one hint, exit 69.

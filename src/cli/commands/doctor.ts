@@ -117,15 +117,15 @@ async function checkGpus(signal: AbortSignal): Promise<DoctorReport['gpus']> {
   }
 }
 
-/** A two-node model (x·2) built in memory: enough to prove a provider initialises and runs. */
+/** The probe model (x·2), shipped in models/ (see src/onnx/probe.ts). */
 async function probeModel(): Promise<Uint8Array> {
-  const { GraphBuilder } = await import('../../onnx/builder.js');
-  const g = new GraphBuilder();
-  g.input('x', 'float32', [1, 4]);
-  const two = g.constant(new Float32Array([2]), [1]);
-  g.op('Mul', ['x', two], {}, 'y');
-  g.output('y', 'float32', [1, 4]);
-  return g.build();
+  const [{ readFile }, { join }, { packageModelsDir }, { PROBE_MODEL_FILE }] = await Promise.all([
+    import('node:fs/promises'),
+    import('node:path'),
+    import('../../models/registry.js'),
+    import('../../onnx/probe.js'),
+  ]);
+  return new Uint8Array(await readFile(join(packageModelsDir(), PROBE_MODEL_FILE)));
 }
 
 const PROBE_TIMEOUT_MS = 60_000;
@@ -217,7 +217,7 @@ async function checkProviders(config: ResolvedConfig, gpuMemoryBytes: number | u
         initialises: false,
         status: 'missing',
         detail: 'the CUDA provider is not installed (onnxruntime-node was installed without it)',
-        hint: 'On a machine with network access and CUDA 12 + cuDNN 9: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci`.',
+        hint: 'With network access and CUDA 12 + cuDNN 9, in the folder stemkit is installed in: `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`.',
       });
       continue;
     }
