@@ -14,7 +14,10 @@ export const ExitCode = {
   cantCreate: 73,
   tempFail: 75,
   config: 78,
+  /** 128 + the signal number, as shells report a process ended by a signal. */
+  hangup: 129,
   interrupted: 130,
+  terminated: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -106,10 +109,14 @@ export class ConfigError extends StemkitError {
   }
 }
 
-/** 130: the user interrupted (SIGINT/SIGTERM or an aborted signal). */
+/** Signals that stop a run gracefully, with their numbers (the exit code is 128 + the number, as shells report). */
+export const STOP_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+export type StopSignal = keyof typeof STOP_SIGNALS;
+
+/** 130: the user interrupted (SIGINT or an aborted signal); 143 for SIGTERM and 129 for SIGHUP. */
 export class InterruptedError extends StemkitError {
-  constructor(message = 'interrupted', options: StemkitErrorOptions = {}) {
-    super('E_INTERRUPTED', ExitCode.interrupted, message, options);
+  constructor(message = 'interrupted', options: StemkitErrorOptions & { signal?: StopSignal } = {}) {
+    super('E_INTERRUPTED', options.signal === 'SIGTERM' ? ExitCode.terminated : options.signal === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted, message, options);
   }
 }
 

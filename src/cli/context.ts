@@ -8,12 +8,12 @@
  * thrown errors to one printed line and an exit code.
  */
 import type { Command } from 'commander';
-import { availableParallelism, homedir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
-import { loadConfigFile } from '../config/load.js';
-import { resolveConfig, type CliOverrides } from '../config/resolve.js';
+import { loadConfigFile, loadUserConfigFile, userConfigDir } from '../config/load.js';
+import { homeDirectory, resolveConfig, type CliOverrides } from '../config/resolve.js';
 import type { ResolvedConfig } from '../config/schema.js';
-import { InterruptedError } from '../errors.js';
+import { InterruptedError, STOP_SIGNALS, type StopSignal } from '../errors.js';
 import type { LogEvent, ProgressEvent } from '../progress.js';
 import { cleanupTempFilesSync } from '../util/atomic.js';
 import { interruptNotice } from './messages.js';
@@ -38,6 +38,8 @@ export interface CliContext {
   sources: Record<string, string>;
   /** The config file in effect, if any. */
   configFile: string | undefined;
+  /** The user-level config file ($XDG_CONFIG_HOME/stemkit/…) in effect below it, if any. */
+  userConfigFile: string | undefined;
   flags: GlobalFlags;
   /** Aborted on SIGINT/SIGTERM. Pass to every library call. */
   signal: AbortSignal;
@@ -164,8 +166,9 @@ export function globalFlags(cmd: Command): GlobalFlags {
  * Wraps a command handler: resolves the configuration (defaults < file < profile < env < typed flags),
  * builds the renderer, wires SIGINT/SIGTERM to `ctx.signal` and records the returned exit code for main().
  *
- * First SIGINT/SIGTERM aborts `ctx.signal` (handlers should end with InterruptedError, exit 130);
- * a second one removes tracked temp files and exits 130 at once.
+ * The first SIGINT, SIGTERM or SIGHUP aborts `ctx.signal` (handlers should end with InterruptedError; the
+ * exit code is 128 + the signal number: 130, 143, 129); a second one removes tracked temp files and exits
+ * at once with that code.
  *
  * @example
  * cmd.action(runAction(async (ctx, inputs: string[], opts: Flags, cmd: Command) => { ... }))
@@ -177,14 +180,16 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
     const { io } = state;
     const flags = globalFlags(cmd);
 
-    const file = await loadConfigFile({ configPath: flags.config, cwd: io.cwd });
+    // HOME from the run's environment first (tests inject it), the OS account's home otherwise.
+    const home = homeDirectory(io.env);
+    const [file, userFile] = await Promise.all([loadConfigFile({ configPath: flags.config, cwd: io.cwd }), loadUserConfigFile(userConfigDir(io.env, home))]);
     const { config, sources } = resolveConfig({
       file: file.path !== undefined ? { path: file.path, config: file.config } : undefined,
+      userFile: userFile.path !== undefined ? { path: userFile.path, config: userFile.config } : undefined,
       env: io.env,
       flags: collectOverrides(cmd),
       cores: io.cores,
-      // HOME from the run's environment first (tests inject it), the OS account's home otherwise.
-      homeDir: io.env['HOME'] !== undefined && io.env['HOME'] !== '' ? io.env['HOME'] : homedir(),
+      homeDir: home,
       interactive: io.interactive && !isCi(io.env),
     });
 
@@ -200,27 +205,33 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
 
     const controller = new AbortController();
     let signals = 0;
-    const onSignal = (): void => {
+    // The first signal decides the exit code: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
+    let stoppedBy: StopSignal = 'SIGINT';
+    const interrupted = (cause?: unknown): InterruptedError =>
+      new InterruptedError(stoppedBy === 'SIGINT' ? 'interrupted' : `stopped by ${stoppedBy}`, { signal: stoppedBy, ...(cause !== undefined ? { cause } : {}) });
+    const onSignal = (sig: StopSignal = 'SIGINT'): void => {
       signals += 1;
       if (signals === 1) {
-        controller.abort(new InterruptedError());
+        stoppedBy = sig;
+        controller.abort(interrupted());
         // With --json, stderr carries JSON lines only, so the notice is a log event there.
         if (flags.json) renderer.onLog({ level: 'warn', message: interruptNotice() });
         else renderer.writeLine(io.stderr, style.warn(interruptNotice()));
         return;
       }
       renderer.stop();
-      exitInterrupted();
+      exitInterrupted(stoppedBy);
     };
     const onExternalAbort = (): void => onSignal();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const handlers = Object.fromEntries(Object.keys(STOP_SIGNALS).map((sig) => [sig, () => onSignal(sig as StopSignal)])) as Record<StopSignal, () => void>;
+    for (const [sig, h] of Object.entries(handlers)) process.on(sig, h);
     io.signal?.addEventListener('abort', onExternalAbort, { once: true });
 
     const ctx: CliContext = {
       config,
       sources,
       configFile: file.path,
+      userConfigFile: userFile.path,
       flags,
       signal: controller.signal,
       onProgress: (e) => renderer.onProgress(e),
@@ -240,14 +251,15 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
     try {
       const code = await handler(ctx, ...args);
       failed = false;
-      state.exitCode = controller.signal.aborted ? 130 : code ?? 0;
+      state.exitCode = controller.signal.aborted ? interrupted().exitCode : code ?? 0;
     } catch (e) {
-      if (controller.signal.aborted && !(e instanceof InterruptedError)) throw new InterruptedError('interrupted', { cause: e });
+      // Whatever the handler threw while stopping (the library's own InterruptedError, or a failure the abort
+      // caused), the run ends as stopped by that signal.
+      if (controller.signal.aborted) throw e instanceof InterruptedError && e.exitCode === interrupted().exitCode ? e : interrupted(e);
       throw e;
     } finally {
       renderer.stop();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const [sig, h] of Object.entries(handlers)) process.off(sig, h);
       io.signal?.removeEventListener('abort', onExternalAbort);
       if (failed || controller.signal.aborted) cleanupTempFilesSync();
       // An interrupted run still has to unwind main() after this; a Ctrl-C landing in that window would
@@ -257,17 +269,16 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
   };
 }
 
-function exitInterrupted(): never {
+function exitInterrupted(sig: StopSignal): never {
   cleanupTempFilesSync();
   // The only process.exit in stemkit: the user asked twice, nothing may delay the exit.
-  process.exit(130);
+  process.exit(128 + STOP_SIGNALS[sig]);
 }
 
 let lingering = false;
-/** Once per process: later SIGINT/SIGTERM exit 130 at once (after the temp-file cleanup). */
+/** Once per process: later SIGINT/SIGTERM/SIGHUP exit at once (after the temp-file cleanup). */
 function lingerAfterInterrupt(): void {
   if (lingering) return;
   lingering = true;
-  process.on('SIGINT', exitInterrupted);
-  process.on('SIGTERM', exitInterrupted);
+  for (const sig of Object.keys(STOP_SIGNALS) as StopSignal[]) process.on(sig, () => exitInterrupted(sig));
 }

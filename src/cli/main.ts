@@ -45,7 +45,8 @@ function packageVersion(): string {
 const EXIT_CODES_HELP = `
 Exit codes:
   0 ok, 64 usage, 65 bad input data, 66 input not found, 69 unavailable (model, device, ffmpeg),
-  70 internal error, 73 cannot write output, 75 busy (retry later), 78 configuration, 130 interrupted`;
+  70 internal error, 73 cannot write output, 75 busy (retry later), 78 configuration,
+  130 interrupted (Ctrl-C), 143 stopped by SIGTERM, 129 stopped by SIGHUP`;
 
 /** Builds the program with every command registered. Exposed for tests and docs generation. */
 export function buildProgram(

@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { extname, resolve as resolvePath } from 'node:path';
+import { extname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../errors.js';
 
 /** Where stemkit looks for a config file, in this order, in each directory from cwd up to the project root. */
@@ -31,6 +31,35 @@ export interface LoadConfigOptions {
   configPath?: string | undefined;
   /** Where the search starts; defaults to process.cwd(). */
   cwd?: string | undefined;
+}
+
+/** File names of the user-level config, in `$XDG_CONFIG_HOME/stemkit/` (default `~/.config/stemkit/`). */
+export const USER_CONFIG_PLACES = ['config.yaml', 'config.yml', 'config.json', '.stemrc', '.stemrc.yaml', '.stemrc.yml', '.stemrc.json'] as const;
+
+/** The user-level config folder: `$XDG_CONFIG_HOME/stemkit`, else `<home>/.config/stemkit`; undefined without a home. */
+export function userConfigDir(env: Readonly<Record<string, string | undefined>>, home: string | undefined): string | undefined {
+  const xdg = env['XDG_CONFIG_HOME'];
+  // The XDG spec: a relative value is invalid and must be ignored.
+  if (xdg !== undefined && isAbsolute(xdg)) return join(xdg, 'stemkit');
+  return home !== undefined ? join(home, '.config', 'stemkit') : undefined;
+}
+
+/**
+ * Loads the user-level config (the layer below the project's): the first of USER_CONFIG_PLACES in
+ * `dir`. Nothing found is not an error.
+ * @throws ConfigError (78) when the file cannot be parsed.
+ */
+export async function loadUserConfigFile(dir: string | undefined): Promise<LoadedConfigFile> {
+  if (dir === undefined || !existsSync(dir)) return { path: undefined, config: undefined };
+  const { cosmiconfig } = await import('cosmiconfig');
+  const explorer = cosmiconfig('stemkit', { searchPlaces: [...USER_CONFIG_PLACES], searchStrategy: 'none', cache: false });
+  try {
+    const result = await explorer.search(dir);
+    if (!result || result.isEmpty) return { path: result?.filepath, config: undefined };
+    return { path: result.filepath, config: result.config };
+  } catch (cause) {
+    throw parseFailure((cause as { filepath?: string } | null)?.filepath ?? join(dir, 'config'), cause);
+  }
 }
 
 /**

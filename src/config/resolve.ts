@@ -7,6 +7,7 @@
  * top-level `maxCpuThreads` overrides it. A profile the user actually selected (flag `--profile`,
  * env `STEMKIT_PROFILE` or the file's `defaultProfile`) is a layer above the file's top level.
  */
+import { homedir, tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import {
@@ -62,11 +63,13 @@ export interface CliOverrides {
 export interface ResolveInput {
   /** The loaded config file, if any: its path (used as the source label) and raw parsed content. */
   file?: { path: string; config: unknown } | undefined;
+  /** The user-level config file ($XDG_CONFIG_HOME/stemkit/…), a layer below `file`. */
+  userFile?: { path: string; config: unknown } | undefined;
   env: Readonly<Record<string, string | undefined>>;
   flags: CliOverrides;
   /** Logical cores available (os.availableParallelism()). */
   cores: number;
-  /** Home directory for the default cache dir; defaults to env HOME, then '~'. */
+  /** Home directory for the default cache dir; defaults to env HOME, then the account's (os.homedir()). */
   homeDir?: string | undefined;
   /**
    * A person at a terminal (stdin and stderr are terminals, not CI). With no CPU setting anywhere, such a
@@ -325,6 +328,14 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     else problems.push({ key: '(file)', value: input.file.config, expected: 'an object of settings', source: fileSource });
   }
   const fileLayer = flattenFile(fileObj, fileSource, problems, fileDir);
+  // The user-level file: the same format, one layer lower.
+  const userSource = input.userFile?.path ?? 'user config file';
+  let userObj: Record<string, unknown> = {};
+  if (input.userFile && input.userFile.config !== undefined && input.userFile.config !== null) {
+    if (isRecord(input.userFile.config)) userObj = input.userFile.config;
+    else problems.push({ key: '(file)', value: input.userFile.config, expected: 'an object of settings', source: userSource });
+  }
+  const userLayer = flattenFile(userObj, userSource, problems, input.userFile ? dirname(input.userFile.path) : '.');
 
   // 2. Profiles: built-ins, overridden and extended by the file's `profiles`.
   // Per key, so a file overriding one key of `large` does not relabel the built-in ones.
@@ -333,23 +344,26 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     profiles.set(name, { values: { ...values }, source: `profile ${name}`, keySources: Object.fromEntries(Object.keys(values).map((k) => [k, `profile ${name}`])) });
   }
   const fileProfiles = fileObj['profiles'];
-  if (fileProfiles !== undefined) {
-    if (!isRecord(fileProfiles)) {
-      problems.push({ key: 'profiles', value: fileProfiles, expected: 'an object mapping profile names to settings', source: fileSource });
-    } else {
-      for (const [name, values] of Object.entries(fileProfiles)) {
-        if (!isRecord(values)) {
-          problems.push({ key: `profiles.${name}`, value: values, expected: `an object with keys: ${USER_PROFILE_KEYS.join(', ')}`, source: fileSource });
-          continue;
-        }
-        const base = profiles.get(name);
-        const source = `profile ${name} (${fileSource})`;
-        profiles.set(name, {
-          values: { ...(base?.values ?? {}), ...values },
-          source,
-          keySources: { ...(base?.keySources ?? {}), ...Object.fromEntries(Object.keys(values).map((k) => [k, source])) },
-        });
+  // The user file's profiles first, so the project's override them key by key.
+  for (const [obj, src] of [[userObj, userSource], [fileObj, fileSource]] as const) {
+    const fps = obj['profiles'];
+    if (fps === undefined) continue;
+    if (!isRecord(fps)) {
+      problems.push({ key: 'profiles', value: fps, expected: 'an object mapping profile names to settings', source: src });
+      continue;
+    }
+    for (const [name, values] of Object.entries(fps)) {
+      if (!isRecord(values)) {
+        problems.push({ key: `profiles.${name}`, value: values, expected: `an object with keys: ${USER_PROFILE_KEYS.join(', ')}`, source: src });
+        continue;
       }
+      const base = profiles.get(name);
+      const source = `profile ${name} (${src})`;
+      profiles.set(name, {
+        values: { ...(base?.values ?? {}), ...values },
+        source,
+        keySources: { ...(base?.keySources ?? {}), ...Object.fromEntries(Object.keys(values).map((k) => [k, source])) },
+      });
     }
   }
 
@@ -361,6 +375,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     [input.flags.profile, FLAG_NAMES.profile],
     [nonEmpty(env['STEMKIT_PROFILE']), 'env STEMKIT_PROFILE'],
     [fileObj['defaultProfile'], fileSource],
+    [userObj['defaultProfile'], userSource],
   ];
   for (const [value, source] of candidates) {
     if (value === undefined) continue;
@@ -372,7 +387,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
       const names = [...profiles.keys()];
       const suggestion = typeof value === 'string' ? didYouMean(value, names) : undefined;
       problems.push({
-        key: source === fileSource ? 'defaultProfile' : 'profile',
+        key: source === fileSource || source === userSource ? 'defaultProfile' : 'profile',
         value,
         expected: `one of: ${names.join(', ')}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`,
         source,
@@ -440,6 +455,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   // The built-in default profile is the floor for profile keys, also under a custom profile that sets only some.
   const floor: Layer = new Map(Object.entries(BUILTIN_PROFILES[DEFAULT_PROFILE] ?? {}));
   put(floor, () => `default (profile ${DEFAULT_PROFILE})`);
+  put(userLayer, () => userSource);
   put(fileLayer, () => fileSource);
   if (profileChosen) put(selectedProfileLayer, (k) => profile.keySources[k] ?? profile.source);
   put(envLayer, (k) => envSources.get(k) ?? 'env');
@@ -470,11 +486,13 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   }
 
   // 8. Directories.
-  const home = input.homeDir ?? nonEmpty(env['HOME']) ?? '~';
   if (!values.has('cacheDir')) {
     const xdg = nonEmpty(env['XDG_CACHE_HOME']);
-    values.set('cacheDir', xdg ? join(xdg, 'stemkit') : join(home, '.cache', 'stemkit'));
-    sources['cacheDir'] = xdg ? 'env XDG_CACHE_HOME' : 'default';
+    const home = input.homeDir ?? homeDirectory(env);
+    // Never a literal '~' (it would become a folder named '~' in the current directory): without any home,
+    // a per-user folder in the system's temp directory.
+    values.set('cacheDir', xdg && isAbsolute(xdg) ? join(xdg, 'stemkit') : home ? join(home, '.cache', 'stemkit') : join(tmpdir(), `stemkit-cache-${process.getuid?.() ?? 'user'}`));
+    sources['cacheDir'] = xdg && isAbsolute(xdg) ? 'env XDG_CACHE_HOME' : home ? 'default' : 'default (no home directory)';
   }
   for (const k of ['runtimeDir', 'ffmpegPath', 'ffprobePath', 'models.mirror'] as const) {
     if (!values.has(k)) sources[k] = 'default';
@@ -533,4 +551,15 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
+}
+
+/** $HOME, else the account's home directory; undefined when there is none. */
+export function homeDirectory(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const fromEnv = nonEmpty(env['HOME']);
+  if (fromEnv !== undefined) return fromEnv;
+  try {
+    return nonEmpty(homedir());
+  } catch {
+    return undefined;
+  }
 }

@@ -17,6 +17,7 @@ async function interrupt(
   mode: 'respect' | 'ignore',
   signals: number,
   unwind = false,
+  sig: NodeJS.Signals = 'SIGINT',
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; left: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'stemkit-sig-'));
   const script = `
@@ -53,14 +54,14 @@ async function interrupt(
     stdout += d.toString();
   });
   while (!stdout.includes('ready')) await new Promise((r) => setTimeout(r, 10));
-  child.kill('SIGINT');
+  child.kill(sig);
   if (unwind) {
     while (!stdout.includes('unwinding')) await new Promise((r) => setTimeout(r, 10));
-    child.kill('SIGINT');
+    child.kill(sig);
   } else if (signals === 2) {
     // The second signal only after the first was seen, as a user pressing Ctrl-C twice.
     while (!stderr.includes('interrupting')) await new Promise((r) => setTimeout(r, 20));
-    child.kill('SIGINT');
+    child.kill(sig);
   }
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
     child.on('exit', (c, s) => resolve([c, s])),
@@ -90,5 +91,19 @@ describe.skipIf(!built)('Ctrl-C in a real process', () => {
     expect(r.signal).toBeNull();
     expect(r.code).toBe(130);
     expect(r.left).toEqual([]);
+  });
+
+  it.each([
+    { sig: 'SIGTERM' as const, code: 143 },
+    { sig: 'SIGHUP' as const, code: 129 },
+  ])('$sig is handled like Ctrl-C: graceful abort, temp files removed, exit $code (128 + the signal number)', async ({ sig, code }) => {
+    const r = await interrupt('respect', 1, false, sig);
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(code);
+    expect(r.stderr).toContain(`stemkit: stopped by ${sig}\n`);
+    expect(r.left).toEqual([]);
+    const twice = await interrupt('ignore', 2, false, sig);
+    expect(twice.code).toBe(code);
+    expect(twice.left).toEqual([]);
   });
 });

@@ -27,6 +27,7 @@ export function configCommand(): Command {
           ctx.emitJson({
             type: 'config',
             configFile: ctx.configFile ?? null,
+            userConfigFile: ctx.userConfigFile ?? null,
             // Unset values as null rather than dropped, so every key is present in the record.
             config: JSON.parse(JSON.stringify(ctx.config, (_k, v: unknown) => (v === undefined ? null : v))) as unknown,
             sources: Object.fromEntries(entries.map(([k]) => [k, ctx.sources[k] ?? 'default'])),
@@ -35,6 +36,7 @@ export function configCommand(): Command {
           return 0;
         }
         ctx.print(`config file: ${ctx.configFile ?? '(none found)'}`);
+        if (ctx.userConfigFile) ctx.print(`user config: ${ctx.userConfigFile}`);
         const shown = entries.map(([k, v]) => [k, v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v)] as const);
         const keyWidth = Math.max(...shown.map(([k]) => k.length));
         // Long paths would push every source far right; cap the value column and let long values overflow.
