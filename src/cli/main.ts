@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { ConfigError, ExitCode, InternalError, StemkitError, UsageError } from '../errors.js';
 import { benchCommand } from './commands/bench.js';
+import { completionCommand } from './commands/completion.js';
 import { configCommand } from './commands/config.js';
 import { doctorCommand } from './commands/doctor.js';
 import { evalCommand } from './commands/eval.js';
@@ -69,7 +70,7 @@ export function buildProgram(
     .helpOption('-h, --help', 'show help')
     .addHelpText('after', EXIT_CODES_HELP);
 
-  for (const cmd of [separateCommand(), ttsCommand(), benchCommand(), modelsCommand(), evalCommand(), statusCommand(), configCommand(), doctorCommand()]) {
+  for (const cmd of [separateCommand(), ttsCommand(), benchCommand(), modelsCommand(), evalCommand(), statusCommand(), configCommand(), doctorCommand(), completionCommand()]) {
     program.addCommand(cmd);
   }
   program.helpCommand('help [command]', 'show help for a command');
