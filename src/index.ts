@@ -8,9 +8,9 @@ export type { ProgressEvent, ProgressStage, LogEvent, Observer, ProgressCallback
 // Configuration
 export { BUILTIN_PROFILES, DEFAULT_PROFILE, DEVICES, computeThreads } from './config/schema.js';
 export type { ResolvedConfig, Device, GpuConfig, ProfileValues, BenchTarget } from './config/schema.js';
-export { resolveConfig } from './config/resolve.js';
+export { homeDirectory, resolveConfig } from './config/resolve.js';
 export type { UserConfig, CliOverrides, ResolveInput } from './config/resolve.js';
-export { loadConfigFile } from './config/load.js';
+export { loadConfigFile, loadUserConfigFile, userConfigDir } from './config/load.js';
 
 // Audio and DSP
 export type { RawAudio, AudioInfo, AudioSource, AudioSink } from './audio/raw-audio.js';
@@ -53,7 +53,7 @@ export { acquireSlots, readPools, runBounded, threadsPerWorker } from './jobs/in
 
 // Bench and eval
 export { runBench } from './bench/bench.js';
-export type { BenchReport, BenchOptions, ModeReport } from './bench/bench.js';
+export type { BenchReport, BenchOptions, ModeReport, TargetPolicy } from './bench/bench.js';
 export { evaluate } from './eval/eval.js';
 export type { EvalReport, EvaluateOptions, StemScore, TrackReport } from './eval/eval.js';
 export { sdr, siSdr } from './eval/metrics.js';
