@@ -516,7 +516,8 @@ async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags): P
   if (f.video === undefined && (f.videoAudio !== undefined || f.burnSubtitles)) throw new UsageError(`${f.burnSubtitles ? '--burn-subtitles' : '--video-audio'} needs --video <clip|image>`);
   if (f.listVoices) return listVoices(ctx, f);
   num('--speed', f.speed, 0.1, 10);
-  await checkBeforeLoading(f, f.output !== undefined ? [f.output] : []);
+  // With --video, -o names a video (checked by narrated() before anything loads).
+  await checkBeforeLoading(f, f.output !== undefined && f.video === undefined ? [f.output] : []);
   if (f.jsonl !== undefined) {
     if (textArg !== undefined || f.file !== undefined || f.output !== undefined || f.stdout) {
       throw new UsageError('--jsonl takes texts and outputs from the file; drop the text argument, -f, -o and --stdout');
