@@ -135,3 +135,49 @@ export function isStemkitError(e: unknown): e is StemkitError {
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new InterruptedError();
 }
+
+const READ_SYSCALLS = new Set(['scandir', 'opendir', 'stat', 'lstat', 'read', 'access', 'readlink', 'realpath']);
+
+/**
+ * Maps a raw file-system error (an `ErrnoException` that escaped a lower layer) to the StemkitError it means,
+ * so that a full disk is 73 and an unreadable file 66 on every path, never 70 "a bug"; any other value comes
+ * back unchanged. `role` says whether the path was being read (input) or written (output) when the caller
+ * knows; otherwise the system call decides.
+ */
+export function fromSystemError(e: unknown, ctx: { path?: string; role?: 'input' | 'output' } = {}): unknown {
+  if (e instanceof StemkitError || !(e instanceof Error)) return e;
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
+  const path = ctx.path ?? err.path ?? (err as { dest?: string }).dest;
+  const at = path ? ` (${path})` : '';
+  const role = ctx.role ?? (err.syscall && READ_SYSCALLS.has(err.syscall) ? 'input' : 'output');
+  const opts = { cause: e };
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new OutputError(`no space left on the device${at}`, { ...opts, code: 'E_DISK_FULL', hint: 'free some space or write to another disk (-o); nothing incomplete was left under a final name' });
+    case 'EFBIG':
+      return new OutputError(`file too large for the file system${at}`, { ...opts, code: 'E_DISK_FULL', hint: 'write to another file system or a compressed format (--format flac)' });
+    case 'EROFS':
+      return new OutputError(`read-only file system${at}`, { ...opts, hint: 'write to another folder (-o)' });
+    case 'EMFILE':
+    case 'ENFILE':
+      return new BusyError(`too many open files${at}`, { ...opts, code: 'E_TOO_MANY_FILES', hint: 'raise the limit (ulimit -n) or run fewer jobs at once' });
+    case 'EACCES':
+    case 'EPERM':
+    case 'ENAMETOOLONG':
+    case 'ELOOP':
+    case 'EIO':
+    case 'ENOTDIR':
+    case 'EISDIR':
+    case 'ENOENT': {
+      const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENAMETOOLONG' ? 'name too long' : code === 'ELOOP' ? 'symbolic link loop' : code === 'EIO' ? 'I/O error' : code === 'ENOENT' ? 'no such file or folder' : code === 'EISDIR' ? 'is a folder' : 'a part of the path is not a folder';
+      return role === 'input'
+        ? new InputError(`cannot read${path ? ` ${path}` : ''}: ${why}`, { ...opts, code: 'E_INPUT_UNREADABLE', hint: 'check the path and its permissions' })
+        : new OutputError(`cannot write${path ? ` ${path}` : ''}: ${why}`, { ...opts, hint: 'check the output folder (-o), its permissions and name lengths' });
+    }
+    default:
+      return e;
+  }
+}

@@ -372,8 +372,13 @@ export async function openFfmpegSource(
   });
   // Failures are collected at end of stream (or ignored after close); never leave the rejection unhandled.
   let failure: unknown;
+  // ffmpeg exits 0 after skipping damaged frames; what it printed on stderr (-v error) is the only trace.
+  const diagnostics: string[] = [];
   const done = sub.then(
-    () => unlink(),
+    (r) => {
+      unlink();
+      if (typeof r.stderr === 'string') diagnostics.push(...stderrTail(r.stderr, 1000));
+    },
     (e: unknown) => {
       unlink();
       failure = e;
@@ -415,6 +420,7 @@ export async function openFfmpegSource(
 
   return {
     info,
+    diagnostics,
     async read(maxFrames: number): Promise<RawAudio | null> {
       throwIfAborted(opts.signal);
       if (closed) throw new InternalError(`${path}: read after close`);

@@ -18,6 +18,7 @@ import {
   videoMuxerFor,
 } from './ffmpeg.js';
 import type { AudioSink, AudioSource, RawAudio } from './raw-audio.js';
+import { guardSource, type GuardedSource } from './guard.js';
 import { E_WAV_CODEC, createWavSink, looksLikeWav, openInputFile, openWavSource } from './wav.js';
 
 export type { AudioFormat } from './ffmpeg.js';
@@ -53,6 +54,8 @@ export interface OpenAudioOptions {
   ffmpegPath?: string;
   ffprobePath?: string;
   signal?: AbortSignal;
+  /** Fail (DataError 65) on a truncated or damaged input instead of reporting it in `integrity`. */
+  strict?: boolean;
 }
 
 function locateOpts(opts: OpenAudioOptions): { ffmpegPath?: string; ffprobePath?: string } {
@@ -64,10 +67,16 @@ function locateOpts(opts: OpenAudioOptions): { ffmpegPath?: string; ffprobePath?
 
 /**
  * Opens an audio (or video) file for streaming reads.
- * RIFF/RF64 WAV content is decoded natively; anything else needs ffmpeg + ffprobe.
- * @throws InputError (66) missing/unreadable/directory; DataError (65) malformed; UnavailableError (69) no ffmpeg.
+ * RIFF/RF64 WAV content is decoded natively; anything else needs ffmpeg + ffprobe. Every source is guarded
+ * (audio/guard.ts): a NaN or infinite sample fails the read with DataError 65 naming its time, and at the end
+ * of the stream `integrity` says whether the decoded length fell short of the declared one.
+ * @throws InputError (66) missing/unreadable/directory/pipe; DataError (65) malformed; UnavailableError (69) no ffmpeg.
  */
-export async function openAudioSource(path: string, opts: OpenAudioOptions = {}): Promise<AudioSource> {
+export async function openAudioSource(path: string, opts: OpenAudioOptions = {}): Promise<GuardedSource> {
+  return guardSource(await openUnguarded(path, opts), path, opts.strict === undefined ? {} : { strict: opts.strict });
+}
+
+async function openUnguarded(path: string, opts: OpenAudioOptions): Promise<AudioSource> {
   throwIfAborted(opts.signal);
   // Opening first gives the same 66 errors for every format, and the first bytes decide native vs ffmpeg.
   const { fh, size } = await openInputFile(path);

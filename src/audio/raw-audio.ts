@@ -27,6 +27,8 @@ export interface AudioSource {
   readonly info: AudioInfo;
   read(maxFrames: number): Promise<RawAudio | null>;
   close(): Promise<void>;
+  /** Error lines the decoder printed while reading (damaged frames); complete once read() returned null. */
+  readonly diagnostics?: readonly string[];
 }
 
 /**

@@ -133,7 +133,11 @@ export async function openInputFile(path: string): Promise<{ fh: FileHandle; siz
   }
   if (!st.isFile()) {
     // Opening a FIFO would block until something writes to it: refuse anything that is not a plain file.
-    throw new InputError(`${path}: is not a regular file`, { hint: 'pass an audio file (pipes and devices are not supported)', code: 'E_INPUT_UNREADABLE' });
+    const what = st.isFIFO() ? 'a named pipe (FIFO)' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
+    throw new InputError(`${path}: is ${what}, not an audio file`, {
+      hint: 'pass an audio file; to stream audio in, save it to a file first (pipes and devices are not read)',
+      code: 'E_INPUT_NOT_FILE',
+    });
   }
   let fh: FileHandle;
   try {
@@ -150,7 +154,13 @@ function inputFsError(path: string, e: unknown): InputError {
     return new InputError(`${path}: file not found`, { hint: 'check the path and spelling', cause: e });
   }
   if (code === 'EACCES' || code === 'EPERM') {
-    return new InputError(`${path}: cannot be read (permission denied)`, { hint: `make it readable, e.g. chmod u+r "${path}"`, cause: e, code: 'E_INPUT_UNREADABLE' });
+    return new InputError(`${path}: cannot be read (permission denied)`, { hint: `make it (and its folders) readable, e.g. chmod u+r "${path}"`, cause: e, code: 'E_INPUT_UNREADABLE' });
+  }
+  if (code === 'ELOOP') {
+    return new InputError(`${path}: is a symbolic link loop (it never reaches a file)`, { hint: 'fix the link (ls -l shows where it points)', cause: e, code: 'E_INPUT_LINK_LOOP' });
+  }
+  if (code === 'ENAMETOOLONG') {
+    return new InputError(`${path}: the path is too long for the file system`, { hint: 'shorten the file or folder names', cause: e, code: 'E_INPUT_UNREADABLE' });
   }
   return new InputError(`${path}: cannot be read (${code ?? String(e)})`, { hint: 'check that the file exists and is readable', cause: e, code: 'E_INPUT_UNREADABLE' });
 }

@@ -16,7 +16,7 @@ import type { ResolvedConfig } from '../config/schema.js';
 import { InterruptedError, STOP_SIGNALS, type StopSignal } from '../errors.js';
 import type { LogEvent, ProgressEvent } from '../progress.js';
 import { cleanupTempFilesSync } from '../util/atomic.js';
-import { interruptNotice } from './messages.js';
+import { interruptNotice, printable, printableStyled } from './messages.js';
 import { createRenderer, type Renderer } from './render/renderer.js';
 import { isCi, selectRenderer } from './render/select.js';
 import { createStyle, useColor } from './render/style.js';
@@ -183,7 +183,7 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
     // HOME from the run's environment first (tests inject it), the OS account's home otherwise.
     const home = homeDirectory(io.env);
     const [file, userFile] = await Promise.all([loadConfigFile({ configPath: flags.config, cwd: io.cwd }), loadUserConfigFile(userConfigDir(io.env, home))]);
-    const { config, sources } = resolveConfig({
+    const { config, sources, warnings: configWarnings } = resolveConfig({
       file: file.path !== undefined ? { path: file.path, config: file.config } : undefined,
       userFile: userFile.path !== undefined ? { path: userFile.path, config: userFile.config } : undefined,
       env: io.env,
@@ -202,6 +202,8 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       stdoutIsTTY: io.stdoutIsTTY,
       cwd: io.cwd,
     });
+
+    for (const message of configWarnings) renderer.onLog({ level: 'warn', message });
 
     const controller = new AbortController();
     let signals = 0;
@@ -234,10 +236,12 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       userConfigFile: userFile.path,
       flags,
       signal: controller.signal,
-      onProgress: (e) => renderer.onProgress(e),
-      onLog: (e) => renderer.onLog(e),
+      // File names and messages from the library reach the terminal only through printable(): a name with
+      // ESC or CR in it cannot drive the terminal (JSON output escapes them by itself).
+      onProgress: (e) => renderer.onProgress(flags.json ? e : { ...e, ...(e.file !== undefined ? { file: printable(e.file) } : {}), ...(e.message !== undefined ? { message: printable(e.message) } : {}) }),
+      onLog: (e) => renderer.onLog(flags.json ? e : { ...e, message: printable(e.message, true), ...(e.file !== undefined ? { file: printable(e.file) } : {}) }),
       print: (text) => {
-        if (!flags.json) renderer.writeLine(io.stdout, text);
+        if (!flags.json) renderer.writeLine(io.stdout, printableStyled(text));
       },
       emitJson: (record) => {
         if (flags.json) io.stdout.write(`${JSON.stringify(record)}\n`);

@@ -6,7 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
-import { ConfigError, ExitCode, InternalError, StemkitError, UsageError } from '../errors.js';
+import { ConfigError, ExitCode, InternalError, StemkitError, UsageError, fromSystemError } from '../errors.js';
 import { benchCommand } from './commands/bench.js';
 import { completionCommand } from './commands/completion.js';
 import { configCommand } from './commands/config.js';
@@ -17,7 +17,7 @@ import { separateCommand } from './commands/separate.js';
 import { statusCommand } from './commands/status.js';
 import { ttsCommand } from './commands/tts.js';
 import { defaultIO, setRunState, type CliIO, type RunState } from './context.js';
-import { commanderSuggestion, configProblemLine, internalErrorHint, internalErrorLine, usageHint } from './messages.js';
+import { commanderSuggestion, configProblemLine, internalErrorHint, internalErrorLine, printable, usageHint } from './messages.js';
 import { createStyle, useColor } from './render/style.js';
 
 export interface MainIO {
@@ -142,17 +142,31 @@ function fromCommander(e: CommanderError, failed: Command | undefined): StemkitE
   });
 }
 
+/**
+ * An error message made safe for the terminal. Only the lines stemkit appended itself (an ffmpeg error's stderr
+ * tail, listed in details.stderr) stay separate lines; newlines inside the message proper are escaped.
+ */
+function terminalText(message: string, error: StemkitError): string {
+  const tail = error.details?.['stderr'];
+  const n = Array.isArray(tail) ? tail.length : 0;
+  if (n === 0) return printable(message);
+  const lines = message.split('\n');
+  return [printable(lines.slice(0, -n).join('\n')), ...lines.slice(-n).map((l) => printable(l))].join('\n');
+}
+
 /** Prints an error in the one stemkit format and returns its exit code. */
 export function reportError(err: unknown, io: CliIO, flags: { json: boolean; verbose: boolean; color: boolean }): number {
   const style = createStyle(useColor(flags, io.env, io.stderrIsTTY));
+  // A raw file-system error that escaped a lower layer still gets its real meaning (73 full disk, 66 unreadable).
+  err = fromSystemError(err);
   const known = err instanceof StemkitError ? err : undefined;
   const error =
     known ??
     new InternalError(err instanceof Error ? err.message : String(err), { cause: err, hint: internalErrorHint() });
   const headline = known ? error.message : internalErrorLine(error.message);
-  const lines = [style.fail(`stemkit: ${headline}`)];
-  if (error instanceof ConfigError) for (const p of error.problems) lines.push(configProblemLine(p));
-  if (error.hint) lines.push(style.dim(`hint: ${error.hint}`));
+  const lines = [style.fail(`stemkit: ${terminalText(headline, error)}`)];
+  if (error instanceof ConfigError) for (const p of error.problems) lines.push(printable(configProblemLine(p)));
+  if (error.hint) lines.push(style.dim(`hint: ${printable(error.hint)}`));
   if (flags.verbose) {
     const stackOf = known ? (error.cause instanceof Error ? error.cause : error) : err instanceof Error ? err : undefined;
     if (stackOf?.stack) lines.push(style.dim(stackOf.stack));

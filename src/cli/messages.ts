@@ -56,3 +56,30 @@ export function commanderSuggestion(text: string): string | undefined {
   if (!m?.[1]) return undefined;
   return `did you mean ${m[1]}?`;
 }
+
+/**
+ * Makes text from outside stemkit (file names, TTS text, ffmpeg output) safe to print on a terminal:
+ * C0/C1 control characters, DEL and the bidirectional overrides become visible escapes (`\x1b`, `\r`,
+ * `\u202e`), so a crafted file name can neither move the cursor, recolour or retitle the terminal, nor
+ * reorder what is shown. Newlines are escaped too unless `keepNewlines` (for multi-line messages we built).
+ */
+export function printable(text: string, keepNewlines = false): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    if (c === '\n' && keepNewlines) return c;
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/**
+ * For text that already carries stemkit's own colours (chalk SGR sequences, `ESC [ … m`): escapes every other
+ * control character. A last line of defence behind printable() at the places that interpolate outside text.
+ */
+export function printableStyled(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.split(/(\u001b\[[0-9;]*m)/).map((part, i) => (i % 2 === 1 ? part : printable(part, true))).join('');
+}

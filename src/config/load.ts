@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { extname, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { ConfigError } from '../errors.js';
 
 /** Where stemkit looks for a config file, in this order, in each directory from cwd up to the project root. */
@@ -54,10 +54,11 @@ export async function loadUserConfigFile(dir: string | undefined): Promise<Loade
   const { cosmiconfig } = await import('cosmiconfig');
   const explorer = cosmiconfig('stemkit', { searchPlaces: [...USER_CONFIG_PLACES], searchStrategy: 'none', cache: false });
   try {
-    const result = await explorer.search(dir);
+    const result = await settleOrFail(explorer.search(dir), `the user config in ${dir}`);
     if (!result || result.isEmpty) return { path: result?.filepath, config: undefined };
     return { path: result.filepath, config: result.config };
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     throw parseFailure((cause as { filepath?: string } | null)?.filepath ?? join(dir, 'config'), cause);
   }
 }
@@ -88,17 +89,18 @@ export async function loadConfigFile(opts: LoadConfigOptions = {}): Promise<Load
       });
     }
     try {
-      const result = await explorer.load(path);
+      const result = await settleOrFail(explorer.load(path), path);
       return { path, config: result?.config };
     } catch (cause) {
-      throw parseFailure(path, cause);
+      throw cause instanceof ConfigError ? cause : parseFailure(path, cause);
     }
   }
   try {
-    const result = await explorer.search(cwd);
+    const result = await settleOrFail(explorer.search(cwd), firstCandidate(cwd) ?? `the config file found from ${cwd}`);
     if (!result || result.isEmpty) return { path: result?.filepath, config: undefined };
     return { path: result.filepath, config: result.config };
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     const path = (cause as { filepath?: string } | null)?.filepath;
     throw parseFailure(path ?? 'config file', cause);
   }
@@ -147,6 +149,64 @@ function jsReason(path: string): string | undefined {
   const error = lines.find((l) => /^[A-Za-z]*Error: /.test(l));
   if (!error) return undefined;
   return where ? `${error} (line ${where[1]})` : error;
+}
+
+/** How long a JS config module may take to evaluate before stemkit gives up on it. */
+export const CONFIG_LOAD_TIMEOUT_MS = 10_000;
+
+/**
+ * Resolves like `p`, but fails with ConfigError (78) when `p` can never settle: a JS config whose top-level
+ * `await` never resolves leaves nothing for the event loop to do, and without this the process would end
+ * silently with exit 0 ('beforeExit' tells us); one that keeps the loop busy forever hits the timeout.
+ */
+function settleOrFail<T>(p: Promise<T>, path: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const cleanup = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      process.off('beforeExit', onDrained);
+    };
+    const fail = (why: string): void => {
+      if (settled) return;
+      cleanup();
+      reject(
+        new ConfigError(`cannot read config file ${path}: ${why}`, [], {
+          code: 'E_CONFIG_HANG',
+          hint: 'A JS config module must finish evaluating: check its top-level await (and what it waits for), or use a JSON/YAML config.',
+        }),
+      );
+    };
+    const onDrained = (): void => fail('it never finished loading (a top-level await that never resolves)');
+    const timer = setTimeout(() => fail(`it did not finish loading within ${CONFIG_LOAD_TIMEOUT_MS / 1000} s`), CONFIG_LOAD_TIMEOUT_MS);
+    timer.unref();
+    process.on('beforeExit', onDrained);
+    p.then(
+      (v) => {
+        if (settled) return;
+        cleanup();
+        resolve(v);
+      },
+      (e: unknown) => {
+        if (settled) return;
+        cleanup();
+        reject(e);
+      },
+    );
+  });
+}
+
+/** The file the search would most likely load (for messages): the first search place present from cwd up. */
+function firstCandidate(cwd: string): string | undefined {
+  let dir = resolvePath(cwd);
+  for (;;) {
+    for (const place of SEARCH_PLACES) {
+      if (place !== 'package.json' && existsSync(join(dir, place))) return join(dir, place);
+    }
+    const up = dirname(dir);
+    if (existsSync(join(dir, 'package.json')) || up === dir) return undefined;
+    dir = up;
+  }
 }
 
 function parseFailure(path: string, cause: unknown): ConfigError {

@@ -82,6 +82,8 @@ export interface ResolveResult {
   config: ResolvedConfig;
   /** Source of every leaf value, keyed by dotted path. */
   sources: Record<string, string>;
+  /** Values that were usable only after an adjustment (e.g. threads capped at the core count), for a warning. */
+  warnings: string[];
 }
 
 /** Environment variables stemkit reads, with the key each sets. */
@@ -500,8 +502,14 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
 
   const num = (k: string): number => values.get(k) as number;
   const str = (k: string): string | undefined => values.get(k) as string | undefined;
-  const threads = values.get('threads') as number | undefined;
+  const warnings: string[] = [];
+  let threads = values.get('threads') as number | undefined;
   if (threads === undefined) sources['threads'] = 'default';
+  // More intra-op threads than logical cores only oversubscribe them (10000 hung ORT's pool start-up).
+  if (threads !== undefined && threads > input.cores) {
+    warnings.push(`threads = ${threads} (from ${sources['threads'] ?? 'config'}) is more than the ${input.cores} logical cores of this machine; using ${input.cores}`);
+    threads = input.cores;
+  }
   const profileValues: ProfileValues = {
     maxCpuThreads: num('maxCpuThreads'),
     cpuUsageLimit: num('cpuUsageLimit'),
@@ -546,7 +554,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   sources['cpuThreads'] = threads === undefined ? 'computed' : sources['threads'] ?? 'computed';
   sources['threadsPolicy'] = threadsPolicy === 'auto-interactive' ? 'computed (a terminal, no CPU limit set)' : threadsPolicy === 'auto-server' ? 'computed (not a terminal, no CPU limit set)' : 'computed';
   sources['cores'] = 'detected';
-  return { config, sources };
+  return { config, sources, warnings };
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -8,6 +8,7 @@ import type { ResolvedConfig } from '../config/schema.js';
 import type { Observer } from '../progress.js';
 import { formatTimingLine, loadSeparator, type SeparatorSpec } from '../separate/separate.js';
 import { findReferenceTracks } from './layout.js';
+import { assertNoOutputConflicts, findOutputConflicts } from '../util/output-safety.js';
 
 /** @returns the model id (the name eval reports the estimates under) and the stems it wrote. */
 export async function separateReferenceSet(
@@ -20,9 +21,14 @@ export async function separateReferenceSet(
   if (opts.signal) observer.signal = opts.signal;
   if (opts.onLog) observer.onLog = opts.onLog;
   if (opts.onProgress) observer.onProgress = opts.onProgress;
+  const tracks = findReferenceTracks(referenceDir);
   const separator = await loadSeparator(spec, { config: opts.config, ...observer });
   try {
-    for (const t of findReferenceTracks(referenceDir)) {
+    // `--keep` may name the reference folder itself: no estimate may replace a mixture or a reference stem.
+    const inputs = tracks.flatMap((t) => [...(t.mixture ? [t.mixture] : []), ...Object.values(t.stems)]);
+    const writes = tracks.flatMap((t) => (t.mixture ? separator.stems.map((stem) => ({ output: join(outDir, t.name, `${stem}.wav`), owner: t.mixture! })) : []));
+    assertNoOutputConflicts(findOutputConflicts(inputs, writes), 'keep the estimates in a folder outside the reference set');
+    for (const t of tracks) {
       if (!t.mixture) continue;
       const r = await separator.separateFile(t.mixture, {
         outDir: join(outDir, t.name),

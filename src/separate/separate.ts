@@ -5,13 +5,18 @@
  * Every stage streams in blocks, so memory does not grow with the track length.
  */
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { ResolvedConfig } from '../config/schema.js';
-import { DataError, InternalError, InterruptedError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
+import { DataError, InternalError, InterruptedError, StemkitError, UsageError, fromSystemError, throwIfAborted } from '../errors.js';
 import type { Observer } from '../progress.js';
 import type { AudioSource, RawAudio } from '../audio/raw-audio.js';
 import { adaptChannels, downmixToMono } from '../audio/channels.js';
 import { createAudioSink, isVideoPath, openAudioSource, remuxVideo, type AudioFormat } from '../audio/open.js';
+import { assertFinite, describeTruncation, type AudioIntegrity, type GuardedSource } from '../audio/guard.js';
+import { assertNoOutputConflicts, findOutputConflicts, type OutputConflict, type PlannedWrite } from '../util/output-safety.js';
+import { sweepStaleTemps } from '../util/atomic.js';
+import { outputsState, recordOutputs, type Recipe } from './manifest.js';
 import { createResampler, type Resampler } from '../dsp/resample.js';
 import { defaultModelForMode, getModel, pullHint, rolesForStems, type ModelEntry } from '../models/registry.js';
 import { ensureModel } from '../models/ensure.js';
@@ -23,7 +28,7 @@ import { createHtdemucsModel } from './htdemucs.js';
 import { createMdxModel, resolveMdxParams, type MdxOverrides } from './mdxnet.js';
 import { createDtlnModel, createGtcrnModel } from './speech.js';
 import { readOnnxMetadata } from './onnx-metadata.js';
-import { DEFAULT_FILENAME_TEMPLATE, outputPath, trackName, validateFilenameTemplate } from './paths.js';
+import { DEFAULT_FILENAME_TEMPLATE, inputFields, outputPath, validateFilenameTemplate } from './paths.js';
 import { StemWriter, type ClipMode } from './writer.js';
 import type { StemBlocks, StemModel, StemStream, TrackStats } from './types.js';
 
@@ -65,8 +70,12 @@ export interface SeparatorSpec {
 export interface SeparateFileOptions {
   /** Output folder (default ./separated). */
   outDir?: string;
-  /** Template with {track}, {stem}, {ext}, {model} (default "{track}/{stem}.{ext}"). */
+  /** Template with {track}, {trackext}, {dir}, {stem}, {ext}, {model} (default "{track}/{stem}.{ext}"). */
   filename?: string;
+  /** The folder `{dir}` is relative to (the folder or pattern root the input was found under); default: the input's own folder. */
+  inputRoot?: string;
+  /** Fail (DataError 65) on a truncated or damaged compressed input instead of separating what decodes, with a warning. */
+  strict?: boolean;
   format?: AudioFormat;
   bits?: 16 | 24 | 32;
   bitrate?: string;
@@ -104,6 +113,10 @@ export interface FileResult {
   provider: string;
   threads: number;
   warnings: string[];
+  /** Set when the decoded input fell short of its declared length or the decoder reported damage (also a warning). */
+  integrity?: { declaredSec: number | undefined; decodedSec: number; truncated: boolean; decoderErrors: number };
+  /** Why a file was skipped: 'done' (this model and options wrote its outputs) or 'unverified' (outputs of unknown origin left alone). */
+  skipReason?: 'done' | 'unverified';
   error?: { code: string; message: string; exitCode: number; hint?: string };
 }
 
@@ -231,7 +244,14 @@ export async function loadSeparator(spec: SeparatorSpec, opts: { config: Resolve
   const t0 = performance.now();
   validateSpec(spec);
   const { config } = opts;
-  const session: SessionOptions = { device: config.device, threads: spec.threads ?? config.cpuThreads, gpu: config.gpu };
+  let threads = spec.threads ?? config.cpuThreads;
+  const cores = availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a whole number ≥ 1 (got ${threads})`, { hint: `e.g. threads: ${cores}` });
+  if (threads > cores) {
+    opts.onLog?.({ level: 'warn', message: `threads = ${threads} is more than the ${cores} logical cores of this machine; using ${cores}` });
+    threads = cores;
+  }
+  const session: SessionOptions = { device: config.device, threads, gpu: config.gpu };
   const observer: Observer = {};
   if (opts.onProgress) observer.onProgress = opts.onProgress;
   if (opts.onLog) observer.onLog = opts.onLog;
@@ -384,6 +404,9 @@ function addInto(a: Float32Array[], b: Float32Array[]): void {
   }
 }
 
+/** The recipe of a separator's files, for the batch's skip decision (not part of the public interface). */
+const recipes = new WeakMap<Separator, (fopts: SeparateFileOptions) => Recipe>();
+
 function createSeparator(model: StemModel, plan: OutputPlan, spec: SeparatorSpec, config: ResolvedConfig, loadSeconds: number): Separator {
   let loadPending = loadSeconds;
   const sep: Separator = {
@@ -400,6 +423,7 @@ function createSeparator(model: StemModel, plan: OutputPlan, spec: SeparatorSpec
     },
     dispose: () => model.dispose(),
   };
+  recipes.set(sep, (fopts) => recipeFor(model, plan, spec, fopts));
   return sep;
 }
 
@@ -408,19 +432,60 @@ export function plannedOutputs(
   input: string,
   stems: readonly string[],
   modelId: string,
-  opts: Pick<SeparateFileOptions, 'outDir' | 'filename' | 'format' | 'remux'>,
+  opts: Pick<SeparateFileOptions, 'outDir' | 'filename' | 'format' | 'remux' | 'inputRoot'>,
 ): Record<string, string> {
   const template = opts.filename ?? DEFAULT_FILENAME_TEMPLATE;
   validateFilenameTemplate(template);
   const outDir = opts.outDir ?? 'separated';
   const ext = opts.format ?? 'wav';
-  const track = trackName(input);
+  const fields = inputFields(input, opts.inputRoot);
   const out: Record<string, string> = {};
-  for (const stem of stems) out[stem] = outputPath(outDir, template, { track, stem, ext, model: modelId });
+  for (const stem of stems) out[stem] = outputPath(outDir, template, { ...fields, stem, ext, model: modelId });
   if (opts.remux && opts.remux.length > 0 && isVideoPath(input)) {
-    out['video'] = outputPath(outDir, template, { track, stem: opts.remux.join('+'), ext: extname(input).slice(1) || 'mp4', model: modelId });
+    out['video'] = outputPath(outDir, template, { ...fields, stem: opts.remux.join('+'), ext: extname(input).slice(1) || 'mp4', model: modelId });
   }
   return out;
+}
+
+/** The model and every option that changes what a file's outputs contain (recorded in the output manifest). */
+function recipeFor(model: StemModel, plan: OutputPlan, spec: SeparatorSpec, fopts: SeparateFileOptions): Recipe {
+  return {
+    model: model.id,
+    stems: plan.stems,
+    twoStems: plan.complement ? `${plan.complement.of}:${plan.complement.method}` : undefined,
+    shifts: spec.shifts ?? 0,
+    seed: spec.seed ?? 0,
+    overlap: spec.overlap ?? 0.25,
+    denoise: spec.denoise === true,
+    mdx: spec.mdx,
+    channels: spec.channelMode,
+    precision: spec.precision,
+    modelFile: spec.model !== undefined && isPathLike(spec.model) ? resolve(spec.model) : spec.modelPath !== undefined ? resolve(spec.modelPath) : undefined,
+    format: fopts.format ?? 'wav',
+    bits: fopts.bits,
+    bitrate: fopts.bitrate,
+    clip: fopts.clip ?? 'rescale',
+    sampleRate: fopts.sampleRate ?? 'same',
+    remux: fopts.remux,
+  };
+}
+
+/** Files of the run that outputs must never replace: the model files given as paths. */
+function modelInputs(spec: SeparatorSpec): string[] {
+  const out: string[] = [];
+  if (spec.model !== undefined && isPathLike(spec.model)) out.push(resolve(spec.model));
+  if (spec.modelPath !== undefined) out.push(resolve(spec.modelPath));
+  return out;
+}
+
+/** How the batch decides to skip an input: its outputs exist and the manifest says this recipe wrote them. */
+async function skipDecision(outputs: Record<string, string>, recipe: Recipe, force: boolean | undefined): Promise<{ skip: false; replacing?: string[] } | { skip: true; reason: 'done' | 'unverified'; files?: string[] }> {
+  if (force) return { skip: false };
+  const state = await outputsState(Object.values(outputs), recipe);
+  if (state.state === 'done') return { skip: true, reason: 'done' };
+  if (state.state === 'unknown') return { skip: true, reason: 'unverified', files: state.files };
+  if (state.state === 'other') return { skip: false, replacing: state.models };
+  return { skip: false };
 }
 
 function emptyTimes(load: number): PhaseTimes {
@@ -458,17 +523,34 @@ async function separateOne(
   const sources: AudioSource[] = [];
   try {
     const outputs = plannedOutputs(input, plan.stems, model.id, fopts);
+    // A batch checked every file up front; a lone call (library, eval) gets the same guarantee here.
+    assertNoOutputConflicts(
+      findOutputConflicts([input, ...modelInputs(spec)], Object.values(outputs).map((o) => ({ output: o, owner: input }))),
+      'choose another output folder (-o) or --filename',
+    );
     result.outputs = outputs;
-    if (!fopts.force && Object.values(outputs).every((p) => existsSync(p))) {
+    const recipe = recipeFor(model, plan, spec, fopts);
+    const decision = await skipDecision(outputs, recipe, fopts.force);
+    if (decision.skip) {
       result.status = 'skipped';
+      result.skipReason = decision.reason;
+      if (decision.reason === 'unverified') {
+        warn(`outputs exist but nothing records which model wrote them (${(decision.files ?? []).map((f) => basename(f)).join(', ')}; an older stemkit, another tool, or edited since); left as they are; force redoes them with ${model.id}`);
+      }
       return result;
     }
+    if (decision.replacing) warn(`replacing outputs written by ${decision.replacing.join(', ')}${decision.replacing.includes(model.id) ? ' with other options' : ''} (this run: ${model.id})`);
+    await sweepStaleTemps(Object.values(outputs));
     if (fopts.remux && fopts.remux.length > 0) {
       const bad = fopts.remux.filter((s) => !plan.stems.includes(s));
       if (bad.length > 0) throw new UsageError(`--remux: ${bad.join(', ')} is not written by this run`, { hint: `choose from: ${plan.stems.join(', ')}` });
       if (!isVideoPath(input)) warn(`--remux ignored for ${basename(input)}: not a video file`);
     }
     const times = await runPipeline(model, plan, spec, config, input, fopts, outputs, writers, sources, warn);
+    if (times.integrity) {
+      const i = times.integrity;
+      result.integrity = { declaredSec: i.declaredFrames === undefined ? undefined : i.declaredFrames / i.sampleRate, decodedSec: i.decodedFrames / i.sampleRate, truncated: i.truncated, decoderErrors: i.decoderErrorCount };
+    }
     if (outputs['video']) {
       const tw = performance.now();
       const ro: Parameters<typeof remuxVideo>[0] = { video: input, audio: fopts.remux!.map((s) => outputs[s]!), out: outputs['video'] };
@@ -477,6 +559,7 @@ async function separateOne(
       await remuxVideo(ro);
       times.write += (performance.now() - tw) / 1000;
     }
+    await recordOutputs(Object.values(outputs), input, recipe);
     const wall = (performance.now() - t0) / 1000;
     result.durationSec = times.frames / times.inRate;
     result.times = {
@@ -499,6 +582,9 @@ async function separateOne(
     result.outputs = {};
     const wall = (performance.now() - t0) / 1000;
     result.times = { ...emptyTimes(load), total: load + wall };
+    // A raw ENOSPC/EACCES from any write or read below: 73 or 66 with the path, never 70.
+    const path = (e as NodeJS.ErrnoException | undefined)?.path;
+    e = fromSystemError(e, path !== undefined && resolve(path) === resolve(input) ? { role: 'input' } : {});
     if (e instanceof StemkitError) {
       result.error = { code: e.code, message: e.message, exitCode: e.exitCode };
       if (e.hint) result.error.hint = e.hint;
@@ -517,13 +603,16 @@ interface PipelineTimes {
   frames: number;
   inRate: number;
   inChannels: number;
+  /** Present when the input came out short or damaged (already warned about). */
+  integrity?: AudioIntegrity;
 }
 
-async function openSource(input: string, config: ResolvedConfig, signal: AbortSignal | undefined): Promise<AudioSource> {
+async function openSource(input: string, config: ResolvedConfig, signal: AbortSignal | undefined, strict: boolean | undefined): Promise<GuardedSource> {
   const o: Parameters<typeof openAudioSource>[1] = {};
   if (config.ffmpegPath) o.ffmpegPath = config.ffmpegPath;
   if (config.ffprobePath) o.ffprobePath = config.ffprobePath;
   if (signal) o.signal = signal;
+  if (strict !== undefined) o.strict = strict;
   return openAudioSource(input, o);
 }
 
@@ -552,7 +641,7 @@ async function runPipeline(
   const file = input;
 
   let td = performance.now();
-  let source = await openSource(input, config, signal);
+  let source = await openSource(input, config, signal, fopts.strict);
   sources.push(source);
   times.decode += (performance.now() - td) / 1000;
   const info = source.info;
@@ -599,7 +688,7 @@ async function runPipeline(
     // Unbiased (N−1) standard deviation, as torch.std.
     const variance = n > 1 ? Math.max(0, (sumSq - n * mean * mean) / (n - 1)) : 0;
     trackStats = { frames: n, mean, std: Math.sqrt(variance) };
-    source = await openSource(input, config, signal);
+    source = await openSource(input, config, signal, fopts.strict);
     sources.push(source);
     times.decode += (performance.now() - td) / 1000;
   }
@@ -649,6 +738,8 @@ async function runPipeline(
   // The model-rate mix, kept until the stems of the same samples arrive (for `minus`).
   const mixQueue = plan.complement?.method === 'minus' ? new PlanarQueue(C) : undefined;
 
+  // Model-rate frames of stem audio that left the adapters so far (for the time of a bad sample).
+  let emitted = 0;
   const emit = async (parts: StemBlocks[], final: boolean): Promise<void> => {
     // Per-channel streams: stem channel c comes from stream c.
     const merged: Record<string, Float32Array[]> = {};
@@ -658,6 +749,12 @@ async function runPipeline(
     if (n > 0) {
       const missing = plan.wanted.filter((st) => !merged[st]);
       if (missing.length > 0) throw new InternalError(`model ${model.id} returned no audio for ${missing.join(', ')}`);
+      // Where model output leaves the adapter: a NaN/Inf here would become a silent (rescaled by 1/Inf) or
+      // noise stem written as a success.
+      for (const st of names) {
+        assertFinite({ channels: merged[st]!, sampleRate: modelRate }, `model ${model.id} produced a broken ${st} stem for ${input}`, emitted, 'the model file may be damaged or not made for this kind of input; try another model (stemkit models list) or re-download it (stemkit models verify)', 'E_MODEL_NONFINITE');
+      }
+      emitted += n;
     }
     if (plan.complement && n > 0) {
       const { name, of, method } = plan.complement;
@@ -717,6 +814,12 @@ async function runPipeline(
   }
   if (frames === 0) throw new DataError(`${input} contains no audio`, { code: 'E_EMPTY_AUDIO', hint: 'check the file' });
   times.frames = frames;
+  const integrity = source.integrity;
+  if (integrity && (integrity.truncated || integrity.decoderErrorCount > 0)) {
+    times.integrity = integrity;
+    if (integrity.truncated) warn(`${describeTruncation(integrity)}; separated what decodes (strict mode makes this an error)`);
+    if (integrity.decoderErrorCount > 0) warn(`the decoder reported ${integrity.decoderErrorCount} error${integrity.decoderErrorCount === 1 ? '' : 's'} (damaged data, e.g. "${integrity.decoderErrors[0] ?? ''}"); separated what decodes (strict mode makes this an error)`);
+  }
   const tailBlock = inResampler.flush();
   if ((tailBlock[0]?.length ?? 0) > 0) await pushAll({ channels: tailBlock, sampleRate: modelRate });
   // Outputs have exactly the input's length at the input rate (the resamplers can round by a sample).
@@ -755,6 +858,10 @@ export interface SeparateBatchOptions extends Observer {
   onFile?(result: FileResult, index: number): void;
   /** Called once the model is loaded. */
   onLoaded?(separator: Separator): void;
+  /** input → the folder its `{dir}` template field is relative to (expandInputs' roots); default: its own folder. */
+  roots?: Readonly<Record<string, string>>;
+  /** Inputs already known to be unusable (a folder that cannot be read): reported as failed files, first. */
+  rejected?: ReadonlyArray<{ input: string; error: StemkitError }>;
 }
 
 export interface BatchResult {
@@ -804,64 +911,84 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
     await heavy?.release();
     throw new UsageError(`--remux: ${badRemux.join(', ')} is not a stem of this run`, { hint: `choose from: ${separator.stems.join(', ')}` });
   }
+  const fileOpts = (input: string): SeparateFileOptions => {
+    const root = opts.roots?.[input];
+    return root === undefined ? opts.file : { ...opts.file, inputRoot: root };
+  };
+  // Every output of the batch, checked against every input and every other output before the first file runs:
+  // nothing is written when one output would replace an input or two inputs would write the same file.
+  try {
+    const writes = planBatch(opts.inputs, separator, fileOpts);
+    const conflicts = findOutputConflicts([...opts.inputs, ...modelInputs(opts.spec)], writes);
+    if (conflicts.length > 0) {
+      const suggestion = suggestTemplate(conflicts, opts, separator);
+      assertNoOutputConflicts(
+        conflicts,
+        suggestion !== undefined
+          ? `a filename template that works for this batch: "${suggestion}"`
+          : conflicts[0]!.kind === 'input'
+            ? 'choose an output folder outside the inputs, or a filename template that cannot name an input'
+            : 'rename one of the inputs, or use a filename template with more fields ({dir}, {trackext})',
+      );
+    }
+  } catch (e) {
+    await separator.dispose();
+    await heavy?.release();
+    if (e instanceof StemkitError && (e.code === 'E_OUTPUT_COLLISION' || e.code === 'E_OUTPUT_IS_INPUT')) {
+      const suggestion = /"([^"]+)"$/.exec(e.hint ?? '')?.[1];
+      if (suggestion !== undefined) (e.details as Record<string, unknown>)['suggestedTemplate'] = suggestion;
+    }
+    throw e;
+  }
   opts.onLoaded?.(separator);
   const results: FileResult[] = [];
   try {
-    // Two inputs with the same track name would write the same files: the later one fails with a clear message.
-    const claimed = new Map<string, string>();
     let index = 0;
+    for (const r of opts.rejected ?? []) {
+      const result: FileResult = {
+        input: r.input,
+        status: 'failed',
+        outputs: {},
+        durationSec: 0,
+        times: emptyTimes(0),
+        rtf: 0,
+        mbps: 0,
+        provider: separator.provider,
+        threads: separator.threads,
+        warnings: [],
+        error: { code: r.error.code, message: r.error.message, exitCode: r.error.exitCode, ...(r.error.hint ? { hint: r.error.hint } : {}) },
+      };
+      results.push(result);
+      opts.onFile?.(result, index);
+      index += 1;
+    }
+    const recipe = recipes.get(separator);
+    let done = 0;
     for (const input of opts.inputs) {
       throwIfAborted(opts.signal);
-      opts.onProgress?.({ stage: 'batch', status: index === 0 ? 'start' : 'progress', done: index, total: opts.inputs.length, unit: 'files' });
-      let result: FileResult;
-      const collision = (() => {
+      opts.onProgress?.({ stage: 'batch', status: done === 0 ? 'start' : 'progress', done, total: opts.inputs.length, unit: 'files' });
+      const fo = fileOpts(input);
+      // A file that will be skipped needs no job slot.
+      const skip = recipe !== undefined && (await (async () => {
         try {
-          const outs = plannedOutputs(input, separator.stems, separator.modelId, opts.file);
-          for (const p of Object.values(outs)) {
-            const other = claimed.get(p);
-            if (other) return { path: p, other };
-          }
-          for (const p of Object.values(outs)) claimed.set(p, input);
+          return (await skipDecision(plannedOutputs(input, separator.stems, separator.modelId, fo), recipe(fo), fo.force)).skip;
         } catch {
-          // Template problems are reported by separateFile itself.
+          return false;
         }
-        return undefined;
-      })();
-      if (collision) {
-        result = {
-          input,
-          status: 'failed',
-          outputs: {},
-          durationSec: 0,
-          times: emptyTimes(0),
-          rtf: 0,
-          mbps: 0,
-          provider: separator.provider,
-          threads: separator.threads,
-          warnings: [],
-          error: { code: 'E_OUTPUT_COLLISION', message: `its output ${collision.path} is also the output of ${collision.other}`, exitCode: 73, hint: 'use --filename with a distinguishing field, e.g. "{track}-{model}/{stem}.{ext}", or rename one input' },
-        };
-      } else {
-        // A file that will be skipped needs no job slot.
-        const skip = !opts.file.force && (() => {
-          try {
-            return Object.values(plannedOutputs(input, separator.stems, separator.modelId, opts.file)).every((p) => existsSync(p));
-          } catch {
-            return false;
-          }
-        })();
-        const lease = skip || !isVideoPath(input) ? { release: async () => {} } : await acquireSlots({ pools: ['video'], ...slotOptions, file: input });
-        try {
-          opts.onProgress?.({ stage: 'file', status: 'start', file: input, done: 0, total: 1 });
-          result = await separator.separateFile(input, { ...opts.file, ...observer });
-          opts.onProgress?.({ stage: 'file', status: 'done', file: input, done: 1, total: 1 });
-        } finally {
-          await lease.release();
-        }
+      })());
+      const lease = skip || !isVideoPath(input) ? { release: async () => {} } : await acquireSlots({ pools: ['video'], ...slotOptions, file: input });
+      let result: FileResult;
+      try {
+        opts.onProgress?.({ stage: 'file', status: 'start', file: input, done: 0, total: 1 });
+        result = await separator.separateFile(input, { ...fo, ...observer });
+        opts.onProgress?.({ stage: 'file', status: 'done', file: input, done: 1, total: 1 });
+      } finally {
+        await lease.release();
       }
       results.push(result);
       opts.onFile?.(result, index);
       index += 1;
+      done += 1;
     }
     opts.onProgress?.({ stage: 'batch', status: 'done', done: opts.inputs.length, total: opts.inputs.length, unit: 'files' });
   } finally {
@@ -871,6 +998,43 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
   const failedCodes = new Set(results.filter((r) => r.status === 'failed').map((r) => r.error?.exitCode ?? 1));
   const exitCode = failedCodes.size === 0 ? 0 : failedCodes.size === 1 ? [...failedCodes][0]! : 1;
   return { results, summary: summarizeBatch(results, (performance.now() - t0) / 1000), modelId: separator.modelId, stems: separator.stems, exitCode };
+}
+
+/** Every output of a batch, owned by its input. @throws UsageError (64) for a template that cannot work. */
+function planBatch(inputs: readonly string[], separator: Separator, fileOpts: (input: string) => SeparateFileOptions): PlannedWrite[] {
+  const writes: PlannedWrite[] = [];
+  for (const input of inputs) {
+    for (const output of Object.values(plannedOutputs(input, separator.stems, separator.modelId, fileOpts(input)))) writes.push({ output, owner: input });
+  }
+  return writes;
+}
+
+/**
+ * A filename template under which the batch has no conflict, derived from the one in use: the input's folder
+ * ({dir}) and/or its extension ({trackext}) added to {track}; undefined when none of them works.
+ */
+function suggestTemplate(conflicts: readonly OutputConflict[], opts: SeparateBatchOptions, separator: Separator): string | undefined {
+  const base = opts.file.filename ?? DEFAULT_FILENAME_TEMPLATE;
+  const withTrack = base.includes('{track}') ? base : `{track}/${base}`;
+  const candidates = [
+    withTrack.replace('{track}', '{dir}/{track}'),
+    withTrack.replace('{track}', '{track}.{trackext}'),
+    withTrack.replace('{track}', '{dir}/{track}.{trackext}'),
+    `{dir}/{track}.{trackext}/{stem}.{ext}`,
+  ].filter((t, i, all) => t !== base && all.indexOf(t) === i);
+  if (conflicts.every((c) => c.kind === 'input')) candidates.push('{track}.stems/{stem}.{ext}', '{dir}/{track}.stems/{stem}.{ext}');
+  for (const template of candidates) {
+    try {
+      const writes = planBatch(opts.inputs, separator, (input) => {
+        const root = opts.roots?.[input];
+        return { ...opts.file, filename: template, ...(root === undefined ? {} : { inputRoot: root }) };
+      });
+      if (findOutputConflicts([...opts.inputs, ...modelInputs(opts.spec)], writes).length === 0) return template;
+    } catch {
+      // this candidate cannot work; try the next
+    }
+  }
+  return undefined;
 }
 
 /**

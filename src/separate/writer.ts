@@ -10,7 +10,7 @@
 import { mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AudioSink, RawAudio } from '../audio/raw-audio.js';
-import { OutputError } from '../errors.js';
+import { OutputError, fromSystemError } from '../errors.js';
 import { discardTemp, openTemp, tempPathFor } from '../util/atomic.js';
 
 export type ClipMode = 'rescale' | 'clamp' | 'none';
@@ -94,7 +94,12 @@ export class StemWriter {
       }
       this.peak = peak;
       const bytes = new Uint8Array(buf.buffer);
-      await this.spool.fh.write(bytes, 0, bytes.length, this.spool.pos);
+      try {
+        await this.spool.fh.write(bytes, 0, bytes.length, this.spool.pos);
+      } catch (e) {
+        // ENOSPC here is the same full disk the final file would meet: 73 naming the output, not 70.
+        throw fromSystemError(e, { path: this.opts.path, role: 'output' });
+      }
       this.spool.pos += bytes.length;
     } else {
       let block = chans;

@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { AudioSink, RawAudio } from '../audio/raw-audio.js';
+import { assertFinite } from '../audio/guard.js';
 import { DataError, OutputError, isStemkitError } from '../errors.js';
 import type { Observer } from '../progress.js';
 import { createResampler, type Resampler } from '../dsp/resample.js';
@@ -74,8 +75,12 @@ export async function synthesizeToSink(model: TtsModel, text: string, sink: Audi
   // Samples (model rate) before the current block: times are model-rate sample counts over the model rate,
   // which the resampler (zero group delay, dsp/resample.ts) keeps true at any output rate.
   let offset = 0;
+  let frames = 0;
   try {
     for await (const block of run) {
+      // Model output leaving the engine: NaN/Inf would be written as silence or clicks under a success.
+      assertFinite(block, `model ${model.id} produced broken audio`, frames, 'the model file may be damaged; re-download it (stemkit models verify) or try another voice', 'E_MODEL_NONFINITE');
+      frames += block.channels[0]?.length ?? 0;
       const w0 = now();
       await sink.write(resampler ? { channels: resampler.process(block.channels), sampleRate: outputRate! } : block);
       write += now() - w0;

@@ -3,8 +3,8 @@
  * renamed into place only when complete. Live temp files are tracked so an interrupt can remove them.
  */
 import { closeSync, openSync, renameSync, unlinkSync } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { lstat, mkdir, open, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 const live = new Set<string>();
 let counter = 0;
@@ -81,4 +81,48 @@ export async function atomicWriteFile(finalPath: string, data: string | Uint8Arr
 export function commitTempSync(tempPath: string, finalPath: string): void {
   renameSync(tempPath, finalPath);
   live.delete(tempPath);
+}
+
+/** `<name>.tmp.<pid>.<n>` (sinks) and `<name>.tmp.<pid>.<n>.f32` (rescale spools), as made by tempPathFor. */
+const TEMP_NAME = /\.tmp\.(\d+)\.\d+(?:\.f32)?$/;
+
+/** False only when no process with this pid exists (ESRCH); a pid of another user (EPERM) is alive. */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temp files left beside `outputs` by stemkit processes that no longer exist (killed with SIGKILL, power
+ * loss): their spools can be hundreds of megabytes. Only plain files named like tempPathFor's, whose pid is dead,
+ * are removed; a temp of a live process (another run writing the same folder) is left alone. Best effort.
+ * @returns the paths removed.
+ */
+export async function sweepStaleTemps(outputs: readonly string[]): Promise<string[]> {
+  const removed: string[] = [];
+  const dirs = new Set(outputs.map((o) => dirname(o)));
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = TEMP_NAME.exec(name);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      const p = join(dir, name);
+      const st = await lstat(p).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      await rm(p, { force: true }).catch(() => undefined);
+      removed.push(p);
+    }
+  }
+  return removed;
 }

@@ -67,7 +67,7 @@ describe('malformed WAV corpus', () => {
     execFileSync('mkfifo', [p]);
     const e = await openError(p);
     expect(e.exitCode).toBe(66);
-    expect(e.message).toMatch(/pipe\.wav: is not a regular file/);
+    expect(e.message).toMatch(/pipe\.wav: is a named pipe \(FIFO\), not an audio file/);
   });
 
   // root reads files whatever their mode, so the permission case only means something for other users.

@@ -1,7 +1,8 @@
 /**
  * The body of `stemkit eval`, imported lazily so `stemkit --help` stays fast.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { pidAlive } from '../../util/atomic.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InputError, UsageError } from '../../errors.js';
@@ -77,6 +78,15 @@ export function formatEvalReport(report: EvalReport, style: CliContext['style'])
   return out.join('\n');
 }
 
+/** Removes the temporary estimate folders of eval runs killed before their cleanup (their pid is gone). */
+async function sweepEvalWorkDirs(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = /^stemkit-eval-(\d+)-/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 export async function runEvalCommand(ctx: CliContext, referenceDir: string, estimatesDir: string | undefined, flags: EvalFlags): Promise<number> {
   const baselines = parseBaselines(flags.baseline);
   const map = parseStemMap(flags.map ?? []);
@@ -93,7 +103,10 @@ export async function runEvalCommand(ctx: CliContext, referenceDir: string, esti
   try {
     if (flags.model) {
       const { separateForEval } = await import('./eval-separate.js');
-      if (!flags.keep) workDir = await mkdtemp(join(tmpdir(), 'stemkit-eval-'));
+      if (!flags.keep) {
+        await sweepEvalWorkDirs();
+        workDir = await mkdtemp(join(tmpdir(), `stemkit-eval-${process.pid}-`));
+      }
       estimates = resolve(flags.keep ?? workDir!);
       const written = await separateForEval(ctx, resolve(referenceDir), estimates, flags);
       systemName = written.modelId;

@@ -6,7 +6,8 @@
  */
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
-import { InputError, UsageError } from '../../errors.js';
+import { InputError, StemkitError, UsageError } from '../../errors.js';
+import { printable } from '../messages.js';
 import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
 import { runAction, type CliContext } from '../context.js';
 import type { FileResult, SeparateFileOptions, SeparatorSpec } from '../../separate/separate.js';
@@ -38,6 +39,7 @@ interface SeparateFlags {
   mdxPrimary?: string;
   remux?: string;
   force?: boolean;
+  strict?: boolean;
   recursive?: boolean;
   precision?: string;
   wait?: boolean;
@@ -115,6 +117,7 @@ export function parseSeparateFlags(flags: SeparateFlags): { spec: SeparatorSpec;
   if (flags.mdxPrimary !== undefined) mdx.primaryStem = flags.mdxPrimary;
   if (Object.keys(mdx).length > 0) spec.mdx = mdx;
 
+  if (flags.out !== undefined && flags.out.trim() === '') throw new UsageError('-o/--out is an empty path ("")', { hint: 'give a folder, e.g. -o separated (or -o . for the current folder)' });
   const file: SeparateFileOptions = { outDir: flags.out ?? 'separated' };
   if (flags.filename !== undefined) file.filename = flags.filename;
   const format = oneOf('--format', flags.format, FORMATS);
@@ -132,23 +135,37 @@ export function parseSeparateFlags(flags: SeparateFlags): { spec: SeparatorSpec;
   const remux = list(flags.remux);
   if (remux) file.remux = remux;
   if (flags.force) file.force = true;
+  if (flags.strict) file.strict = true;
   return { spec, file };
 }
 
 function describeResult(ctx: CliContext, r: FileResult, fmt: (r: FileResult) => string): string[] {
   const { style } = ctx;
-  if (r.status === 'skipped') return [`${style.dim('-')} ${r.input}: skipped, outputs exist (--force to redo)`];
+  const input = printable(r.input);
+  if (r.status === 'skipped') {
+    return [`${style.dim('-')} ${input}: skipped, ${r.skipReason === 'unverified' ? 'outputs of unknown origin exist' : 'done by this model with these options'} (--force to redo)`];
+  }
   if (r.status === 'failed') {
     const message = r.error?.message ?? 'failed';
     // Audio-layer messages usually start with the path already; do not print it twice.
-    const lines = [`${style.fail('✗')} ${message.startsWith(r.input) ? message : `${r.input}: ${message}`}`];
-    if (r.error?.hint) lines.push(style.dim(`  hint: ${r.error.hint}`));
+    const lines = [`${style.fail('✗')} ${printable(message.startsWith(r.input) ? message : `${r.input}: ${message}`)}`];
+    if (r.error?.hint) lines.push(style.dim(`  hint: ${printable(r.error.hint)}`));
     return lines;
   }
-  const lines = [`${style.ok('✓')} ${r.input}`];
-  for (const [stem, path] of Object.entries(r.outputs)) lines.push(`  ${stem}: ${path}`);
+  const lines = [`${style.ok(r.integrity ? '!' : '✓')} ${input}${r.integrity?.truncated ? style.warn(' (truncated input: partial stems)') : ''}`];
+  for (const [stem, path] of Object.entries(r.outputs)) lines.push(`  ${stem}: ${printable(path)}`);
   lines.push(style.dim(`  ${fmt(r)}`));
   return lines;
+}
+
+/** The library names options; on the command line the fix is a flag. */
+function withFlagHints(e: unknown): unknown {
+  if (e instanceof StemkitError && (e.code === 'E_OUTPUT_COLLISION' || e.code === 'E_OUTPUT_IS_INPUT')) {
+    const t = e.details?.['suggestedTemplate'];
+    const hint = typeof t === 'string' ? `add --filename "${t}"` : e.code === 'E_OUTPUT_IS_INPUT' ? 'choose another output folder (-o) or --filename' : 'rename one of the inputs, or use --filename with {dir} or {trackext}';
+    return new UsageError(e.message, { code: e.code, hint, ...(e.details ? { details: e.details } : {}), cause: e.cause });
+  }
+  return e;
 }
 
 /** The `separate` command. */
@@ -157,7 +174,7 @@ export function separateCommand(): Command {
     .description('Separate audio (or the audio of video files) into stems: vocals, drums, bass, … or speech and noise')
     .argument('<inputs...>', 'audio/video files, folders (add --recursive to descend) or glob patterns ("music/**/*.flac")')
     .option('-o, --out <dir>', 'output folder (default: ./separated)')
-    .option('--filename <template>', 'output names inside --out, with {track} {stem} {ext} {model} (default: "{track}/{stem}.{ext}")')
+    .option('--filename <template>', 'output names inside --out, with {track} {trackext} {dir} {stem} {ext} {model} (default: "{track}/{stem}.{ext}")')
     .option('--model <id|path>', 'model id (see `stemkit models list`) or a path to an .onnx file (default: classic, or the --mode default)')
     .option('--model-path <file>', 'use this local file (or folder, for multi-file models) for the chosen --model: no download')
     .option('--mode <n>', 'stem count shorthand: 2 (vocals + no_vocals), 4 (drums, bass, other, vocals) or 6 (+ guitar, piano)')
@@ -181,7 +198,8 @@ export function separateCommand(): Command {
     .option('--mdx-compensate <x>', 'MDX-Net: gain applied to the primary stem')
     .option('--mdx-primary <stem>', 'MDX-Net: name of the stem the model outputs (vocals, instrumental, …)')
     .option('--remux <stems>', 'video inputs: also write the video with these stems as its soundtrack (video copied), e.g. no_vocals')
-    .option('--force', 'redo files whose outputs already exist (default: skip them)')
+    .option('--force', 'redo files whose outputs already exist (default: skip those this model and these options wrote)')
+    .option('--strict', 'fail a file whose input is truncated or damaged (default: warn and separate what decodes)')
     .option('-r, --recursive', 'descend into subfolders of folder inputs')
     .addOption(new Option('--precision <p>', 'model precision: auto, fp32, fp16, int8 (where a variant exists)'))
     .addOption(new Option('--offline', 'never download; fail (exit 69) when the model is not installed'));
@@ -210,15 +228,22 @@ device unavailable; 75 busy (--no-wait); 130 interrupted.`,
       ]);
       if (file.filename !== undefined) plannedOutputs('x.wav', ['x'], 'm', { filename: file.filename }); // validates the template up front
       const expanded = await expandInputs(inputs, { recursive: flags.recursive === true });
-      if (expanded.files.length > 0) {
-        for (const m of expanded.missing) ctx.onLog({ level: 'warn', message: `no audio or video files match "${m}"` });
-      } else {
-        throw new InputError(inputs.length === 1 ? `input not found: ${inputs[0]}` : `none of the ${inputs.length} inputs exist or contain audio files`, {
-          hint: 'check the paths; folders need --recursive to include subfolders',
-        });
+      for (const note of expanded.notes) ctx.onLog({ level: 'warn', message: note });
+      for (const m of expanded.missing) if (expanded.files.length > 0 || /[*?[\]{}]/.test(m)) ctx.onLog({ level: 'warn', message: `no audio or video files match "${m}"` });
+      const literalMissing = expanded.missing.filter((m) => !/[*?[\]{}]/.test(m));
+      if (expanded.files.length === 0 && expanded.rejected.length === 0) {
+        if (literalMissing.length > 0 || expanded.notes.length === 0) {
+          throw new InputError(inputs.length === 1 ? `input not found: ${inputs[0]}` : `none of the ${inputs.length} inputs exist or contain audio files`, {
+            hint: 'check the paths; folders need --recursive to include subfolders',
+          });
+        }
+        // Only empty folders (or patterns matching nothing): a warning above, nothing to do, not a failure.
+        ctx.print('0 files: nothing to separate');
+        ctx.emitJson({ type: 'summary', files: 0, ok: 0, skipped: 0, failed: 0, exitCode: 0 });
+        return 0;
       }
       // Missing literal paths still count as failed files, so the summary and exit code show them.
-      const all = [...expanded.files, ...expanded.missing.filter((m) => !/[*?[\]{}]/.test(m)).map((m) => resolve(m))];
+      const all = [...expanded.files, ...literalMissing.map((m) => resolve(m))];
       const batch = await separateBatch({
         config: ctx.config,
         inputs: all,
@@ -226,6 +251,8 @@ device unavailable; 75 busy (--no-wait); 130 interrupted.`,
         file,
         wait: jobs.wait,
         ...(jobs.timeoutSec !== undefined ? { timeoutSec: jobs.timeoutSec } : {}),
+        roots: expanded.roots,
+        rejected: expanded.rejected,
         onProgress: ctx.onProgress,
         onLog: ctx.onLog,
         signal: ctx.signal,
@@ -234,6 +261,8 @@ device unavailable; 75 busy (--no-wait); 130 interrupted.`,
           for (const line of describeResult(ctx, r, formatTimingLine)) ctx.print(line);
           ctx.emitJson({ type: 'file', ...r });
         },
+      }).catch((e: unknown) => {
+        throw withFlagHints(e);
       });
       const s = batch.summary;
       const rtf = s.rtf === null ? '' : ` · ${s.audioSec.toFixed(1)}s of audio in ${s.computeSec.toFixed(1)}s (RTF ${s.rtf.toFixed(2)})`;

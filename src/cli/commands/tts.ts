@@ -14,6 +14,7 @@ import type { SinkJobOptions, TtsBatchJob, TtsJobResult } from '../../tts/job.js
 import type { TimingOutputs } from '../../tts/outputs.js';
 import { runAction, type CliContext } from '../context.js';
 import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
+import { assertNoOutputConflicts, findOutputConflicts } from '../../util/output-safety.js';
 
 interface TtsFlags {
   file?: string;
@@ -71,6 +72,12 @@ async function readTextFile(path: string, hint = 'Check the path given to -f/--f
   } catch (cause) {
     throw new InputError(`text file not found or unreadable: ${path}`, { code: 'E_INPUT_NOT_FOUND', cause, hint });
   }
+}
+
+/** Files a tts run reads, which no output may replace: the text file, a model file, the voices. */
+function ttsInputs(f: TtsFlags): string[] {
+  const model = f.model !== undefined && (/[/\\]/.test(f.model) || /\.onnx$/i.test(f.model)) ? [f.model] : [];
+  return [f.file, f.voices, f.video, ...model].filter((p): p is string => p !== undefined && p !== '-' && p !== '').map((p) => resolve(p));
 }
 
 function synthOptions(ctx: CliContext, f: TtsFlags, job?: Partial<TtsBatchJob>): SynthesizeOptions {
@@ -178,7 +185,8 @@ async function openSink(ctx: CliContext, f: TtsFlags, output: string, sampleRate
     const { createStreamSink } = await import('../../tts/job.js');
     return createStreamSink(ctx.stdout, { format: f.stdoutFormat === 'wav' ? 'wav' : 'raw', sampleRate, channels: 1 });
   }
-  const { createAudioSink } = await import('../../audio/open.js');
+  const [{ createAudioSink }, { sweepStaleTemps }] = await Promise.all([import('../../audio/open.js'), import('../../util/atomic.js')]);
+  await sweepStaleTemps([resolve(output)]);
   const bits = f.bits === undefined ? undefined : (Number(f.bits) as 16 | 24 | 32);
   return createAudioSink(output, {
     sampleRate,
@@ -253,6 +261,12 @@ async function single(ctx: CliContext, textArg: string | undefined, f: TtsFlags)
   }
   const output = f.stdout ? '-' : f.output;
   if (output === undefined) throw new UsageError('no output given', { hint: 'Add -o <file> (wav, flac, mp3, opus, ogg, m4a) or --stdout.' });
+  // Before anything loads: the audio, subtitle and timestamp files must not replace the text, the video or the model.
+  if (output !== '-') {
+    const t = timingOutputsFrom(f);
+    const writes = [output, t.subtitles, t.timestamps].filter((p): p is string => p !== undefined).map((p) => ({ output: resolve(p), owner: 'the text' }));
+    assertNoOutputConflicts(findOutputConflicts(ttsInputs(f), writes), 'choose other output files (-o, --subtitles, --timestamps)');
+  }
   if (f.video !== undefined) return narrated(ctx, textArg, f, output);
   const text = await readText(textArg, f);
   const opts = synthOptions(ctx, f);
@@ -391,6 +405,12 @@ async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
   const { runBounded, batchWorkers } = await import('../../jobs/batch.js');
   const lines = parseJobLines(content, file);
   if (lines.length === 0) throw new DataError(`the JSONL batch ${file} has no jobs`, { code: 'E_EMPTY_BATCH', hint: 'One JSON object per line: {"text": "...", "output": "out.wav"}' });
+  // Before the model loads: no line may write over an input of the batch or over another line's output.
+  const jobs = lines.flatMap((l) => (l.ok ? [l.job] : []));
+  assertNoOutputConflicts(
+    findOutputConflicts([file, ...ttsInputs(f), ...jobs.flatMap((j) => (j.file !== undefined ? [resolve(j.file)] : []))], jobs.map((j) => ({ output: resolve(j.output), owner: `${file}:${j.line}` }))),
+    'give every line its own output file, and none that is an input of the batch',
+  );
   const t0 = performance.now();
   const model = await loadModel(ctx, f);
   const results: TtsJobResult[] = [];
