@@ -15,8 +15,8 @@
  * just re-taken.
  */
 import { randomBytes } from 'node:crypto';
-import { type FSWatcher, readFileSync, readdirSync, unlinkSync, watch } from 'node:fs';
-import { link, lstat, mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { type FSWatcher, lstatSync, readFileSync, readdirSync, unlinkSync, watch } from 'node:fs';
+import { link, lstat, mkdir, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/schema.js';
@@ -222,16 +222,26 @@ const SLOT_RE = /^(heavy|tts|video)-(\d+)\.slot$/;
 const MARKER_RE = /^((?:heavy|tts|video)-\d+\.slot)\.reclaim-([A-Za-z0-9]+)-(\d+)$/;
 const TEMP_RE = /^\.tmp-(\d+)-/;
 
-type ReadResult = { kind: 'missing' } | { kind: 'record'; rec: SlotRecord; id: string } | { kind: 'corrupt'; id: string; ageMs: number };
+type ReadResult =
+  | { kind: 'missing' }
+  | { kind: 'record'; rec: SlotRecord; id: string }
+  | { kind: 'corrupt'; id: string; ageMs: number }
+  /** Not a regular file (a FIFO, socket, device, folder or symlink someone put there): never a slot. */
+  | { kind: 'junk'; id: string };
+
+/** Slot files are a few hundred bytes; anything much bigger is not one (and is not read into memory). */
+const MAX_SLOT_BYTES = 64 * 1024;
 
 async function readSlot(path: string): Promise<ReadResult> {
   let text: string;
   let ino: number;
   let mtimeMs: number;
   try {
-    const st = await stat(path);
+    // lstat, and read only regular files: reading a FIFO would block until a writer came, hanging the job.
+    const st = await lstat(path);
     ino = st.ino;
     mtimeMs = st.mtimeMs;
+    if (!st.isFile() || st.size > MAX_SLOT_BYTES) return { kind: 'junk', id: `ino${ino}` };
     text = await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
@@ -253,6 +263,7 @@ const CORRUPT_GRACE_MS = 10_000;
 
 function isStale(r: ReadResult): boolean {
   if (r.kind === 'missing') return false;
+  if (r.kind === 'junk') return true;
   if (r.kind === 'corrupt') return r.ageMs > CORRUPT_GRACE_MS;
   return !isProcessAlive(r.rec.pid, r.rec.proc);
 }
@@ -289,6 +300,8 @@ async function createExclusive(dir: string, path: string, content: string): Prom
 
 async function readMarker(path: string): Promise<MarkerRecord | undefined> {
   try {
+    const st = await lstat(path);
+    if (!st.isFile() || st.size > MAX_SLOT_BYTES) return undefined;
     return JSON.parse(await readFile(path, 'utf8')) as MarkerRecord;
   } catch {
     return undefined;
@@ -307,7 +320,10 @@ async function reclaim(dir: string, path: string, id: string): Promise<void> {
       try {
         const now = await readSlot(path);
         // Nobody else can remove slot `id` while we hold its marker, so this check-then-unlink is safe.
-        if (now.kind !== 'missing' && now.id === id && isStale(now)) await unlink(path).catch(() => undefined);
+        if (now.kind !== 'missing' && now.id === id && isStale(now)) {
+          // A junk folder under a slot's name cannot be unlinked; it is ours (private runtime dir) to remove.
+          await (now.kind === 'junk' ? rm(path, { recursive: true, force: true }) : unlink(path)).catch(() => undefined);
+        }
       } finally {
         await unlink(marker).catch(() => undefined);
       }
@@ -359,6 +375,7 @@ function installExitHandler(): void {
 export function releaseAllSlotsSync(): void {
   for (const [path, token] of heldByMe) {
     try {
+      if (!lstatSync(path).isFile()) continue; // replaced by something that is not ours (a FIFO would block)
       const rec = JSON.parse(readFileSync(path, 'utf8')) as SlotRecord;
       if (rec.token === token) unlinkSync(path);
     } catch {

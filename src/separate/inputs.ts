@@ -9,7 +9,7 @@
  */
 import type { Dirent } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
-import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve, sep } from 'node:path';
 import { glob } from 'tinyglobby';
 import { InputError, UsageError, type StemkitError } from '../errors.js';
 
@@ -130,6 +130,19 @@ async function listFolder(dir: string, w: Walk, top: boolean): Promise<void> {
   }
 }
 
+/** The deepest folder containing all of `dirs` (absolute), or undefined for none. */
+function commonFolder(dirs: readonly string[]): string | undefined {
+  if (dirs.length === 0) return undefined;
+  let common = dirs[0]!.split(sep);
+  for (const d of dirs.slice(1)) {
+    const parts = d.split(sep);
+    let i = 0;
+    while (i < common.length && i < parts.length && common[i] === parts[i]) i++;
+    common = common.slice(0, i);
+  }
+  return common.join(sep) || sep;
+}
+
 /**
  * Expands files, folders and glob patterns into media files. Never throws for a missing or unreadable input:
  * it is reported (missing, rejected or a note).
@@ -142,6 +155,7 @@ export async function expandInputs(args: readonly string[], opts: { recursive?: 
   const missing: string[] = [];
   const roots: Record<string, string> = {};
   const w: Walk = { recursive: opts.recursive === true, out: [], rejected: [], notes: [], visited: new Set() };
+  const literal: string[] = [];
   const add = (p: string, root: string): void => {
     const abs = resolve(cwd, p);
     if (!seen.has(abs)) {
@@ -176,6 +190,7 @@ export async function expandInputs(args: readonly string[], opts: { recursive?: 
     if (st) {
       // A file, or a FIFO/device/socket: the audio layer names what it is and fails that input alone.
       add(abs, dirname(abs));
+      literal.push(abs);
       continue;
     }
     const code = errnoOf(statError);
@@ -184,6 +199,7 @@ export async function expandInputs(args: readonly string[], opts: { recursive?: 
       const exists = await lstat(abs).then(() => true, () => false);
       if (exists || code === 'ELOOP' || code === 'EACCES') {
         add(abs, dirname(abs));
+        literal.push(abs);
         continue;
       }
     }
@@ -196,5 +212,9 @@ export async function expandInputs(args: readonly string[], opts: { recursive?: 
     }
     missing.push(arg);
   }
+  // Files named one by one share one root, their deepest common folder: `a/disc1/x.flac a/disc2/x.flac` then
+  // differ in {dir} (disc1, disc2), and a single file's {dir} is empty.
+  const common = commonFolder(literal.map((f) => dirname(f)));
+  for (const f of literal) if (roots[f] === dirname(f) && common !== undefined) roots[f] = common;
   return { files, missing, roots, rejected: w.rejected, notes: w.notes };
 }

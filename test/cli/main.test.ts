@@ -125,9 +125,20 @@ describe('stemkit config', () => {
   });
 
   it('an explicit --threads says so in the CPU line', async () => {
-    const r = await runCli(['config', '--threads', '3'], { cores: 2 });
-    expect(r.stdout).toContain('CPU: 2 cores available, using 3 threads (set explicitly; profile limit: 4, usage limit 0.7)\n');
+    const r = await runCli(['config', '--threads', '3'], { cores: 4 });
+    expect(r.stdout).toContain('CPU: 4 cores available, using 3 threads (set explicitly; profile limit: 4, usage limit 0.7)\n');
   });
+
+  // 10000 threads hung ORT's pool start-up and 1e20 was blamed on the model file: more threads than cores only
+  // oversubscribe them, so the value is capped with a warning (before anything loads).
+  for (const value of ['10000', '1e20', '3']) {
+    it(`--threads ${value} on 2 cores is capped at 2 with a warning`, async () => {
+      const r = await runCli(['config', '--json', '--threads', value], { cores: 2 });
+      expect(r.code).toBe(0);
+      expect(r.json()[0]).toMatchObject({ config: { cpuThreads: 2, threads: 2 } });
+      expect(r.stderr).toContain(`threads = ${Number(value)} (from flag --threads) is more than the 2 logical cores of this machine; using 2`);
+    });
+  }
 
   it('global options work after the subcommand and before it', async () => {
     const after = await runCli(['config', '--json', '--profile', 'large']);
@@ -141,7 +152,7 @@ describe('stemkit config', () => {
   });
 
   it('--json emits one record with config, sources and the CPU line', async () => {
-    const r = await runCli(['config', '--json', '--threads', '3'], { cores: 2 });
+    const r = await runCli(['config', '--json', '--threads', '3'], { cores: 4 });
     const recs = r.json();
     expect(recs).toHaveLength(1);
     expect(recs[0]).toMatchObject({ type: 'config', configFile: null, config: { cpuThreads: 3, threads: 3 } });

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outputPath, sanitizeComponent, validateFilenameTemplate } from '../../src/separate/paths.js';
+import { MANIFEST_NAME } from '../../src/separate/manifest.js';
 import { mdxModel, mdxSidecar } from '../helpers/separate-models.js';
 import { SHARED_DIR, maxAbsDiff, readAudio, rms, sines, tempDir, whiteNoise, writeWav } from '../helpers/separate-fixtures.js';
 import { HAS_FFMPEG, ffmpegSync, ffprobeJson } from '../helpers/audio-fixtures.js';
@@ -25,7 +26,7 @@ function files(dir: string): string[] {
   const walk = (d: string): void => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(d, e.name));
-      else out.push(relative(dir, join(d, e.name)));
+      else if (e.name !== MANIFEST_NAME) out.push(relative(dir, join(d, e.name)));
     }
   };
   if (existsSync(dir)) walk(dir);
@@ -140,13 +141,18 @@ describe('batch', () => {
 });
 
 describe('output collisions', () => {
-  it('two inputs with the same name in different folders: the second fails (73) instead of overwriting', async () => {
+  it('two inputs with the same name in different folders: refused (64) before either runs, with a --filename that works', async () => {
     mkdirSync(A('other'), { recursive: true });
     await writeWav(A('other/a.wav'), sines(20000, 44100, 2, [700]));
     const r = await run([A('a.wav'), A('other/a.wav'), '-o', A('out-col')]);
-    expect(r.code).toBe(73);
-    expect(r.stdout).toMatch(/✗ .*other\/a\.wav: its output .* is also the output of .*a\.wav/);
-    expect(r.stdout).toContain('2 files: 1 ok, 0 skipped, 1 failed');
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(/stemkit: .*\/a\.wav and .*other\/a\.wav would both write .*out-col\/a\/(vocals|instrumental)\.wav \(and 1 more conflict\)/);
+    expect(files(A('out-col'))).toEqual([]);
+    // Files named one by one share their common folder as root: {dir} is '' for a.wav and 'other' for other/a.wav.
+    expect(r.stderr).toContain('hint: add --filename "{dir}/{track}/{stem}.{ext}"');
+    const again = await run([A('a.wav'), A('other/a.wav'), '-o', A('out-col'), '--filename', '{dir}/{track}/{stem}.{ext}']);
+    expect(again.code).toBe(0);
+    expect(files(A('out-col'))).toEqual(['a/instrumental.wav', 'a/vocals.wav', 'other/a/instrumental.wav', 'other/a/vocals.wav']);
   }, 60_000);
 });
 
