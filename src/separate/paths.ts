@@ -54,15 +54,29 @@ function sanitizeDir(value: string): string {
     .join('/');
 }
 
-/** Keeps every component of a substituted relative path within MAX_COMPONENT_BYTES, preserving its extension. */
+/** The last characters of `s` that fit in `max` UTF-8 bytes. */
+function tailUtf8(s: string, max: number): string {
+  const chars = [...s];
+  let bytes = 0;
+  let i = chars.length;
+  while (i > 0 && bytes + Buffer.byteLength(chars[i - 1]!, 'utf8') <= max) bytes += Buffer.byteLength(chars[--i]!, 'utf8');
+  return chars.slice(i).join('');
+}
+
+/** Bytes kept from the end of an over-long component: the stem, the extension and a bit of the name. */
+const TAIL_BYTES = 64;
+
+/**
+ * Keeps every component of a substituted relative path within MAX_COMPONENT_BYTES by cutting its middle
+ * (`<start>~<end>`): the end carries what tells stems and formats apart ("_vocals.wav"), the start the name.
+ */
 function fitComponents(rel: string): string {
   return rel
     .split('/')
     .map((c) => {
       if (Buffer.byteLength(c, 'utf8') <= MAX_COMPONENT_BYTES) return c;
-      const ext = extname(c);
-      const keep = Buffer.byteLength(ext, 'utf8') < 32 ? ext : '';
-      return truncateUtf8(c.slice(0, c.length - keep.length), MAX_COMPONENT_BYTES - Buffer.byteLength(keep, 'utf8')) + keep;
+      const tail = tailUtf8(c, TAIL_BYTES);
+      return `${truncateUtf8(c, MAX_COMPONENT_BYTES - 1 - Buffer.byteLength(tail, 'utf8'))}~${tail}`;
     })
     .join('/');
 }

@@ -80,7 +80,7 @@ export function isCaseInsensitiveDir(dir: string): boolean {
  * otherwise `path:<real path of the nearest existing folder>/<rest>` (the rest case-folded on case-insensitive
  * file systems).
  */
-export function fileKey(path: string): string {
+export function fileKey(path: string, caseInsensitive: (dir: string) => boolean = isCaseInsensitiveDir): string {
   const abs = resolve(path);
   const st = statOrUndefined(abs);
   if (st && !st.isDirectory()) return `ino:${st.dev}:${st.ino}`;
@@ -101,7 +101,7 @@ export function fileKey(path: string): string {
     // keep the lexical path
   }
   const tail = rest.join(sep);
-  const folded = isCaseInsensitiveDir(real) ? tail.toLowerCase() : tail;
+  const folded = caseInsensitive(real) ? tail.toLowerCase() : tail;
   return `path:${join(real, folded)}`;
 }
 
@@ -109,7 +109,12 @@ export function fileKey(path: string): string {
  * Every conflict among the planned writes: an output that is one of `inputs`, and an output planned twice.
  * Inputs that do not exist are ignored (they cannot be overwritten).
  */
-export function findOutputConflicts(inputs: readonly string[], writes: readonly PlannedWrite[]): OutputConflict[] {
+export function findOutputConflicts(
+  inputs: readonly string[],
+  writes: readonly PlannedWrite[],
+  /** How to tell a case-insensitive folder (a test seam: this kernel may offer no such file system). */
+  caseInsensitive: (dir: string) => boolean = isCaseInsensitiveDir,
+): OutputConflict[] {
   const inputKeys = new Map<string, string>();
   for (const input of inputs) {
     const st = statOrUndefined(input);
@@ -118,7 +123,7 @@ export function findOutputConflicts(inputs: readonly string[], writes: readonly 
   const conflicts: OutputConflict[] = [];
   const seen = new Map<string, PlannedWrite>();
   for (const w of writes) {
-    const key = fileKey(w.output);
+    const key = fileKey(w.output, caseInsensitive);
     const input = inputKeys.get(key);
     if (input !== undefined) {
       conflicts.push({ kind: 'input', output: w.output, owner: w.owner, input });
