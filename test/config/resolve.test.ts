@@ -204,8 +204,16 @@ describe('thread computation', () => {
     expect(resolveConfig(input({ cores, flags: { profile } })).config.cpuThreads).toBe(want);
   });
 
-  it('--threads is used as given, even above the profile cap', () => {
-    expect(resolveConfig(input({ cores: 2, flags: { threads: '8' } })).config.cpuThreads).toBe(8);
+  it('--threads is used as given, even above the profile cap (up to the core count)', () => {
+    const r = resolveConfig(input({ cores: 16, flags: { threads: '8' } }));
+    expect(r.config.cpuThreads).toBe(8);
+    expect(r.warnings).toEqual([]);
+  });
+
+  it.each(['3', '10000', '1e20'])('--threads %s on 2 cores is capped at 2 with a warning', (threads) => {
+    const r = resolveConfig(input({ cores: 2, flags: { threads } }));
+    expect(r.config.cpuThreads).toBe(2);
+    expect(r.warnings).toEqual([`threads = ${Number(threads)} (from flag --threads) is more than the 2 logical cores of this machine; using 2`]);
   });
 });
 

@@ -147,7 +147,7 @@ describe('stemkit separate processes sharing one machine', () => {
     expect(first.lines.find((l) => l['type'] === 'error')).toMatchObject({ code: 'E_INTERRUPTED', exitCode: 130 });
     expect(fileRecords(first).map((r) => [r['input'], r['status']])).toEqual([[inputs[0], 'ok']]);
     // Nothing of b survives, a is complete, no slot is left.
-    expect(readdirSync(join(out, 'a')).sort()).toEqual(['instrumental.wav', 'vocals.wav']);
+    expect(readdirSync(join(out, 'a')).sort()).toEqual(['.stemkit-outputs.json', 'instrumental.wav', 'vocals.wav']);
     expect(existsSync(join(out, 'b')) ? readdirSync(join(out, 'b')) : []).toEqual([]);
     expect(existsSync(join(out, 'c'))).toBe(false);
     expect(readdirSync(join(runtimeDir, 'slots'))).toEqual([]);
