@@ -929,15 +929,12 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
           : conflicts[0]!.kind === 'input'
             ? 'choose an output folder outside the inputs, or a filename template that cannot name an input'
             : 'rename one of the inputs, or use a filename template with more fields ({dir}, {trackext})',
+        suggestion !== undefined ? { suggestedTemplate: suggestion } : {},
       );
     }
   } catch (e) {
     await separator.dispose();
     await heavy?.release();
-    if (e instanceof StemkitError && (e.code === 'E_OUTPUT_COLLISION' || e.code === 'E_OUTPUT_IS_INPUT')) {
-      const suggestion = /"([^"]+)"$/.exec(e.hint ?? '')?.[1];
-      if (suggestion !== undefined) (e.details as Record<string, unknown>)['suggestedTemplate'] = suggestion;
-    }
     throw e;
   }
   opts.onLoaded?.(separator);

@@ -47,7 +47,10 @@ export class StemWriter {
     try {
       await mkdir(dirname(opts.path), { recursive: true });
     } catch (cause) {
-      throw new OutputError(`cannot create the folder ${dirname(opts.path)}`, { cause, hint: 'check the permissions of the output folder (-o)' });
+      const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw fromSystemError(cause, { path: dirname(opts.path), role: 'output' });
+      const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EEXIST' || code === 'ENOTDIR' ? 'a part of the path is a file' : (code ?? String(cause));
+      throw new OutputError(`cannot create the folder ${dirname(opts.path)} (${why})`, { cause, hint: 'check the permissions of the output folder (-o)' });
     }
     if (opts.clip === 'rescale') {
       const path = `${tempPathFor(opts.path)}.f32`;

@@ -150,15 +150,16 @@ export function describeConflict(c: OutputConflict): string {
 
 /**
  * Throws one UsageError (64) for the first conflict (counting the others), before anything is written.
- * @param hint how to fix it (the caller knows its options), e.g. a `--filename` template that works.
+ * @param hint how to fix it (the caller knows its options), e.g. a filename template that works.
+ * @param details extra structured facts for `--json` (e.g. `suggestedTemplate`).
  */
-export function assertNoOutputConflicts(conflicts: readonly OutputConflict[], hint: string): void {
+export function assertNoOutputConflicts(conflicts: readonly OutputConflict[], hint: string, details: Record<string, unknown> = {}): void {
   const first = conflicts[0];
   if (!first) return;
   const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more conflict${conflicts.length > 2 ? 's' : ''})` : '';
   throw new UsageError(`${describeConflict(first)}${more}`, {
     code: first.kind === 'input' ? 'E_OUTPUT_IS_INPUT' : 'E_OUTPUT_COLLISION',
     hint,
-    details: { conflicts },
+    details: { conflicts, ...details },
   });
 }

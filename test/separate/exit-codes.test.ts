@@ -94,6 +94,16 @@ describe.skipIf(!isRoot)('an unreadable subfolder fails alone (66); the rest of 
     expect(r.stdout).toContain(`✓ ${join(base, 'album/readable.wav')}`);
     expect(r.stdout).toContain('2 files: 1 ok, 0 skipped, 1 failed');
     expect(r.status).toBe(66);
+    // The other side: an output folder the user may not write is 73 naming it, not 70.
+    mkdirSync(join(base, 'ro'), { mode: 0o755 });
+    chownSync(join(base, 'ro'), 0, 0);
+    const w = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, BIN, 'separate', '--model', join(base, 'ident.onnx'), join(base, 'album/readable.wav'), '-o', join(base, 'ro/out')], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH'], HOME: base, NO_COLOR: '1', STEMKIT_RUNTIME_DIR: join(base, 'run'), STEMKIT_CACHE_DIR: join(base, 'cache') },
+      cwd: base,
+    });
+    expect(w.status).toBe(73);
+    expect(w.stdout).toMatch(new RegExp(`✗ .*readable\\.wav: .*${join(base, 'ro/out')}.*permission denied`));
     chmodSync(join(base, 'album/locked'), 0o755);
   });
 });

@@ -126,7 +126,9 @@ describe('non-finite model output → 65 (E_MODEL_NONFINITE), never a silent ste
 });
 
 describe.skipIf(!HAS_FFMPEG)('truncated and damaged compressed inputs', () => {
-  const encode = (src: string, out: string, extra: string[] = []): void => execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, ...extra, out]);
+  const encode = (src: string, out: string, extra: string[] = []): void => {
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, ...extra, out]);
+  };
   beforeAll(() => {
     encode(A('ok.wav'), A('full.flac'));
     encode(A('ok.wav'), A('full.mp3'));
