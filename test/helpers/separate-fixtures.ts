@@ -2,9 +2,10 @@
  * Test helpers for the separation area: config, WAV read/write through the audio layer, signals, SI-SDR.
  */
 import { createRng } from '../../src/separate/chunking.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { MANIFEST_NAME } from '../../src/separate/manifest.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { ResolvedConfig } from '../../src/config/schema.js';
 import { createAudioSink, openAudioSource, readAll } from '../../src/audio/open.js';
@@ -97,4 +98,17 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, from = 0,
   let m = 0;
   for (let i = from; i < to; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/** Files below `dir` (relative, sorted), without the output manifest stemkit keeps beside stems; [] when absent. */
+export function outputFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name !== MANIFEST_NAME) out.push(relative(dir, join(d, e.name)));
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out.sort();
 }

@@ -4,13 +4,12 @@
  * video inputs with --remux. The model is a tiny MDX-Net-contract identity graph (fast); the speech model
  * test uses the real GTCRN from $STEMKIT_SHARED_DIR.
  */
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outputPath, sanitizeComponent, validateFilenameTemplate } from '../../src/separate/paths.js';
-import { MANIFEST_NAME } from '../../src/separate/manifest.js';
 import { mdxModel, mdxSidecar } from '../helpers/separate-models.js';
-import { SHARED_DIR, maxAbsDiff, readAudio, rms, sines, tempDir, whiteNoise, writeWav } from '../helpers/separate-fixtures.js';
+import { SHARED_DIR, maxAbsDiff, readAudio, rms, sines, tempDir, whiteNoise, writeWav, outputFiles } from '../helpers/separate-fixtures.js';
 import { HAS_FFMPEG, ffmpegSync, ffprobeJson } from '../helpers/audio-fixtures.js';
 import { runCli } from '../helpers/cli-run.js';
 
@@ -21,17 +20,7 @@ const model = join(tmp.dir, 'ident.onnx');
 const gain3 = join(tmp.dir, 'gain3.onnx');
 const SIDE = { compensate: 1.0, mdx_dim_f_set: 1024, mdx_dim_t_set: 5, mdx_n_fft_scale_set: 2048, primary_stem: 'Vocals' };
 
-function files(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name));
-      else if (e.name !== MANIFEST_NAME) out.push(relative(dir, join(d, e.name)));
-    }
-  };
-  if (existsSync(dir)) walk(dir);
-  return out.sort();
-}
+const files = outputFiles;
 
 /** Inputs and -o resolve against the process's cwd (the CLI context has no other), so tests pass absolute paths. */
 const A = (name: string): string => join(tmp.dir, name);

@@ -5,14 +5,14 @@
  * the output manifest that keeps one model from calling another model's stems its own.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_COMPONENT_BYTES, inputFields, outputPath } from '../../src/separate/paths.js';
 import { MANIFEST_NAME } from '../../src/separate/manifest.js';
 import { fileKey, findOutputConflicts } from '../../src/util/output-safety.js';
 import { mdxModel, mdxSidecar } from '../helpers/separate-models.js';
-import { sines, tempDir, writeWav } from '../helpers/separate-fixtures.js';
+import { sines, tempDir, writeWav, outputFiles } from '../helpers/separate-fixtures.js';
 import { runCli } from '../helpers/cli-run.js';
 
 const tmp = tempDir('stemkit-outsafe-');
@@ -24,17 +24,7 @@ const SIDE = { compensate: 1.0, mdx_dim_f_set: 1024, mdx_dim_t_set: 5, mdx_n_fft
 const sep = (args: string[], model = ident) => runCli(['separate', '--model', model, '--bits', '32', '--clip', 'none', ...args], { env, cwd: tmp.dir });
 const md5 = (p: string): string => createHash('md5').update(readFileSync(p)).digest('hex');
 
-function files(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name));
-      else if (e.name !== MANIFEST_NAME) out.push(relative(dir, join(d, e.name)));
-    }
-  };
-  if (existsSync(dir)) walk(dir);
-  return out.sort();
-}
+const files = outputFiles;
 
 beforeAll(async () => {
   for (const [p, g] of [[ident, 1], [gain3, 3]] as const) {
