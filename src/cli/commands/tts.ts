@@ -408,7 +408,7 @@ async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
   // Before the model loads: no line may write over an input of the batch or over another line's output.
   const jobs = lines.flatMap((l) => (l.ok ? [l.job] : []));
   assertNoOutputConflicts(
-    findOutputConflicts([file, ...ttsInputs(f), ...jobs.flatMap((j) => (j.file !== undefined ? [resolve(j.file)] : []))], jobs.map((j) => ({ output: resolve(j.output), owner: `${file}:${j.line}` }))),
+    findOutputConflicts([file, ...ttsInputs(f), ...jobs.flatMap((j) => (j.file !== undefined ? [resolve(j.file)] : []))], jobs.flatMap((j) => [j.output, j.timestamps, j.subtitles].filter((p): p is string => p !== undefined).map((p) => ({ output: resolve(p), owner: `${file}:${j.line}` })))),
     'give every line its own output file, and none that is an input of the batch',
   );
   const t0 = performance.now();
