@@ -158,6 +158,15 @@ describe('tts and JSONL batches (checked before any model loads: kokoro is not i
     const r = await tts(['-f', A('t.txt'), '-o', A('t-link.wav')]);
     expect(r.code).toBe(64);
     expect(readFileSync(A('t.txt'), 'utf8')).toBe('Hello there.');
+    // The other files a run writes (subtitles) and reads (a --video clip) count too.
+    writeFileSync(A('notes.srt'), '1\n00:00:00,000 --> 00:00:01,000\nHi\n');
+    const subs = await tts(['-f', A('notes.srt'), '-o', A('n.wav'), '--subtitles', A('notes.srt')]);
+    expect(subs.code).toBe(64);
+    expect(subs.stderr).toContain(`the output ${A('notes.srt')} (of the text) is an input of this run`);
+    writeFileSync(A('clip.mp4'), 'not really a video');
+    const video = await tts(['Hello.', '--video', A('clip.mp4'), '-o', A('clip.mp4')]);
+    expect(video.code).toBe(64);
+    expect(readFileSync(A('clip.mp4'), 'utf8')).toBe('not really a video');
   });
 
   it('JSONL: two lines with one output, a line writing another line’s text file, a line writing the batch file', async () => {
