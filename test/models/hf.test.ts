@@ -137,7 +137,7 @@ describe('HTDemucs from Hugging Face (X-Linked-Etag / X-Linked-Size)', () => {
     const s = await runCli(['separate', '--model', 'htdemucs_ft', '--stems', 'vocals', song, '-o', dir, '--json'], { env: env({ STEMKIT_MODEL_MIRROR: server.url }), cwd: tmp.dir });
     expect(s.code).toBe(0);
     expect(server.requests.map((q) => q.path).filter((x) => x.startsWith('/StemSplitio'))).toEqual([FT_VOCALS]);
-    expect(readdirSync(join(dir, 'song'))).toEqual(['vocals.wav']);
+    expect(readdirSync(join(dir, 'song')).filter((f) => f !== '.stemkit-outputs.json')).toEqual(['vocals.wav']);
     expect(cacheFiles('htdemucs_ft').filter((f) => f.endsWith('.onnx'))).toEqual(['htdemucs_ft_vocals_fp16weights.onnx']);
     // The same for models pull: only the named stems' specialists.
     cache = tempCacheDir();
