@@ -116,10 +116,10 @@ export function guardSource(source: AudioSource, path: string, opts: GuardOption
         integrity ??= finish();
         if (opts.strict) {
           if (integrity.truncated) {
-            throw new DataError(`${path}: ${describeTruncation(integrity)}`, { code: 'E_TRUNCATED', hint: 'the file was cut short (incomplete copy or download); get a complete copy, or drop --strict to separate what is there' });
+            throw new DataError(`${path}: ${describeTruncation(integrity)}`, { code: 'E_TRUNCATED', hint: 'the file was cut short (incomplete copy or download); get a complete copy (without strict mode what decodes is separated, with a warning)' });
           }
           if (integrity.decoderErrorCount > 0) {
-            throw new DataError(`${path}: the decoder reported ${integrity.decoderErrorCount} error${integrity.decoderErrorCount === 1 ? '' : 's'} (${integrity.decoderErrors[0] ?? ''})`, { code: 'E_DECODE_ERRORS', hint: 'the file is damaged; get a clean copy, or drop --strict to separate what decodes' });
+            throw new DataError(`${path}: the decoder reported ${integrity.decoderErrorCount} error${integrity.decoderErrorCount === 1 ? '' : 's'} (${integrity.decoderErrors[0] ?? ''})`, { code: 'E_DECODE_ERRORS', hint: 'the file is damaged; get a clean copy (without strict mode what decodes is separated, with a warning)' });
           }
         }
         return null;
