@@ -147,17 +147,24 @@ describe('two writers of one output are caught before either runs', () => {
 describe('tts and JSONL batches (checked before any model loads: kokoro is not installed here)', () => {
   const tts = (args: string[]) => runCli(['tts', '--offline', ...args], { env, cwd: tmp.dir });
 
-  it('-f X -o X, also spelled differently or through a link', async () => {
+  it('-f X -o X, also spelled differently or through a symlink or a hard link', async () => {
     writeFileSync(A('t.txt'), 'Hello there.');
-    for (const out of [A('t.txt'), `${tmp.dir}/sub/../t.txt`]) {
-      const r = await tts(['-f', A('t.txt'), '-o', out]);
+    // -o needs an audio extension (checked first), so the text file itself carries one here.
+    writeFileSync(A('say.wav'), 'Hello there.');
+    for (const out of [A('say.wav'), `${tmp.dir}/sub/../say.wav`]) {
+      const r = await tts(['-f', A('say.wav'), '-o', out]);
       expect(r.code).toBe(64);
-      expect(r.stderr).toMatch(/stemkit: the output .*t\.txt \(of the text\) is (an input of this run|the input .*t\.txt \(the same file\)); refusing to overwrite it/);
+      expect(r.stderr).toMatch(/stemkit: the output .*say\.wav \(of the text\) is (an input of this run|the input .*say\.wav \(the same file\)); refusing to overwrite it/);
     }
     symlinkSync(A('t.txt'), A('t-link.wav'));
-    const r = await tts(['-f', A('t.txt'), '-o', A('t-link.wav')]);
-    expect(r.code).toBe(64);
+    linkSync(A('t.txt'), A('t-hard.flac'));
+    for (const out of [A('t-link.wav'), A('t-hard.flac')]) {
+      const r = await tts(['-f', A('t.txt'), '-o', out]);
+      expect(r.code).toBe(64);
+      expect(r.stderr).toContain(`is the input ${A('t.txt')} (the same file)`);
+    }
     expect(readFileSync(A('t.txt'), 'utf8')).toBe('Hello there.');
+    expect(readFileSync(A('say.wav'), 'utf8')).toBe('Hello there.');
     // The other files a run writes (subtitles) and reads (a --video clip) count too.
     writeFileSync(A('notes.srt'), '1\n00:00:00,000 --> 00:00:01,000\nHi\n');
     const subs = await tts(['-f', A('notes.srt'), '-o', A('n.wav'), '--subtitles', A('notes.srt')]);
