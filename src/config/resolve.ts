@@ -43,6 +43,7 @@ export interface UserConfig extends Partial<ProfileValues> {
   gpu?: { deviceId?: number; memoryFraction?: number; cudnnConvAlgoSearch?: string; tf32?: boolean };
   models?: { mirror?: string; offline?: boolean; precision?: string };
   bench?: { targets?: Partial<Record<'2' | '4' | '6', { maxSeconds?: number; minMBps?: number }>> };
+  serve?: Partial<Record<(typeof SERVE_KEYS)[number], unknown>>;
   profiles?: Record<string, UserProfile>;
 }
 
@@ -127,10 +128,12 @@ const TOP_KEYS = [
   'gpu',
   'models',
   'bench',
+  'serve',
   'profiles',
 ] as const;
 const GPU_KEYS = ['deviceId', 'memoryFraction', 'cudnnConvAlgoSearch', 'tf32'] as const;
 const MODELS_KEYS = ['mirror', 'offline', 'precision'] as const;
+const SERVE_KEYS = ['host', 'port', 'maxQueued', 'maxUploadBytes', 'maxLoadedModels', 'retention', 'shutdownGrace', 'inputRoots', 'workDir'] as const;
 const BENCH_TARGET_KEYS = ['maxSeconds', 'minMBps'] as const;
 const BENCH_TIERS = ['2', '4', '6'] as const;
 const USER_PROFILE_KEYS = [...PROFILE_KEYS, 'device', 'threads'] as const;
@@ -187,6 +190,24 @@ const CHECKS: Record<string, Check> = {
   'models.offline': bool,
   'models.precision': oneOf(PRECISIONS),
 };
+// `serve.*` (stemkit serve). maxQueued defaults to 2 × maxConcurrentHeavyTasks, so it follows the profile.
+const atLeast =
+  (min: number): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isFinite(v) && v >= min ? { ok: true, value: v } : { ok: false, expected: `a number >= ${min}` };
+const stringList: Check = (v) =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string' && x.trim() !== '') ? { ok: true, value: v } : { ok: false, expected: 'a list of folder paths' };
+Object.assign(CHECKS, {
+  'serve.host': nonEmptyString,
+  'serve.port': (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535 ? { ok: true, value: v } : { ok: false, expected: 'an integer port 0..65535' }),
+  'serve.maxQueued': intAtLeast(0),
+  'serve.maxUploadBytes': intAtLeast(1),
+  'serve.maxLoadedModels': intAtLeast(1),
+  'serve.retention': atLeast(0),
+  'serve.shutdownGrace': atLeast(0),
+  'serve.inputRoots': stringList,
+  'serve.workDir': nonEmptyString,
+} satisfies Record<string, Check>);
 for (const tier of BENCH_TIERS) {
   CHECKS[`bench.targets.${tier}.maxSeconds`] = positive;
   CHECKS[`bench.targets.${tier}.minMBps`] = positive;
@@ -243,14 +264,15 @@ function flattenFile(obj: Record<string, unknown>, source: string, problems: Con
       continue;
     }
     if (v === undefined || k === 'profiles' || k === 'defaultProfile') continue;
-    if (k === 'gpu' || k === 'models') {
-      const keys = k === 'gpu' ? GPU_KEYS : MODELS_KEYS;
+    if (k === 'gpu' || k === 'models' || k === 'serve') {
+      const keys = k === 'gpu' ? GPU_KEYS : k === 'models' ? MODELS_KEYS : SERVE_KEYS;
       if (!isRecord(v)) {
         problems.push({ key: k, value: v, expected: `an object with keys: ${keys.join(', ')}`, source });
         continue;
       }
       for (const [sk, sv] of Object.entries(v)) {
         if (!(keys as readonly string[]).includes(sk)) problems.push(unknownKey(`${k}.${sk}`, keys, sv, source));
+        else if (sv !== undefined && k === 'serve' && (sk === 'inputRoots' || sk === 'workDir')) layer.set(`serve.${sk}`, relativeToFile(sv, fileDir));
         else if (sv !== undefined) layer.set(`${k}.${sk}`, sv);
       }
       continue;
@@ -298,6 +320,12 @@ function flattenFile(obj: Record<string, unknown>, source: string, problems: Con
     layer.set(k, v);
   }
   return layer;
+}
+
+/** Folder paths in a file are relative to the file (non-strings pass through for the validator). */
+function relativeToFile(v: unknown, fileDir: string): unknown {
+  const one = (x: unknown): unknown => (typeof x === 'string' && x !== '' && !isAbsolute(x) ? resolvePath(fileDir, x) : x);
+  return Array.isArray(v) ? v.map(one) : one(v);
 }
 
 function profileLayer(values: Record<string, unknown>, source: string, problems: ConfigProblem[], keyPrefix: string): Layer {
@@ -453,6 +481,8 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     defaults.set(`bench.targets.${tier}.maxSeconds`, DEFAULTS.bench.targets[tier].maxSeconds);
     defaults.set(`bench.targets.${tier}.minMBps`, DEFAULTS.bench.targets[tier].minMBps);
   }
+  for (const [k, v] of Object.entries(DEFAULTS.serve)) defaults.set(`serve.${k}`, v);
+  defaults.set('serve.inputRoots', []);
   put(defaults, () => 'default');
   // The built-in default profile is the floor for profile keys, also under a custom profile that sets only some.
   const floor: Layer = new Map(Object.entries(BUILTIN_PROFILES[DEFAULT_PROFILE] ?? {}));
@@ -549,7 +579,20 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
       precision: values.get('models.precision') as ResolvedConfig['models']['precision'],
     },
     bench: { targets: { '2': tier('2'), '4': tier('4'), '6': tier('6') } },
+    serve: {
+      host: values.get('serve.host') as string,
+      port: num('serve.port'),
+      maxQueued: (values.get('serve.maxQueued') as number | undefined) ?? 2 * profileValues.maxConcurrentHeavyTasks,
+      maxUploadBytes: num('serve.maxUploadBytes'),
+      maxLoadedModels: num('serve.maxLoadedModels'),
+      retention: num('serve.retention'),
+      shutdownGrace: num('serve.shutdownGrace'),
+      inputRoots: values.get('serve.inputRoots') as string[],
+      workDir: str('serve.workDir'),
+    },
   };
+  if (!values.has('serve.maxQueued')) sources['serve.maxQueued'] = `computed (2 × maxConcurrentHeavyTasks)`;
+  if (!values.has('serve.workDir')) sources['serve.workDir'] = 'default';
   sources['profile'] = profileSource;
   sources['cpuThreads'] = threads === undefined ? 'computed' : sources['threads'] ?? 'computed';
   sources['threadsPolicy'] = threadsPolicy === 'auto-interactive' ? 'computed (a terminal, no CPU limit set)' : threadsPolicy === 'auto-server' ? 'computed (not a terminal, no CPU limit set)' : 'computed';

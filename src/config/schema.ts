@@ -71,6 +71,28 @@ export interface ResolvedConfig extends ProfileValues {
   ffprobePath: string | undefined;
   models: ModelsConfig;
   bench: { targets: Record<'2' | '4' | '6', BenchTarget> };
+  serve: ServeConfig;
+}
+
+/** `stemkit serve` settings (README "Running stemkit as a service"). */
+export interface ServeConfig {
+  /** Interface to bind; anything but loopback requires a token. */
+  host: string;
+  port: number;
+  /** Accepted jobs waiting for a slot before new ones get 429. Default: 2 × maxConcurrentHeavyTasks of the profile. */
+  maxQueued: number;
+  /** Largest accepted upload (413 above it). */
+  maxUploadBytes: number;
+  /** Models kept loaded between jobs (least recently used evicted first). */
+  maxLoadedModels: number;
+  /** Seconds a finished job's files are kept. */
+  retention: number;
+  /** Seconds running jobs get to finish after SIGTERM before they are cancelled. */
+  shutdownGrace: number;
+  /** Folders whose files a JSON job may name by path (nothing else is readable). */
+  inputRoots: string[];
+  /** Where uploads and outputs live (a private folder is made inside); default the OS temp folder. */
+  workDir: string | undefined;
 }
 
 /** The values that do not depend on the machine or environment. */
@@ -78,6 +100,7 @@ export const DEFAULTS = {
   device: 'auto' as Device,
   gpu: { deviceId: 0, memoryFraction: 0.9, cudnnConvAlgoSearch: 'exhaustive' as CudnnConvAlgoSearch, tf32: true },
   models: { mirror: undefined, offline: false, precision: 'auto' as const },
+  serve: { host: '127.0.0.1', port: 8765, maxUploadBytes: 1024 ** 3, maxLoadedModels: 2, retention: 3600, shutdownGrace: 30 },
   bench: {
     targets: {
       '2': { maxSeconds: 15, minMBps: 2 },
