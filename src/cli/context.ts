@@ -168,12 +168,12 @@ export function globalFlags(cmd: Command): GlobalFlags {
  *
  * The first SIGINT, SIGTERM or SIGHUP aborts `ctx.signal` (handlers should end with InterruptedError; the
  * exit code is 128 + the signal number: 130, 143, 129); a second one removes tracked temp files and exits
- * at once with that code.
+ * at once with that code. With `ownSignals` the handler installs its own (`serve`: graceful shutdown).
  *
  * @example
  * cmd.action(runAction(async (ctx, inputs: string[], opts: Flags, cmd: Command) => { ... }))
  */
-export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...args: A) => Promise<void> {
+export function runAction<A extends unknown[]>(handler: ActionHandler<A>, opts: { ownSignals?: boolean } = {}): (...args: A) => Promise<void> {
   return async (...args: A): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
     const state = current ?? { io: defaultIO(), exitCode: undefined };
@@ -225,8 +225,9 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>): (...a
       exitInterrupted(stoppedBy);
     };
     const onExternalAbort = (): void => onSignal();
+    // A long-running command with its own shutdown sequence (`serve`) handles the signals itself.
     const handlers = Object.fromEntries(Object.keys(STOP_SIGNALS).map((sig) => [sig, () => onSignal(sig as StopSignal)])) as Record<StopSignal, () => void>;
-    for (const [sig, h] of Object.entries(handlers)) process.on(sig, h);
+    if (!opts.ownSignals) for (const [sig, h] of Object.entries(handlers)) process.on(sig, h);
     io.signal?.addEventListener('abort', onExternalAbort, { once: true });
 
     const ctx: CliContext = {

@@ -14,6 +14,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { evalCommand } from './commands/eval.js';
 import { modelsCommand } from './commands/models.js';
 import { separateCommand } from './commands/separate.js';
+import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import { ttsCommand } from './commands/tts.js';
 import { defaultIO, setRunState, type CliIO, type RunState } from './context.js';
@@ -70,7 +71,7 @@ export function buildProgram(
     .helpOption('-h, --help', 'show help')
     .addHelpText('after', EXIT_CODES_HELP);
 
-  for (const cmd of [separateCommand(), ttsCommand(), benchCommand(), modelsCommand(), evalCommand(), statusCommand(), configCommand(), doctorCommand(), completionCommand()]) {
+  for (const cmd of [separateCommand(), ttsCommand(), benchCommand(), modelsCommand(), evalCommand(), statusCommand(), configCommand(), doctorCommand(), completionCommand(), serveCommand()]) {
     program.addCommand(cmd);
   }
   program.helpCommand('help [command]', 'show help for a command');

@@ -1,0 +1,77 @@
+/**
+ * `stemkit serve`: the separation and TTS jobs behind an HTTP API on this machine's job slots.
+ * Thin adapter: flags → startServer (src/serve/app.ts, imported lazily), then wait for SIGTERM/SIGINT and
+ * run the shutdown sequence. Exit 0 after a clean stop, 143 (SIGTERM) / 130 (SIGINT) when running jobs had
+ * to be cancelled at the end of the grace period.
+ */
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+import { UsageError } from '../../errors.js';
+import { runAction, type CliContext } from '../context.js';
+
+interface ServeFlags {
+  host?: string;
+  port?: string;
+  token?: string;
+}
+
+function packageVersion(): string {
+  return (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+}
+
+/** The `serve` command. */
+export function serveCommand(): Command {
+  const cmd = new Command('serve')
+    .description('Run separation and TTS jobs behind an HTTP API (models stay loaded between jobs)')
+    .option('--host <host>', 'interface to bind (default 127.0.0.1; anything else requires a token)')
+    .option('--port <port>', 'port (default 8765; 0 picks a free one)')
+    .option('--token <secret>', 'require "Authorization: Bearer <secret>" on every request (default: env STEMKIT_TOKEN)');
+  cmd.addHelpText(
+    'after',
+    `
+Examples:
+  stemkit serve                                   # http://127.0.0.1:8765, no token on loopback
+  STEMKIT_TOKEN=$(openssl rand -hex 24) stemkit serve --host 0.0.0.0
+  curl -F file=@song.mp3 -F mode=2 'http://127.0.0.1:8765/v1/separate?wait=true'
+
+Limits come from the profile (heavy slots, shared with CLI runs) and serve.* in the config:
+maxQueued, maxUploadBytes, maxLoadedModels, retention, shutdownGrace, inputRoots.
+Exit codes: 0 stopped cleanly; 143 (SIGTERM) / 130 (SIGINT) running jobs were cancelled at shutdown;
+64 bad options (e.g. a non-loopback host without a token).`,
+  );
+  return cmd.action(
+    runAction(
+      async (ctx: CliContext, f: ServeFlags) => {
+        const port = f.port === undefined ? undefined : Number(f.port);
+        if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port must be an integer from 0 to 65535 (got "${f.port}")`, { hint: 'e.g. --port 8765' });
+        const token = f.token ?? (process.env['STEMKIT_TOKEN'] || undefined);
+        const { startServer } = await import('../../serve/app.js');
+        const server = await startServer({
+          config: ctx.config,
+          ...(f.host !== undefined ? { host: f.host } : {}),
+          ...(port !== undefined ? { port } : {}),
+          token,
+          version: packageVersion(),
+          onLog: ctx.onLog,
+        });
+        ctx.print(`listening on ${server.url}`);
+        ctx.emitJson({ type: 'listening', url: server.url, port: server.port });
+        const signal = await new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
+        });
+        ctx.onLog({ level: 'info', message: `${signal}: no new jobs; running jobs get ${ctx.config.serve.shutdownGrace}s to finish (send it again to stop them now)` });
+        const now = new AbortController();
+        const again = (): void => now.abort();
+        process.once('SIGTERM', again);
+        process.once('SIGINT', again);
+        const aborted = await server.shutdown(now.signal);
+        process.off('SIGTERM', again);
+        process.off('SIGINT', again);
+        ctx.onLog({ level: 'info', message: aborted ? 'stopped; running jobs were cancelled' : 'stopped' });
+        return aborted ? (signal === 'SIGTERM' ? 143 : 130) : 0;
+      },
+      { ownSignals: true },
+    ),
+  );
+}

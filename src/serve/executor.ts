@@ -1,0 +1,171 @@
+/**
+ * An executor process of `stemkit serve`: runs one job at a time with the library's own functions
+ * (loadSeparator → Separator.separateFile; loadVoiceModel → synthesizeToSink) and keeps the models it
+ * loaded warm for the next job, until the server asks it to evict one.
+ *
+ * Why a child process and not a worker thread: the pipelines do seconds of synchronous DSP and ONNX work
+ * per block, so they must leave the server's event loop; a process also keeps a native crash or an
+ * out-of-memory kill to one job, lets a cancel that does not land between blocks fall back to SIGKILL,
+ * and gives the memory of an evicted model back to the OS. The cost, one Node start per executor
+ * (~0.1 s), is paid once: executors live as long as the server.
+ */
+import type { ResolvedConfig } from '../config/schema.js';
+import { InternalError, UsageError, isStemkitError } from '../errors.js';
+import type { Observer } from '../progress.js';
+import type { Separator } from '../separate/separate.js';
+import type { TtsModel } from '../tts/synthesize.js';
+import type { FromExecutor, JobError, ProviderStatus, SeparateTask, TaskResult, ToExecutor, TtsTask } from './protocol.js';
+
+type Warm = { kind: 'separate'; value: Separator } | { kind: 'tts'; value: TtsModel };
+
+const warm = new Map<string, Warm>();
+const running = new Map<string, AbortController>();
+let config: ResolvedConfig | undefined;
+
+function send(m: FromExecutor): void {
+  process.send?.(m);
+}
+
+/** The API's view of any error: StemkitErrors keep their code and hint; anything else is internal, without a stack. */
+export function toJobError(e: unknown): JobError {
+  if (isStemkitError(e)) return { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode };
+  return { code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e), exitCode: 70 };
+}
+
+async function dispose(w: Warm): Promise<void> {
+  await w.value.dispose().catch(() => undefined);
+}
+
+function observer(id: string, signal: AbortSignal): Observer {
+  return {
+    onProgress: (event) => send({ type: 'progress', id, event }),
+    onLog: (event) => send({ type: 'log', id, event }),
+    signal,
+  };
+}
+
+async function runSeparate(t: SeparateTask, obs: Observer): Promise<TaskResult> {
+  const { loadSeparator } = await import('../separate/separate.js');
+  let entry = warm.get(t.key);
+  if (entry?.kind !== 'separate') {
+    entry = { kind: 'separate', value: await loadSeparator(t.spec, { config: config!, ...obs }) };
+    warm.set(t.key, entry);
+  }
+  const sep = entry.value;
+  const bad = (t.file.remux ?? []).filter((s) => !sep.stems.includes(s));
+  if (bad.length > 0) throw new UsageError(`remux: ${bad.join(', ')} is not a stem of this job`, { hint: `choose from: ${sep.stems.join(', ')}` });
+  const result = await sep.separateFile(t.input, { ...t.file, ...obs });
+  return { kind: 'separate', result };
+}
+
+async function runTts(t: TtsTask, obs: Observer): Promise<TaskResult> {
+  const [{ loadVoiceModel }, { synthesizeToSink }, { createAudioSink }] = await Promise.all([
+    import('../tts/synthesize.js'),
+    import('../tts/job.js'),
+    import('../audio/open.js'),
+  ]);
+  let entry = warm.get(t.key);
+  let loadSeconds = 0;
+  if (entry?.kind !== 'tts') {
+    const model = await loadVoiceModel(t.model, { config: config!, ...t.load, ...obs });
+    entry = { kind: 'tts', value: model };
+    warm.set(t.key, entry);
+    loadSeconds = model.loadSeconds;
+  }
+  const model = entry.value;
+  const sink = await createAudioSink(t.output, {
+    sampleRate: model.sampleRate,
+    channels: 1,
+    format: t.format,
+    ...(t.bits !== undefined ? { bits: t.bits } : {}),
+    ...(config!.ffmpegPath ? { ffmpegPath: config!.ffmpegPath } : {}),
+    ...(obs.signal ? { signal: obs.signal } : {}),
+  });
+  const result = await synthesizeToSink(model, t.text, sink, { ...t.voice, ...obs, loadSeconds });
+  return { kind: 'tts', result };
+}
+
+async function runTask(t: SeparateTask | TtsTask): Promise<void> {
+  const controller = new AbortController();
+  running.set(t.id, controller);
+  // Most recently used last, so eviction order is the Map's order.
+  const w = warm.get(t.key);
+  if (w) {
+    warm.delete(t.key);
+    warm.set(t.key, w);
+  }
+  const obs = observer(t.id, controller.signal);
+  try {
+    const value = t.type === 'separate' ? await runSeparate(t, obs) : await runTts(t, obs);
+    send({ type: 'done', id: t.id, ok: true, value, loaded: [...warm.keys()] });
+  } catch (e) {
+    send({ type: 'done', id: t.id, ok: false, error: toJobError(e), loaded: [...warm.keys()] });
+  } finally {
+    running.delete(t.id);
+  }
+}
+
+/** Creates a session on each provider the config may use and runs a one-node model: what /health reports. */
+async function probeProviders(cfg: ResolvedConfig): Promise<ProviderStatus[]> {
+  const [{ GraphBuilder }, rt] = await Promise.all([import('../onnx/builder.js'), import('../runtime/onnx.js')]);
+  const g = new GraphBuilder('probe');
+  g.input('x', 'float32', [1]);
+  g.op('Identity', ['x'], {}, 'y');
+  g.output('y', 'float32', [1]);
+  const model = g.build();
+  const providers: Array<'cpu' | 'cuda'> = cfg.device === 'cpu' || !rt.cudaProviderInstalled() ? ['cpu'] : ['cpu', 'cuda'];
+  const out: ProviderStatus[] = [];
+  for (const p of providers) {
+    try {
+      const s = await rt.createSession(model, { device: p, threads: 1, gpu: cfg.gpu });
+      try {
+        const r = await s.run({ x: { data: new Float32Array([2]), dims: [1] } });
+        const ok = r['y']?.data[0] === 2 && s.provider === p;
+        out.push({ provider: p, ok, detail: ok ? `ran on ${s.provider}` : `fell back to ${s.provider}` });
+      } finally {
+        await s.dispose();
+      }
+    } catch (e) {
+      out.push({ provider: p, ok: false, detail: toJobError(e).message });
+    }
+  }
+  return out;
+}
+
+process.on('message', (raw: unknown) => {
+  const m = raw as ToExecutor;
+  switch (m.type) {
+    case 'init':
+      config = m.config;
+      void (m.probe ? probeProviders(m.config) : Promise.resolve([])).then(
+        (providers) => send({ type: 'ready', providers }),
+        (e: unknown) => send({ type: 'ready', providers: [{ provider: 'cpu', ok: false, detail: toJobError(e).message }] }),
+      );
+      break;
+    case 'separate':
+    case 'tts':
+      if (!config) {
+        send({ type: 'done', id: m.id, ok: false, error: toJobError(new InternalError('executor used before init')), loaded: [] });
+        break;
+      }
+      void runTask(m);
+      break;
+    case 'cancel':
+      running.get(m.id)?.abort();
+      break;
+    case 'evict': {
+      const w = warm.get(m.key);
+      warm.delete(m.key);
+      void (w ? dispose(w) : Promise.resolve()).then(() => send({ type: 'evicted', key: m.key, loaded: [...warm.keys()] }));
+      break;
+    }
+  }
+});
+
+// The server went away (or closed the channel on shutdown): release the models and let the process end.
+process.on('disconnect', () => {
+  for (const c of running.values()) c.abort();
+  const all = [...warm.values()];
+  warm.clear();
+  void Promise.all(all.map(dispose));
+});

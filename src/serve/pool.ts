@@ -1,0 +1,195 @@
+/**
+ * The server's executor processes and the warm-model LRU across them.
+ *
+ * A task goes to an idle executor that already holds its model (so the second job on a model loads
+ * nothing), else to the idle executor holding the fewest models, else to a new executor. The number of
+ * executors therefore never exceeds the number of jobs running at once, which the job slots bound.
+ * Before an executor loads a model, the least recently used models of idle executors (or of that one) are
+ * evicted until at most `maxLoadedModels` stay loaded; models in use by a running job are never evicted.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from '../config/schema.js';
+import { InternalError, InterruptedError } from '../errors.js';
+import type { LogEvent, ProgressEvent } from '../progress.js';
+import type { FromExecutor, JobError, ProviderStatus, SeparateTask, TaskResult, ToExecutor, TtsTask } from './protocol.js';
+
+/** Seconds a cancelled task gets to stop between blocks before its executor is killed. */
+const CANCEL_KILL_SEC = 5;
+
+export interface TaskHandlers {
+  onProgress(e: ProgressEvent): void;
+  onLog(e: LogEvent): void;
+}
+
+export type TaskOutcome = { ok: true; value: TaskResult } | { ok: false; error: JobError };
+
+interface Pending extends TaskHandlers {
+  resolve(o: TaskOutcome): void;
+  key: string;
+  killTimer?: NodeJS.Timeout;
+}
+
+interface Executor {
+  child: ChildProcess;
+  /** key → last use (ms), in the executor's own view after its last message. */
+  loaded: Map<string, number>;
+  task: Pending | undefined;
+  taskId: string | undefined;
+  ready: Promise<ProviderStatus[]>;
+}
+
+export interface LoadedModel {
+  key: string;
+  pid: number;
+  lastUsed: string;
+}
+
+export class ExecutorPool {
+  private readonly executors: Executor[] = [];
+  private providers: ProviderStatus[] | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly maxLoaded: number,
+  ) {}
+
+  /** Starts the first executor, which also probes the execution providers for /health. */
+  async start(): Promise<void> {
+    const first = this.spawn(true);
+    this.providers = await first.ready;
+  }
+
+  /** Providers that created a session and ran in an executor (undefined until the first one is ready). */
+  providerStatus(): ProviderStatus[] | undefined {
+    return this.providers;
+  }
+
+  loadedModels(): LoadedModel[] {
+    return this.executors.flatMap((e) => [...e.loaded].map(([key, t]) => ({ key, pid: e.child.pid ?? 0, lastUsed: new Date(t).toISOString() })));
+  }
+
+  executorCount(): number {
+    return this.executors.length;
+  }
+
+  /** Runs a task; `cancel()` aborts it (the executor is killed if it does not stop within 5 s). */
+  run(task: SeparateTask | TtsTask, handlers: TaskHandlers): { done: Promise<TaskOutcome>; cancel(): void } {
+    if (this.closed) return { done: Promise.resolve({ ok: false, error: errorOf(new InterruptedError('the server is shutting down')) }), cancel: () => {} };
+    const ex = this.pick(task.key);
+    this.evictFor(ex, task.key);
+    let resolve!: (o: TaskOutcome) => void;
+    const done = new Promise<TaskOutcome>((r) => (resolve = r));
+    const pending: Pending = { ...handlers, resolve, key: task.key };
+    ex.task = pending;
+    ex.taskId = task.id;
+    void ex.ready.then(() => this.send(ex, task));
+    const cancel = (): void => {
+      if (ex.task !== pending || pending.killTimer) return;
+      this.send(ex, { type: 'cancel', id: task.id });
+      pending.killTimer = setTimeout(() => ex.child.kill('SIGKILL'), CANCEL_KILL_SEC * 1000);
+      pending.killTimer.unref();
+    };
+    return { done, cancel };
+  }
+
+  /** Closes every executor's channel (they release their models and end); kills those still alive after 2 s. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(
+      this.executors.map(
+        (e) =>
+          new Promise<void>((resolve) => {
+            if (e.child.exitCode !== null || e.child.signalCode !== null) return resolve();
+            const t = setTimeout(() => e.child.kill('SIGKILL'), 2000);
+            e.child.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            if (e.child.connected) e.child.disconnect();
+            else e.child.kill('SIGKILL');
+          }),
+      ),
+    );
+  }
+
+  private pick(key: string): Executor {
+    const idle = this.executors.filter((e) => e.task === undefined);
+    const warm = idle.find((e) => e.loaded.has(key));
+    if (warm) return warm;
+    const least = idle.sort((a, b) => a.loaded.size - b.loaded.size)[0];
+    return least ?? this.spawn(false);
+  }
+
+  private evictFor(target: Executor, key: string): void {
+    if (target.loaded.has(key)) {
+      target.loaded.set(key, Date.now());
+      return;
+    }
+    const total = (): number => this.executors.reduce((n, e) => n + e.loaded.size, 0);
+    const candidates = this.executors
+      .filter((e) => e === target || e.task === undefined)
+      .flatMap((e) => [...e.loaded].map(([k, t]) => ({ e, k, t })))
+      .sort((a, b) => a.t - b.t);
+    while (total() + 1 > this.maxLoaded && candidates.length > 0) {
+      const { e, k } = candidates.shift()!;
+      e.loaded.delete(k);
+      this.send(e, { type: 'evict', key: k });
+    }
+    target.loaded.set(key, Date.now());
+  }
+
+  private send(e: Executor, m: ToExecutor): void {
+    if (e.child.connected) e.child.send(m);
+  }
+
+  private spawn(probe: boolean): Executor {
+    const child = fork(fileURLToPath(new URL('./executor.js', import.meta.url)), [], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      execArgv: [],
+      serialization: 'advanced',
+    });
+    let ready!: (p: ProviderStatus[]) => void;
+    const ex: Executor = { child, loaded: new Map(), task: undefined, taskId: undefined, ready: new Promise((r) => (ready = r)) };
+    this.executors.push(ex);
+    child.on('message', (raw: unknown) => {
+      const m = raw as FromExecutor;
+      if (m.type === 'ready') return ready(m.providers);
+      if (m.type === 'evicted') return;
+      if (m.id !== ex.taskId || !ex.task) return;
+      if (m.type === 'progress') ex.task.onProgress(m.event);
+      else if (m.type === 'log') ex.task.onLog(m.event);
+      else if (m.type === 'done') {
+        const p = ex.task;
+        ex.task = undefined;
+        ex.taskId = undefined;
+        if (p.killTimer) clearTimeout(p.killTimer);
+        // The executor's list is the truth (a failed load leaves nothing loaded); keep the parent's use times.
+        const times = ex.loaded;
+        ex.loaded = new Map(m.loaded.map((k) => [k, times.get(k) ?? Date.now()]));
+        p.resolve(m.ok ? { ok: true, value: m.value } : { ok: false, error: m.error });
+      }
+    });
+    child.on('exit', (code, signal) => {
+      const i = this.executors.indexOf(ex);
+      if (i >= 0) this.executors.splice(i, 1);
+      ready([]);
+      const p = ex.task;
+      ex.task = undefined;
+      if (p) {
+        if (p.killTimer) clearTimeout(p.killTimer);
+        const e = p.killTimer
+          ? new InterruptedError('the job was cancelled')
+          : new InternalError(`the executor process ended (${signal ?? `exit ${code}`}) during the job`, { code: 'E_EXECUTOR_DIED', hint: 'see the server log; the machine may be out of memory' });
+        p.resolve({ ok: false, error: errorOf(e) });
+      }
+    });
+    this.send(ex, { type: 'init', config: this.config, probe });
+    return ex;
+  }
+}
+
+function errorOf(e: InternalError | InterruptedError): JobError {
+  return { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode };
+}
