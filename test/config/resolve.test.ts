@@ -270,3 +270,26 @@ describe('validation of overridden values', () => {
     expect(err.problems).toEqual([{ key: 'device', value: 'gpu', expected: 'one of: auto, cpu, cuda, webgpu', source: FILE }]);
   });
 });
+
+describe('serve.* keys', () => {
+  it('maxQueued follows the profile (2 × heavy slots) unless set; folders are relative to the file', () => {
+    const small = resolveConfig(input({ flags: { profile: 'small' } }));
+    expect(small.config.serve).toEqual({ host: '127.0.0.1', port: 8765, maxQueued: 4, maxUploadBytes: 1024 ** 3, maxLoadedModels: 2, retention: 3600, shutdownGrace: 30, inputRoots: [], workDir: undefined });
+    expect(small.sources['serve.maxQueued']).toBe('computed (2 × maxConcurrentHeavyTasks)');
+    expect(resolveConfig(input({ flags: { profile: 'large' } })).config.serve.maxQueued).toBe(8);
+    const set = resolveConfig(input({ file: { path: FILE, config: { serve: { maxQueued: 0, inputRoots: ['music', '/srv/a'], workDir: 'jobs', port: 0 } } } }));
+    expect(set.config.serve).toMatchObject({ maxQueued: 0, inputRoots: ['/proj/music', '/srv/a'], workDir: '/proj/jobs', port: 0 });
+    expect(set.sources['serve.inputRoots']).toBe(FILE);
+  });
+
+  it('reports every bad serve value and unknown serve keys at once', () => {
+    const e = problemsOf(() => resolveConfig(input({ file: { path: FILE, config: { serve: { port: 70000, maxQueued: -1, inputRoots: 'music', retention: 'long', maxLoadedModel: 3 } } } })));
+    expect(e.problems.map((p) => [p.key, p.expected])).toEqual([
+      ['serve.maxLoadedModel', 'a known key (did you mean "maxLoadedModels"?)'],
+      ['serve.port', 'an integer port 0..65535'],
+      ['serve.maxQueued', 'an integer >= 0'],
+      ['serve.inputRoots', 'a list of folder paths'],
+      ['serve.retention', 'a number >= 0'],
+    ]);
+  });
+});
