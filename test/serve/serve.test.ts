@@ -234,11 +234,39 @@ describe('stemkit serve (small profile, loopback, no token)', () => {
     expect(jobFolders(s).length).toBe(before);
   });
 
+  it('a client that disconnects mid-upload leaves nothing behind', async () => {
+    const before = jobFolders(s);
+    let grew = false;
+    const seen = (): boolean => grew;
+    await new Promise<void>((resolve) => {
+      const boundary = 'gone';
+      const req = request(`${s.url}/v1/separate`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n`);
+      req.write(Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(200_000, 3)]), () => {
+        // Disconnect only once the server has started storing the upload (its job folder exists).
+        const poll = (n: number): void => {
+          grew = jobFolders(s).length > before.length;
+          if (grew || n === 0) req.destroy();
+          else setTimeout(() => poll(n - 1), 20);
+        };
+        poll(250);
+      });
+    });
+    expect(seen()).toBe(true);
+    // The server notices the closed socket asynchronously.
+    for (let i = 0; i < 50 && jobFolders(s).length !== before.length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(jobFolders(s)).toEqual(before);
+  });
+
   it('/openapi.json lists every route with the options of the route schemas; /metrics counts jobs', async () => {
     const doc = await json(await fetch(`${s.url}/openapi.json`));
     const paths = doc['paths'] as Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>>;
     expect(Object.keys(paths).sort()).toEqual(['/health', '/metrics', '/openapi.json', '/v1/jobs/{id}', '/v1/jobs/{id}/files/{name}', '/v1/models', '/v1/separate', '/v1/tts']);
     expect(Object.keys(paths['/v1/separate']!['post']!.requestBody!.content['application/json']!.schema.properties)).toContain('twoStems');
+    const models = (await json(await fetch(`${s.url}/v1/models`)))['models'] as Array<{ id: string; installed: string[] }>;
+    expect(models.find((m) => m.id === 'classic')?.installed).toEqual(['fp32']);
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     expect(metrics).toMatch(/^stemkit_jobs_total\{kind="separate",status="rejected"\} [1-9]/m);
     expect(metrics).toMatch(/^stemkit_slots_limit\{pool="heavy"\} 2$/m);
