@@ -46,7 +46,8 @@ export const SEPARATE_OPTIONS: OptionTable = {
 
 /** Options of POST /v1/tts. */
 export const TTS_OPTIONS: OptionTable = {
-  text: { type: 'string', minLength: 1, maxLength: 100_000, description: 'the text to speak' },
+  text: { type: 'string', minLength: 1, maxLength: 100_000, description: 'the text to speak (SSML when it starts with <speak>, or with ssml: true)' },
+  ssml: { type: 'boolean', description: 'read the text as SSML' },
   model: { type: 'string', minLength: 1, description: 'kokoro (default), piper:<voice>, another registry id, or an .onnx path under serve.inputRoots' },
   voices: { type: 'string', minLength: 1, description: 'Kokoro voices file under serve.inputRoots (for a local .onnx)' },
   voice: { type: 'string', minLength: 1, description: 'Kokoro voice or blend, e.g. af_heart:0.7,bf_emma:0.3' },
@@ -159,7 +160,7 @@ export function separateJob(o: Record<string, unknown>, outDir: string): { spec:
 /** The synthesis options from checked API options. */
 export function ttsVoiceOptions(o: Record<string, unknown>): TtsVoiceOptions {
   const v: TtsVoiceOptions = {};
-  for (const k of ['voice', 'speed', 'lengthScale', 'noiseScale', 'noiseW', 'sentenceSilence', 'lang'] as const) {
+  for (const k of ['voice', 'speed', 'lengthScale', 'noiseScale', 'noiseW', 'sentenceSilence', 'lang', 'ssml'] as const) {
     if (o[k] !== undefined) (v as Record<string, unknown>)[k] = o[k];
   }
   // As the CLI passes --speaker: a string, which the Piper engine reads as a name or a numeric id.

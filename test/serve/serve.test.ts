@@ -157,6 +157,10 @@ describe('stemkit serve (small profile, loopback, no token)', () => {
     expect(call!.ids).toEqual([0, 50, 83, 54, 156, 83, 135, 16, 65, 156, 87, 158, 54, 46, 4, 0]);
     expect(call!.style[0]).toBe(100 + 13);
     expect(call!.speed).toBe(1.5);
+    // SSML goes through the same job: a break makes the speech longer than the plain text's.
+    const ssml = await json(await fetch(`${s.url}/v1/tts?wait=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: '<speak>Hello <break time="500ms"/> world.</speak>', model, voices }) }));
+    expect(ssml['status'], JSON.stringify(ssml)).toBe('succeeded');
+    expect(ssml['durationSec'] as number).toBeGreaterThan((job['durationSec'] as number) + 0.4);
   });
 
   it('20 concurrent jobs: at most 2 run at once, the overflow gets 429 with Retry-After, every accepted job completes', async () => {
