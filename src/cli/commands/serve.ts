@@ -1,12 +1,12 @@
 /**
  * `stemkit serve`: the separation and TTS jobs behind an HTTP API on this machine's job slots.
  * Thin adapter: flags → startServer (src/serve/app.ts, imported lazily), then wait for SIGTERM/SIGINT and
- * run the shutdown sequence. Exit 0 after a clean stop, 143 (SIGTERM) / 130 (SIGINT) when running jobs had
- * to be cancelled at the end of the grace period.
+ * run the shutdown sequence. Exit 0 after a clean stop, 128 + the signal (143 SIGTERM, 130 SIGINT, 129 SIGHUP)
+ * when running jobs had to be cancelled at the end of the grace period.
  */
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
-import { UsageError } from '../../errors.js';
+import { STOP_SIGNALS, UsageError, type StopSignal } from '../../errors.js';
 import { runAction, type CliContext } from '../context.js';
 
 interface ServeFlags {
@@ -36,7 +36,7 @@ Examples:
 
 Limits come from the profile (heavy slots, shared with CLI runs) and serve.* in the config:
 maxQueued, maxUploadBytes, maxLoadedModels, retention, shutdownGrace, inputRoots.
-Exit codes: 0 stopped cleanly; 143 (SIGTERM) / 130 (SIGINT) running jobs were cancelled at shutdown;
+Exit codes: 0 stopped cleanly; 143 (SIGTERM) / 130 (SIGINT) / 129 (SIGHUP) running jobs were cancelled at shutdown;
 64 bad options (e.g. a non-loopback host without a token).`,
   );
   return cmd.action(
@@ -56,20 +56,21 @@ Exit codes: 0 stopped cleanly; 143 (SIGTERM) / 130 (SIGINT) running jobs were ca
         });
         ctx.print(`listening on ${server.url}`);
         ctx.emitJson({ type: 'listening', url: server.url, port: server.port });
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-          process.once('SIGINT', () => resolve('SIGINT'));
+        const stops = Object.keys(STOP_SIGNALS) as StopSignal[];
+        const first = new Map<StopSignal, () => void>();
+        const signal = await new Promise<StopSignal>((resolve) => {
+          for (const s of stops) first.set(s, () => resolve(s));
+          for (const [s, h] of first) process.on(s, h);
         });
+        for (const [s, h] of first) process.off(s, h);
         ctx.onLog({ level: 'info', message: `${signal}: no new jobs; running jobs get ${ctx.config.serve.shutdownGrace}s to finish (send it again to stop them now)` });
         const now = new AbortController();
         const again = (): void => now.abort();
-        process.once('SIGTERM', again);
-        process.once('SIGINT', again);
+        for (const s of stops) process.once(s, again);
         const aborted = await server.shutdown(now.signal);
-        process.off('SIGTERM', again);
-        process.off('SIGINT', again);
+        for (const s of stops) process.off(s, again);
         ctx.onLog({ level: 'info', message: aborted ? 'stopped; running jobs were cancelled' : 'stopped' });
-        return aborted ? (signal === 'SIGTERM' ? 143 : 130) : 0;
+        return aborted ? 128 + STOP_SIGNALS[signal] : 0;
       },
       { ownSignals: true },
     ),
