@@ -32,7 +32,7 @@ describe('stemkit completion', () => {
   it.skipIf(!has('bash'))('bash: commands, subcommands, options of the command typed, option values, model ids', async () => {
     const file = await script('bash');
     const cases: Array<[string[], string]> = [
-      [['stemkit', 'se'], 'separate'],
+      [['stemkit', 'se'], 'separate serve'],
       [['stemkit', 'models', 'p'], 'pull path'],
       [['stemkit', 'separate', '--dev'], '--device'],
       [['stemkit', 'separate', '--device', ''], 'auto cpu cuda webgpu'],
@@ -54,7 +54,7 @@ describe('stemkit completion', () => {
     const file = await script('fish');
     const ask = (line: string): string[] =>
       spawnSync('fish', ['-c', `source ${file}; complete -C '${line}'`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]!);
-    expect(ask('stemkit se')).toEqual(['separate']);
+    expect(ask('stemkit se')).toEqual(['separate', 'serve']);
     expect(ask('stemkit models p').sort()).toEqual(['path', 'pull']);
     expect(ask('stemkit separate --device ')).toEqual(['auto', 'cpu', 'cuda', 'webgpu']);
     expect(ask('stemkit bench --tar')).toEqual(['--target', '--targets']);
