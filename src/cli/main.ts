@@ -18,7 +18,7 @@ import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import { ttsCommand } from './commands/tts.js';
 import { defaultIO, setRunState, type CliIO, type RunState } from './context.js';
-import { commanderSuggestion, configProblemLine, internalErrorHint, internalErrorLine, printable, usageHint } from './messages.js';
+import { commanderSuggestion, configProblemLine, withFlags, internalErrorHint, internalErrorLine, printable, usageHint } from './messages.js';
 import { createStyle, useColor } from './render/style.js';
 
 export interface MainIO {
@@ -164,10 +164,10 @@ export function reportError(err: unknown, io: CliIO, flags: { json: boolean; ver
   const error =
     known ??
     new InternalError(err instanceof Error ? err.message : String(err), { cause: err, hint: internalErrorHint() });
-  const headline = known ? error.message : internalErrorLine(error.message);
+  const headline = known ? withFlags(error.message, error.details) : internalErrorLine(error.message);
   const lines = [style.fail(`stemkit: ${terminalText(headline, error)}`)];
   if (error instanceof ConfigError) for (const p of error.problems) lines.push(printable(configProblemLine(p)));
-  if (error.hint) lines.push(style.dim(`hint: ${printable(error.hint)}`));
+  if (error.hint) lines.push(style.dim(`hint: ${printable(withFlags(error.hint, error.details))}`));
   if (flags.verbose) {
     const stackOf = known ? (error.cause instanceof Error ? error.cause : error) : err instanceof Error ? err : undefined;
     if (stackOf?.stack) lines.push(style.dim(stackOf.stack));
@@ -179,7 +179,7 @@ export function reportError(err: unknown, io: CliIO, flags: { json: boolean; ver
       code: error.code,
       exitCode: error.exitCode,
       message: headline,
-      hint: error.hint ?? null,
+      hint: error.hint ? withFlags(error.hint, error.details) : null,
     };
     if (error.details) record['details'] = error.details;
     io.stdout.write(`${JSON.stringify(record)}\n`);

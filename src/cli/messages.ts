@@ -83,3 +83,21 @@ export function printableStyled(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.split(/(\u001b\[[0-9;]*m)/).map((part, i) => (i % 2 === 1 ? part : printable(part, true))).join('');
 }
+
+/** The flag of a library option where it is not simply the option in kebab case. */
+const OPTION_FLAGS: Record<string, string> = { channelMode: '--channels' };
+
+/** `twoStems` → `--two-stems`: library errors name options, the CLI shows the flag the user typed. */
+export function flagForOption(option: string): string {
+  return OPTION_FLAGS[option] ?? `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/**
+ * A library message (or hint) with the option named in `details.option` shown as its flag: the message
+ * `twoStems drums: the model has no stem "drums"` reads `--two-stems drums: …` on the command line.
+ */
+export function withFlags(text: string, details: Record<string, unknown> | undefined): string {
+  const option = details?.['option'];
+  if (typeof option !== 'string' || option === '') return text;
+  return text.replace(new RegExp(`(^|[^\\w"-])${option}(?![\\w"-])`, 'g'), (_m, pre: string) => `${pre}${flagForOption(option)}`);
+}

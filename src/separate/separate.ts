@@ -161,7 +161,7 @@ function detectAdapter(session: ModelSession, meta: Record<string, string>, path
 /** role → file for `entry` from a --model-path file or folder. */
 function pathsFromModelPath(entry: ModelEntry, modelPath: string, spec: SeparatorSpec): Record<string, string> {
   if (!existsSync(modelPath)) {
-    throw new UsageError(`--model-path ${modelPath} does not exist`, { code: 'E_MODEL_NOT_FOUND', hint: 'give the path of the model file (or folder)' });
+    throw new UsageError(`modelPath ${modelPath} does not exist`, { code: 'E_MODEL_NOT_FOUND', hint: 'give the path of the model file (or folder)', details: { option: 'modelPath' } });
   }
   const isDir = statSync(modelPath).isDirectory();
   const files = entry.files;
@@ -207,7 +207,7 @@ export function planOutputs(modelStems: readonly string[], spec: Pick<SeparatorS
   let complement: OutputPlan['complement'];
   if (two !== undefined) {
     if (!modelStems.includes(two)) {
-      throw new UsageError(`--two-stems ${two}: the model has no stem "${two}"`, { hint: `choose one of: ${validList(modelStems)}` });
+      throw new UsageError(`twoStems ${two}: the model has no stem "${two}"`, { hint: `choose one of: ${validList(modelStems)}`, details: { option: 'twoStems' } });
     }
     const method = spec.otherMethod ?? 'add';
     // demucs' file names: no_<stem> for `add`, minus_<stem> for `minus` (model-io.md §1.6).
@@ -221,7 +221,7 @@ export function planOutputs(modelStems: readonly string[], spec: Pick<SeparatorS
   }
   if (spec.stems && spec.stems.length > 0) {
     const unknown = spec.stems.filter((s) => !stems.includes(s));
-    if (unknown.length > 0) throw new UsageError(`--stems: unknown stem ${unknown.map((s) => `"${s}"`).join(', ')}`, { hint: `this model writes: ${validList(stems)}` });
+    if (unknown.length > 0) throw new UsageError(`stems: unknown stem ${unknown.map((s) => `"${s}"`).join(', ')}`, { hint: `this model writes: ${validList(stems)}`, details: { option: 'stems' } });
     const keep = stems.filter((s) => spec.stems!.includes(s));
     const needComplement = complement !== undefined && keep.includes(complement.name);
     stems = keep;
@@ -301,14 +301,14 @@ function validateSpec(spec: SeparatorSpec): void {
   const range = (name: string, v: number | undefined, lo: number, hi: number, int: boolean): void => {
     if (v === undefined) return;
     if (!Number.isFinite(v) || v < lo || v > hi || (int && !Number.isInteger(v))) {
-      throw new UsageError(`${name} must be ${int ? 'an integer' : 'a number'} in ${lo}..${hi} (got ${v})`, { hint: `e.g. ${name} ${int ? lo + 1 : 0.25}` });
+      throw new UsageError(`${name} must be ${int ? 'an integer' : 'a number'} in ${lo}..${hi} (got ${v})`, { hint: `e.g. ${name} ${int ? lo + 1 : 0.25}`, details: { option: name } });
     }
   };
-  range('--shifts', spec.shifts, 0, 20, true);
-  range('--overlap', spec.overlap, 0, 0.9, false);
-  range('--batch-size', spec.batchSize, 1, 64, true);
-  range('--seed', spec.seed, 0, 2 ** 32 - 1, true);
-  if (spec.mode !== undefined && ![2, 4, 6].includes(spec.mode)) throw new UsageError(`--mode must be 2, 4 or 6 (got ${String(spec.mode)})`, { hint: '2 = vocals + no_vocals, 4 = drums/bass/other/vocals, 6 = + guitar/piano' });
+  range('shifts', spec.shifts, 0, 20, true);
+  range('overlap', spec.overlap, 0, 0.9, false);
+  range('batchSize', spec.batchSize, 1, 64, true);
+  range('seed', spec.seed, 0, 2 ** 32 - 1, true);
+  if (spec.mode !== undefined && ![2, 4, 6].includes(spec.mode)) throw new UsageError(`mode must be 2, 4 or 6 (got ${String(spec.mode)})`, { hint: '2 = vocals + no_vocals, 4 = drums/bass/other/vocals, 6 = + guitar/piano', details: { option: 'mode' } });
 }
 
 async function loadFromPath(path: string, spec: SeparatorSpec, session: SessionOptions): Promise<StemModel> {
@@ -909,7 +909,7 @@ export async function separateBatch(opts: SeparateBatchOptions): Promise<BatchRe
   if (badRemux.length > 0) {
     await separator.dispose();
     await heavy?.release();
-    throw new UsageError(`--remux: ${badRemux.join(', ')} is not a stem of this run`, { hint: `choose from: ${separator.stems.join(', ')}` });
+    throw new UsageError(`remux: ${badRemux.join(', ')} is not a stem of this run`, { hint: `choose from: ${separator.stems.join(', ')}`, details: { option: 'remux' } });
   }
   const fileOpts = (input: string): SeparateFileOptions => {
     const root = opts.roots?.[input];
