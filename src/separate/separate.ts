@@ -24,9 +24,8 @@ import { installedPrecisions } from '../models/cache.js';
 import { acquireSlots, summarizeBatch, type BatchSummary } from '../jobs/index.js';
 import { createSession, type ModelSession, type SessionOptions } from '../runtime/onnx.js';
 import { PlanarQueue } from './chunking.js';
-import { createHtdemucsModel } from './htdemucs.js';
-import { createMdxModel, resolveMdxParams, type MdxOverrides } from './mdxnet.js';
-import { createDtlnModel, createGtcrnModel } from './speech.js';
+import { SEPARATION_ADAPTERS, isSeparationAdapter, roleLookup, type AdapterInput } from './adapters.js';
+import type { MdxOverrides } from './mdxnet.js';
 import { readOnnxMetadata } from './onnx-metadata.js';
 import { DEFAULT_FILENAME_TEMPLATE, inputFields, outputPath, validateFilenameTemplate } from './paths.js';
 import { StemWriter, type ClipMode } from './writer.js';
@@ -333,12 +332,7 @@ async function loadFromPath(path: string, spec: SeparatorSpec, session: SessionO
   };
   const id = basename(path, extname(path));
   try {
-    if (adapter === 'htdemucs') return await createHtdemucsModel({ id, files: [path], session, createSession: create });
-    if (adapter === 'gtcrn') return await createGtcrnModel(path, { id, session, createSession: create });
-    const mdxOpts: Parameters<typeof resolveMdxParams>[1] = {};
-    if (spec.mdx) mdxOpts.overrides = spec.mdx;
-    const params = await resolveMdxParams(path, mdxOpts);
-    return await createMdxModel({ id, path, params, denoise: spec.denoise === true, session, createSession: create });
+    return await SEPARATION_ADAPTERS[adapter]({ ...adapterBase(id, spec, session, create), files: [path], file: () => path, params: undefined });
   } catch (e) {
     if (!reused) await probe.dispose();
     throw e;
@@ -355,44 +349,28 @@ function bagRolesNeeded(entry: ModelEntry, spec: SeparatorSpec): string[] | unde
 }
 
 async function loadEntry(entry: ModelEntry, paths: Record<string, string>, spec: SeparatorSpec, session: SessionOptions): Promise<StemModel> {
-  const params = entry.params ?? {};
-  const need = (role: string): string => {
-    const p = paths[role];
-    if (!p) throw new DataError(`model ${entry.id} has no file for role "${role}"`, { code: 'E_MODEL_CONTRACT', hint: 'check the registry entry' });
-    return p;
-  };
-  switch (entry.adapter) {
-    case 'classic': {
-      const { createClassicModel } = await import('./classic.js');
-      return createClassicModel(need('model'), session);
+  if (!isSeparationAdapter(entry.adapter)) throw new UsageError(`model "${entry.id}" is not a separation model`, { hint: 'see `stemkit models list`' });
+  const file = roleLookup(entry.id, paths);
+  const input: AdapterInput = { ...adapterBase(entry.id, spec, session, createSession), files: entry.files.map((f) => file(f.role)), file, params: entry.params ?? {} };
+  if (entry.adapter === 'htdemucs') {
+    const sources = (entry.params?.['sources'] as string[] | undefined) ?? entry.stems;
+    if (sources) {
+      input.sources = sources;
+      // Sub-models of a bag that no written stem needs are not even loaded (htdemucs_ft --stems vocals).
+      input.onlyStems = planOutputs(sources, spec).wanted;
     }
-    case 'htdemucs': {
-      const roles = entry.files.map((f) => f.role);
-      const files = roles.map(need);
-      const o: Parameters<typeof createHtdemucsModel>[0] = { id: entry.id, files, session, createSession };
-      if (Array.isArray(params['bagWeights'])) o.bagWeights = params['bagWeights'] as number[][];
-      const sources = (params['sources'] as string[] | undefined) ?? entry.stems;
-      if (sources) {
-        o.sources = sources;
-        // Sub-models of a bag that no written stem needs are not even loaded (htdemucs_ft --stems vocals).
-        o.onlyStems = planOutputs(sources, spec).wanted;
-      }
-      return createHtdemucsModel(o);
-    }
-    case 'mdxnet': {
-      const path = need('model');
-      const mdxOpts: Parameters<typeof resolveMdxParams>[1] = { registry: params };
-      if (spec.mdx) mdxOpts.overrides = spec.mdx;
-      const p = await resolveMdxParams(path, mdxOpts);
-      return createMdxModel({ id: entry.id, path, params: p, denoise: spec.denoise === true, session, createSession });
-    }
-    case 'gtcrn':
-      return createGtcrnModel(need('model'), { id: entry.id, session, createSession });
-    case 'dtln':
-      return createDtlnModel(need('stage1'), need('stage2'), { id: entry.id, session, createSession });
-    default:
-      throw new UsageError(`model "${entry.id}" is not a separation model`, { hint: 'see `stemkit models list`' });
   }
+  return SEPARATION_ADAPTERS[entry.adapter](input);
+}
+
+/** The adapter input every architecture shares. */
+function adapterBase(
+  id: string,
+  spec: SeparatorSpec,
+  session: SessionOptions,
+  create: AdapterInput['createSession'],
+): Pick<AdapterInput, 'id' | 'denoise' | 'mdx' | 'session' | 'createSession'> {
+  return { id, denoise: spec.denoise === true, mdx: spec.mdx, session, createSession: create };
 }
 
 /** Adds b into a (same lengths). */
