@@ -17,6 +17,8 @@ import { separateCommand } from './commands/separate.js';
 import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import { ttsCommand } from './commands/tts.js';
+import { queueCommand } from './commands/queue.js';
+import { workerCommand } from './commands/worker.js';
 import { defaultIO, setRunState, type CliIO, type RunState } from './context.js';
 import { commanderSuggestion, configProblemLine, withFlags, internalErrorHint, internalErrorLine, printable, usageHint } from './messages.js';
 import { createStyle, useColor } from './render/style.js';
@@ -71,7 +73,7 @@ export function buildProgram(
     .helpOption('-h, --help', 'show help')
     .addHelpText('after', EXIT_CODES_HELP);
 
-  for (const cmd of [separateCommand(), ttsCommand(), benchCommand(), modelsCommand(), evalCommand(), statusCommand(), configCommand(), doctorCommand(), completionCommand(), serveCommand()]) {
+  for (const cmd of [separateCommand(), ttsCommand(), benchCommand(), modelsCommand(), evalCommand(), statusCommand(), workerCommand(), queueCommand(), configCommand(), doctorCommand(), completionCommand(), serveCommand()]) {
     program.addCommand(cmd);
   }
   program.helpCommand('help [command]', 'show help for a command');

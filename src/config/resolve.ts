@@ -21,6 +21,7 @@ import {
   type ResolvedConfig,
 } from './schema.js';
 import { didYouMean } from './suggest.js';
+import { redactUrl } from '../util/redact.js';
 
 /** Precision values accepted by `models.precision`. */
 export const PRECISIONS = ['auto', 'fp32', 'fp16', 'int8'] as const;
@@ -44,6 +45,7 @@ export interface UserConfig extends Partial<ProfileValues> {
   models?: { mirror?: string; offline?: boolean; precision?: string };
   bench?: { targets?: Partial<Record<'2' | '4' | '6', { maxSeconds?: number; minMBps?: number }>> };
   serve?: Partial<Record<(typeof SERVE_KEYS)[number], unknown>>;
+  queue?: { url?: string; name?: string; pathMap?: Record<string, string>; roots?: string[]; attempts?: number; jobTimeoutSec?: number; stallSec?: number; maxDownloadMB?: number };
   profiles?: Record<string, UserProfile>;
 }
 
@@ -102,6 +104,7 @@ export const ENV_KEYS = {
   STEMKIT_MODEL_MIRROR: 'models.mirror',
   FFMPEG_PATH: 'ffmpegPath',
   FFPROBE_PATH: 'ffprobePath',
+  STEMKIT_QUEUE_URL: 'queue.url',
 } as const;
 
 const FLAG_NAMES: Record<keyof CliOverrides, string> = {
@@ -129,11 +132,13 @@ const TOP_KEYS = [
   'models',
   'bench',
   'serve',
+  'queue',
   'profiles',
 ] as const;
 const GPU_KEYS = ['deviceId', 'memoryFraction', 'cudnnConvAlgoSearch', 'tf32'] as const;
 const MODELS_KEYS = ['mirror', 'offline', 'precision'] as const;
 const SERVE_KEYS = ['host', 'port', 'maxQueued', 'maxUploadBytes', 'maxLoadedModels', 'retention', 'shutdownGrace', 'inputRoots', 'workDir'] as const;
+const QUEUE_KEYS = ['url', 'name', 'pathMap', 'roots', 'attempts', 'jobTimeoutSec', 'stallSec', 'maxDownloadMB'] as const;
 const BENCH_TARGET_KEYS = ['maxSeconds', 'minMBps'] as const;
 const BENCH_TIERS = ['2', '4', '6'] as const;
 const USER_PROFILE_KEYS = [...PROFILE_KEYS, 'device', 'threads'] as const;
@@ -170,6 +175,25 @@ const url: Check = (v) => {
   return { ok: false, expected: 'an http(s):// or file:// URL' };
 };
 
+const redisUrl: Check = (v) => {
+  if (typeof v === 'string') {
+    try {
+      const u = new URL(v);
+      if ((u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' && /^(\/\d*)?$/.test(u.pathname)) return { ok: true, value: v };
+    } catch {
+      // fall through to the problem below
+    }
+  }
+  return { ok: false, expected: 'a redis://[:password@]host[:port][/db] or rediss:// URL' };
+};
+const absolutePath = (v: unknown): boolean => typeof v === 'string' && isAbsolute(v);
+const pathMap: Check = (v) =>
+  isRecord(v) && Object.entries(v).every(([k, to]) => isAbsolute(k) && absolutePath(to))
+    ? { ok: true, value: v }
+    : { ok: false, expected: 'an object mapping absolute job paths to absolute local paths, e.g. {"/shared": "/mnt/nas"}' };
+const pathList: Check = (v) =>
+  Array.isArray(v) && v.length > 0 && v.every(absolutePath) ? { ok: true, value: v } : { ok: false, expected: 'a non-empty list of absolute folder paths' };
+
 const CHECKS: Record<string, Check> = {
   maxCpuThreads: intAtLeast(1),
   cpuUsageLimit: fraction,
@@ -189,6 +213,15 @@ const CHECKS: Record<string, Check> = {
   'models.mirror': url,
   'models.offline': bool,
   'models.precision': oneOf(PRECISIONS),
+  'queue.url': redisUrl,
+  // BullMQ builds Redis keys as <prefix>:<name>:…; a colon in the name would split them.
+  'queue.name': (v) => (typeof v === 'string' && /^[A-Za-z0-9_.-]+$/.test(v) ? { ok: true, value: v } : { ok: false, expected: 'letters, digits, _ . - (no colon)' }),
+  'queue.pathMap': pathMap,
+  'queue.roots': pathList,
+  'queue.attempts': intAtLeast(1),
+  'queue.jobTimeoutSec': positive,
+  'queue.stallSec': positive,
+  'queue.maxDownloadMB': positive,
 };
 // `serve.*` (stemkit serve). maxQueued defaults to 2 × maxConcurrentHeavyTasks, so it follows the profile.
 const atLeast =
@@ -264,15 +297,16 @@ function flattenFile(obj: Record<string, unknown>, source: string, problems: Con
       continue;
     }
     if (v === undefined || k === 'profiles' || k === 'defaultProfile') continue;
-    if (k === 'gpu' || k === 'models' || k === 'serve') {
-      const keys = k === 'gpu' ? GPU_KEYS : k === 'models' ? MODELS_KEYS : SERVE_KEYS;
+    if (k === 'gpu' || k === 'models' || k === 'serve' || k === 'queue') {
+      const keys = k === 'gpu' ? GPU_KEYS : k === 'models' ? MODELS_KEYS : k === 'serve' ? SERVE_KEYS : QUEUE_KEYS;
       if (!isRecord(v)) {
         problems.push({ key: k, value: v, expected: `an object with keys: ${keys.join(', ')}`, source });
         continue;
       }
       for (const [sk, sv] of Object.entries(v)) {
         if (!(keys as readonly string[]).includes(sk)) problems.push(unknownKey(`${k}.${sk}`, keys, sv, source));
-        else if (sv !== undefined && k === 'serve' && (sk === 'inputRoots' || sk === 'workDir')) layer.set(`serve.${sk}`, relativeToFile(sv, fileDir));
+        // Folders, like the other folders of a file, are relative to the file.
+        else if (sv !== undefined && ((k === 'serve' && (sk === 'inputRoots' || sk === 'workDir')) || (k === 'queue' && sk === 'roots'))) layer.set(`${k}.${sk}`, relativeToFile(sv, fileDir));
         else if (sv !== undefined) layer.set(`${k}.${sk}`, sv);
       }
       continue;
@@ -463,7 +497,8 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   const put = (layer: Layer, source: (key: string) => string): void => {
     for (const [k, v] of layer) {
       const r = CHECKS[k]?.(v);
-      if (r && !r.ok) problems.push({ key: k, value: v, expected: r.expected, source: source(k) });
+      // A queue URL may carry a password: never echo it in an error.
+      if (r && !r.ok) problems.push({ key: k, value: k === 'queue.url' && typeof v === 'string' ? redactUrl(v) : v, expected: r.expected, source: source(k) });
       values.set(k, v);
       sources[k] = source(k);
     }
@@ -476,6 +511,12 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     ['gpu.tf32', DEFAULTS.gpu.tf32],
     ['models.offline', DEFAULTS.models.offline],
     ['models.precision', DEFAULTS.models.precision],
+    ['queue.name', DEFAULTS.queue.name],
+    ['queue.pathMap', {}],
+    ['queue.attempts', DEFAULTS.queue.attempts],
+    ['queue.jobTimeoutSec', DEFAULTS.queue.jobTimeoutSec],
+    ['queue.stallSec', DEFAULTS.queue.stallSec],
+    ['queue.maxDownloadMB', DEFAULTS.queue.maxDownloadMB],
   ]);
   for (const tier of BENCH_TIERS) {
     defaults.set(`bench.targets.${tier}.maxSeconds`, DEFAULTS.bench.targets[tier].maxSeconds);
@@ -526,7 +567,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
     values.set('cacheDir', xdg && isAbsolute(xdg) ? join(xdg, 'stemkit') : home ? join(home, '.cache', 'stemkit') : join(tmpdir(), `stemkit-cache-${process.getuid?.() ?? 'user'}`));
     sources['cacheDir'] = xdg && isAbsolute(xdg) ? 'env XDG_CACHE_HOME' : home ? 'default' : 'default (no home directory)';
   }
-  for (const k of ['runtimeDir', 'ffmpegPath', 'ffprobePath', 'models.mirror'] as const) {
+  for (const k of ['runtimeDir', 'ffmpegPath', 'ffprobePath', 'models.mirror', 'queue.url', 'queue.roots'] as const) {
     if (!values.has(k)) sources[k] = 'default';
   }
 
@@ -577,6 +618,16 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
       mirror: str('models.mirror'),
       offline: values.get('models.offline') as boolean,
       precision: values.get('models.precision') as ResolvedConfig['models']['precision'],
+    },
+    queue: {
+      url: str('queue.url'),
+      name: values.get('queue.name') as string,
+      pathMap: { ...(values.get('queue.pathMap') as Record<string, string>) },
+      roots: values.get('queue.roots') as string[] | undefined,
+      attempts: num('queue.attempts'),
+      jobTimeoutSec: num('queue.jobTimeoutSec'),
+      stallSec: num('queue.stallSec'),
+      maxDownloadMB: num('queue.maxDownloadMB'),
     },
     bench: { targets: { '2': tier('2'), '4': tier('4'), '6': tier('6') } },
     serve: {

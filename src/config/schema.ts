@@ -48,6 +48,26 @@ export interface BenchTarget {
   minMBps: number;
 }
 
+/** `stemkit worker` and the `--queue` paths (README "Many machines"). */
+export interface QueueConfig {
+  /** redis:// or rediss:// URL (may carry a password and a /db); the queue commands need it. */
+  url: string | undefined;
+  /** BullMQ queue name; every worker and submitter of one farm uses the same. */
+  name: string;
+  /** Path prefix in jobs → the same folder as this machine mounts it, e.g. {"/shared": "/mnt/nas"}. */
+  pathMap: Record<string, string>;
+  /** Folders a worker reads and writes in (after mapping); undefined: the worker's working directory. */
+  roots: string[] | undefined;
+  /** Runs of a job before it stays failed (bad input never retries). */
+  attempts: number;
+  /** A job running longer is failed and its slots released. */
+  jobTimeoutSec: number;
+  /** A worker silent this long (killed, frozen) loses its jobs to the others. */
+  stallSec: number;
+  /** Largest http(s) input a worker downloads. */
+  maxDownloadMB: number;
+}
+
 /** The fully resolved configuration every command receives. */
 export interface ResolvedConfig extends ProfileValues {
   profile: string;
@@ -70,6 +90,7 @@ export interface ResolvedConfig extends ProfileValues {
   ffmpegPath: string | undefined;
   ffprobePath: string | undefined;
   models: ModelsConfig;
+  queue: QueueConfig;
   bench: { targets: Record<'2' | '4' | '6', BenchTarget> };
   serve: ServeConfig;
 }
@@ -101,6 +122,7 @@ export const DEFAULTS = {
   gpu: { deviceId: 0, memoryFraction: 0.9, cudnnConvAlgoSearch: 'exhaustive' as CudnnConvAlgoSearch, tf32: true },
   models: { mirror: undefined, offline: false, precision: 'auto' as const },
   serve: { host: '127.0.0.1', port: 8765, maxUploadBytes: 1024 ** 3, maxLoadedModels: 2, retention: 3600, shutdownGrace: 30 },
+  queue: { name: 'stemkit', attempts: 3, jobTimeoutSec: 3600, stallSec: 30, maxDownloadMB: 2048 },
   bench: {
     targets: {
       '2': { maxSeconds: 15, minMBps: 2 },

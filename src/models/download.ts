@@ -33,6 +33,8 @@ export interface DownloadOptions extends Observer {
   env?: NodeJS.ProcessEnv;
   /** Extra trusted CA certificates (PEM), e.g. a company's TLS-inspecting proxy; added to Node's list. */
   ca?: string;
+  /** Refuse a file larger than this many bytes (announced or received); unset: no limit. */
+  maxBytes?: number;
 }
 
 export interface DownloadRequest {
@@ -379,7 +381,11 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
           throw new PermanentError(`the server announces ${announced} bytes but ${req.size !== undefined ? 'the registry expects' : 'declares the file as'} ${expectSize}`, undefined, 'E_CHECKSUM');
         }
         if (announced !== undefined) total = announced;
-        await receive(res, part, start, announced, idleTimeoutMs, opts.signal, emit);
+        if (opts.maxBytes !== undefined && (announced ?? expectSize ?? 0) > opts.maxBytes) {
+          res.destroy();
+          throw new PermanentError(`the file is ${formatBytes(announced ?? expectSize ?? 0)}, more than the limit of ${formatBytes(opts.maxBytes)}`, undefined, 'E_TOO_LARGE');
+        }
+        await receive(res, part, start, announced, idleTimeoutMs, opts.signal, emit, opts.maxBytes);
       }
       const size = await fileSize(part);
       if (expectSize !== undefined && size !== expectSize) {
@@ -411,7 +417,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
       if (e instanceof InterruptedError || opts.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError();
       if (e instanceof UnavailableError) throw e;
       // Bytes that failed their checks are never kept to be resumed into a model.
-      if (e instanceof PermanentError && (e.code === 'E_CHECKSUM' || e.code === 'E_DOWNLOAD_HTML')) await dropPart(part);
+      if (e instanceof PermanentError && (e.code === 'E_CHECKSUM' || e.code === 'E_DOWNLOAD_HTML' || e.code === 'E_TOO_LARGE')) await dropPart(part);
       if (e instanceof PermanentError) throw fail(e.message, finalUrl, e.code ?? (e.status === 404 || e.status === 410 ? 'E_NOT_FOUND' : 'E_DOWNLOAD'), e.status);
       if (e instanceof TransientError) {
         if (attempt >= retries) {
@@ -462,6 +468,7 @@ async function receive(
   idleTimeoutMs: number,
   signal: AbortSignal | undefined,
   emit: (done: number, force?: boolean) => void,
+  maxBytes?: number,
 ): Promise<void> {
   // Listeners go on synchronously, before the first await: a connection that dies while the part file is being
   // opened would otherwise emit its 'close' to nobody (and drop its buffered bytes), and the download would hang.
@@ -523,6 +530,8 @@ async function receive(
         }
         arm(); // a slow disk is not a stalled server
         got += c.length;
+        // A server that announces nothing (chunked) must not fill the disk either.
+        if (maxBytes !== undefined && got > maxBytes) throw new PermanentError(`the file is larger than the limit of ${formatBytes(maxBytes)}`, undefined, 'E_TOO_LARGE');
         emit(got);
         continue;
       }
@@ -534,7 +543,7 @@ async function receive(
     }
   } catch (e) {
     res.destroy();
-    if (e instanceof InterruptedError || e instanceof TransientError) throw e;
+    if (e instanceof InterruptedError || e instanceof TransientError || e instanceof PermanentError) throw e;
     if (e instanceof LocalWriteError) throw e.cause; // disk full, permissions: not a network problem
     if (fh === undefined) throw e; // the part file could not be opened: not a network problem
     throw new TransientError(`connection lost after ${formatBytes(got)}: ${errorText(e)}`);

@@ -10,6 +10,7 @@ import { InputError, StemkitError, UsageError } from '../../errors.js';
 import { printable } from '../messages.js';
 import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
 import { runAction, type CliContext } from '../context.js';
+import { addQueueOptions, submitSeparate } from './queue.js';
 import type { FileResult, SeparateFileOptions, SeparatorSpec } from '../../separate/separate.js';
 
 interface SeparateFlags {
@@ -44,6 +45,7 @@ interface SeparateFlags {
   precision?: string;
   wait?: boolean;
   waitTimeout?: string;
+  queue?: string | boolean;
 }
 
 const FORMATS = ['wav', 'flac', 'mp3', 'opus', 'ogg', 'm4a'] as const;
@@ -204,6 +206,7 @@ export function separateCommand(): Command {
     .addOption(new Option('--precision <p>', 'model precision: auto, fp32, fp16, int8 (where a variant exists)'))
     .addOption(new Option('--offline', 'never download; fail (exit 69) when the model is not installed'));
   addJobOptions(cmd);
+  addQueueOptions(cmd);
   cmd.addHelpText(
     'after',
     `
@@ -219,8 +222,9 @@ every failed file (e.g. 66 input not found, 65 bad audio, 73 cannot write); 64 b
 device unavailable; 75 busy (--no-wait); 130 interrupted.`,
   );
   cmd.action(
-    runAction(async (ctx: CliContext, inputs: string[], flags: SeparateFlags) => {
+    runAction(async (ctx: CliContext, inputs: string[], flags: SeparateFlags, command: Command) => {
       const { spec, file } = parseSeparateFlags(flags);
+      if (flags.queue !== undefined) return submitSeparate(ctx, inputs, flags, ctx.typed(command, '--wait') && flags.wait === true, spec, file);
       const jobs = jobOptionsFrom(flags);
       const [{ expandInputs }, { separateBatch, formatTimingLine, plannedOutputs }] = await Promise.all([
         import('../../separate/inputs.js'),

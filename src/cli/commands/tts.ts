@@ -15,6 +15,7 @@ import type { TimingOutputs } from '../../tts/outputs.js';
 import { runAction, type CliContext } from '../context.js';
 import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
 import { assertNoOutputConflicts, findOutputConflicts } from '../../util/output-safety.js';
+import { addQueueOptions, submitTts } from './queue.js';
 
 interface TtsFlags {
   file?: string;
@@ -47,6 +48,7 @@ interface TtsFlags {
   video?: string;
   videoAudio?: string;
   burnSubtitles?: boolean;
+  queue?: string | boolean;
 }
 
 function num(flag: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -528,7 +530,35 @@ async function checkBeforeLoading(f: TtsFlags, outputs: readonly string[]): Prom
   }
 }
 
-async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags): Promise<number> {
+/** `--queue`: the texts become jobs for `stemkit worker`s (one per text or --jsonl line; a bad line refuses the batch). */
+async function queued(ctx: CliContext, textArg: string | undefined, f: TtsFlags, follow: boolean): Promise<number> {
+  if (f.stdout || f.listVoices || f.espeak !== undefined) throw new UsageError('--stdout, --list-voices and --espeak do not go with --queue', { hint: 'queued jobs write files on the shared storage; each worker uses its own espeak-ng' });
+  const local = (['ssml', 'video', 'videoAudio', 'burnSubtitles', 'timestamps', 'subtitles', 'timestampsFd', 'sampleRate', 'maxCueChars'] as const).filter((k) => f[k] !== undefined && f[k] !== false);
+  if (local.length > 0) throw new UsageError(`${local.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} ${local.length === 1 ? 'is' : 'are'} not available with --queue yet`, { hint: 'run it locally (without --queue)' });
+  const pick = (o: SynthesizeOptions): Record<string, unknown> => Object.fromEntries((['voice', 'speed', 'speaker', 'lengthScale', 'noiseScale', 'noiseW', 'sentenceSilence', 'lang'] as const).filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+  const texts: Parameters<typeof submitTts>[3] = [];
+  if (f.jsonl !== undefined) {
+    const { parseJobLines } = await import('../../tts/job.js');
+    const content = await readFile(f.jsonl, 'utf8').catch((cause: unknown) => {
+      throw new InputError(`JSONL batch not found or unreadable: ${f.jsonl}`, { cause, hint: 'Check the path given to --jsonl.' });
+    });
+    for (const entry of parseJobLines(content, f.jsonl)) {
+      if (!entry.ok) throw entry.error;
+      const text = entry.job.text ?? (await readTextFile(resolve(entry.job.file!)));
+      texts.push({ text, output: entry.job.output, options: pick(synthOptions(ctx, f, entry.job)) });
+    }
+  } else {
+    const output = f.output;
+    if (output === undefined) throw new UsageError('no output given', { hint: 'Add -o <file> on the shared storage.' });
+    const text = f.file !== undefined ? await readTextFile(f.file) : textArg === '-' ? await readStdin() : textArg;
+    if (text === undefined || text.trim() === '') throw new DataError('the text is empty', { code: 'E_EMPTY_TEXT', hint: 'Give some text to speak.' });
+    texts.push({ text, output, options: pick(synthOptions(ctx, f)) });
+  }
+  return submitTts(ctx, f, follow, texts);
+}
+
+async function tts(ctx: CliContext, textArg: string | undefined, f: TtsFlags, follow = false): Promise<number> {
+  if (f.queue !== undefined) return queued(ctx, textArg, f, follow);
   if (f.stdout && f.output !== undefined) throw new UsageError('give either -o <file> or --stdout, not both');
   if (f.stdout && ctx.flags.json) throw new UsageError('--json and --stdout both want stdout', { hint: 'Use -o <file> with --json, or drop --json.' });
   if (f.stdoutFormat !== undefined && !['raw', 'wav'].includes(f.stdoutFormat)) throw new UsageError(`--stdout-format must be raw or wav (got "${f.stdoutFormat}")`);
@@ -586,6 +616,7 @@ export function ttsCommand(): Command {
     .addOption(new Option('--video-audio <mode>', "with --video: replace the clip's sound (default), duck it under the speech, or mix").choices(['replace', 'duck', 'mix']))
     .option('--burn-subtitles', 'with --video: draw the subtitles into the picture (re-encodes the video)');
   addJobOptions(cmd);
+  addQueueOptions(cmd);
   cmd.addHelpText(
     'after',
     `
@@ -601,5 +632,5 @@ Examples:
   stemkit tts -f script.txt --video clip.mp4 --video-audio duck -o narrated.mp4
   stemkit tts '<speak>Hello <break time="500ms"/> <say-as interpret-as="characters">SSML</say-as></speak>' -o hi.wav`,
   );
-  return cmd.action(runAction(async (ctx: CliContext, text: string | undefined, f: TtsFlags) => tts(ctx, text, f)));
+  return cmd.action(runAction(async (ctx: CliContext, text: string | undefined, f: TtsFlags, command: Command) => tts(ctx, text, f, ctx.typed(command, '--wait') && f.wait === true)));
 }
