@@ -98,7 +98,8 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   let closing = false;
   const startedAt = new Date().toISOString();
 
-  const heartbeatMs = Math.max(200, Math.min(5000, (q.stallSec * 1000) / 3));
+  // Also how soon a `stemkit queue cancel` reaches a running job.
+  const heartbeatMs = Math.max(200, Math.min(1000, (q.stallSec * 1000) / 3));
   const beat = async (): Promise<void> => {
     const rec: WorkerRecord = {
       id,

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWav, sineAt, stemkit, writeSineWav, writeSlowModel } from '../helpers/jobs-cli.js';
 import { assertBuilt, maxOverlap, type JsonLine, type Proc } from '../helpers/jobs-procs.js';
 import { HAS_REDIS, startRedis, type TestRedis } from '../helpers/queue-redis.js';
+import { buildPiperModel, piperConfig } from '../helpers/tts-fixtures.js';
 import { openQueue, type QueueClient } from '../../src/queue/client.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 
@@ -39,9 +40,9 @@ afterAll(async () => {
 });
 
 /** A config file for one scenario: roots = the work folder, and how soon a silent worker's jobs go to others. */
-function configFile(name: string, stallSec: number): string {
+function configFile(name: string, stallSec: number, extra: Record<string, unknown> = {}): string {
   const path = join(work, `${name}.json`);
-  writeFileSync(path, JSON.stringify({ queue: { roots: [work], stallSec, attempts: 3 } }));
+  writeFileSync(path, JSON.stringify({ queue: { roots: [work], stallSec, attempts: 3, ...extra } }));
   return path;
 }
 
@@ -230,6 +231,66 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
       }
     } finally {
       await stopAll(workers);
+      await redis.stop();
+    }
+  });
+
+  it('a TTS job; `queue cancel` stops a running job and a job over its time limit fails, both once, giving back their slots', async () => {
+    const redis = await startRedis(join(work, 'redis4'));
+    const url = redis.url;
+    // No stall detection needed here: a long lock, so a loaded machine cannot make a failed job look stalled.
+    const config = configFile('c4', 20, { jobTimeoutSec: 8 });
+    const rt = join(work, 'rtG');
+    const worker = startWorker(url, config, rt);
+    try {
+      await worker.waitForLine((l) => l['type'] === 'worker' && l['event'] === 'ready');
+      // TTS through the queue: a Piper stand-in (English front end built in, no espeak-ng needed).
+      const piper = join(work, 'model', 'en_US-test-medium.onnx');
+      writeFileSync(piper, buildPiperModel({ multiSpeaker: false }));
+      writeFileSync(`${piper}.json`, JSON.stringify(piperConfig({ multiSpeaker: false })));
+      const speech = join(work, 'out4', 'hello.wav');
+      const tts = stemkit(['--json', 'tts', 'Bye! Bye.', '-m', piper, '-o', speech, '--queue', url, '--wait']);
+      expect(await tts.exited).toBe(0);
+      expect(tts.lines.find((l) => l['type'] === 'result')).toMatchObject({ state: 'completed', kind: 'tts', result: { status: 'ok', outputs: { audio: speech } } });
+      expect((await readWav(speech)).channels[0]!.length).toBeGreaterThan(0);
+
+      // Long jobs: a 60 s track through 60 chained MatMuls per model call (~2 s each on an idle core), far beyond the 8 s limit.
+      const slow = writeSlowModel(join(work, 'slow'), 60);
+      const long = join(work, 'in', 'long.wav');
+      writeSineWav(long, 60, 300);
+      const submitLong = async (out: string): Promise<string> => {
+        const p = stemkit(['--json', 'separate', long, '--model', slow, '-o', join(work, out), '--queue', url]);
+        expect(await p.exited).toBe(0);
+        return String(p.lines.find((l) => l['type'] === 'job')!['id']);
+      };
+      const cancelled = await submitLong('out5');
+      await worker.waitForLine((l) => l['type'] === 'job' && l['event'] === 'start' && l['id'] === cancelled);
+      const cancel = stemkit(['--json', 'queue', '--queue', url, 'cancel', cancelled]);
+      expect(await cancel.exited).toBe(0);
+      expect(cancel.lines[0]).toMatchObject({ type: 'cancel', id: cancelled, outcome: 'cancelling (running)', ok: true });
+      const c1 = await worker.waitForLine((l) => l['type'] === 'job' && l['event'] === 'failed' && l['id'] === cancelled);
+      expect(c1).toMatchObject({ willRetry: false, error: { code: 'E_CANCELLED', exitCode: 130 } });
+      expect(readdirSync(join(rt, 'slots'))).toEqual([]);
+
+      const timedOut = await submitLong('out6');
+      const t1 = await worker.waitForLine((l) => l['type'] === 'job' && l['event'] === 'failed' && l['id'] === timedOut);
+      expect(t1).toMatchObject({ willRetry: false, error: { code: 'E_JOB_TIMEOUT', exitCode: 75 } });
+      expect(readdirSync(join(rt, 'slots'))).toEqual([]);
+      const c = await client(url);
+      try {
+        for (const id of [cancelled, timedOut]) {
+          const job = await c.queue.getJob(id);
+          expect(await job!.getState()).toBe('failed');
+          expect(job!.attemptsMade).toBe(1);
+        }
+      } finally {
+        await c.close();
+      }
+      // Neither left a stem behind: outputs appear only when complete.
+      for (const out of ['out5', 'out6']) expect(readdirSync(join(work, out, 'long'))).toEqual([]);
+      expect(jobEvents(worker, 'start').filter((l) => l['id'] === cancelled || l['id'] === timedOut)).toHaveLength(2);
+    } finally {
+      await stopAll([worker]);
       await redis.stop();
     }
   });
