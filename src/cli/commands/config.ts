@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { runAction } from '../context.js';
 import { cpuSummary } from '../messages.js';
+import { redactUrl } from '../../util/redact.js';
 
 /** Flattens the resolved config into dotted keys, in a stable order. */
 export function flattenConfig(obj: Record<string, unknown>, prefix = ''): Array<[string, unknown]> {
@@ -22,14 +23,16 @@ export function configCommand(): Command {
     .description('Show the resolved configuration and where every value comes from')
     .action(
       runAction(async (ctx) => {
-        const entries = flattenConfig(ctx.config as unknown as Record<string, unknown>);
+        // The queue URL may carry a password: shown redacted, like everywhere else.
+        const shownConfig = { ...ctx.config, queue: { ...ctx.config.queue, url: ctx.config.queue.url === undefined ? undefined : redactUrl(ctx.config.queue.url) } };
+        const entries = flattenConfig(shownConfig as unknown as Record<string, unknown>);
         if (ctx.flags.json) {
           ctx.emitJson({
             type: 'config',
             configFile: ctx.configFile ?? null,
             userConfigFile: ctx.userConfigFile ?? null,
             // Unset values as null rather than dropped, so every key is present in the record.
-            config: JSON.parse(JSON.stringify(ctx.config, (_k, v: unknown) => (v === undefined ? null : v))) as unknown,
+            config: JSON.parse(JSON.stringify(shownConfig, (_k, v: unknown) => (v === undefined ? null : v))) as unknown,
             sources: Object.fromEntries(entries.map(([k]) => [k, ctx.sources[k] ?? 'default'])),
             cpu: cpuSummary(ctx.config),
           });
