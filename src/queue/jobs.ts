@@ -13,6 +13,8 @@ export interface SeparateJobData {
   input: string;
   spec: SeparatorSpec;
   file: SeparateFileOptions;
+  /** Time limit of the run, counted from when it gets its job slots (the submitter's `queue.jobTimeoutSec`). */
+  timeoutSec?: number;
   /** Who submitted it, for `stemkit queue list`. */
   from: { host: string; user: string };
 }
@@ -40,6 +42,7 @@ export interface TtsJobData {
   precision?: string;
   bits?: 16 | 24 | 32;
   options: TtsJobOptions;
+  timeoutSec?: number;
   from: { host: string; user: string };
 }
 

@@ -11,7 +11,8 @@
  * copy of every model per child and are known to grow.
  *
  * Faults: input errors (exit 64/65/66) fail at once (UnrecoverableError); everything else is retried by
- * BullMQ with exponential backoff and jitter; a job over `queue.jobTimeoutSec` is aborted, fails and gives
+ * BullMQ with exponential backoff and jitter; a job over its time limit (`queue.jobTimeoutSec` of the
+ * submitter, counted from when it has its slots) is aborted, fails and gives
  * back its slots; a killed worker's jobs are found stalled by the others after `queue.stallSec`. Outputs
  * are written to temp files and renamed, so a job that runs twice never leaves a torn file.
  */
@@ -73,6 +74,9 @@ interface Running {
   ctrl: AbortController;
   stop?: StopReason;
   since: number;
+  /** The time-limit timer, started once the job has its slots (waiting for a busy machine is not running). */
+  limit?: NodeJS.Timeout;
+  limitSec: number;
 }
 
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
@@ -152,8 +156,12 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     };
   };
 
-  const takeSlots = (pools: Parameters<typeof poolsForJob>[0], job: Job<StemkitJobData, JobOutcome>, target: string, signal: AbortSignal): Promise<SlotLease> =>
-    acquireSlots({ pools: poolsForJob(pools), config, wait: true, signal, command: `stemkit worker: job ${job.id} ${basename(target)}`, file: target, onLog: log });
+  const takeSlots = async (pools: Parameters<typeof poolsForJob>[0], job: Job<StemkitJobData, JobOutcome>, target: string, signal: AbortSignal): Promise<SlotLease> => {
+    const lease = await acquireSlots({ pools: poolsForJob(pools), config, wait: true, signal, command: `stemkit worker: job ${job.id} ${basename(target)}`, file: target, onLog: log });
+    const run = running.get(job.id!);
+    if (run && !run.limit) run.limit = setTimeout(() => stop(job.id!, 'timeout'), run.limitSec * 1000);
+    return lease;
+  };
 
   const outcomeOf = (kind: JobOutcome['kind'], lease: SlotLease, released: number, r: Omit<JobOutcome, 'kind' | 'worker' | 'slots'>): JobOutcome => ({
     kind,
@@ -246,9 +254,9 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     const data = job.data;
     const target = data.kind === 'tts' ? data.output : data.input;
     const attempt = job.attemptsMade + 1;
-    const run: Running = { job, ctrl: new AbortController(), since: Date.now() };
+    const limitSec = typeof data.timeoutSec === 'number' && data.timeoutSec > 0 ? data.timeoutSec : q.jobTimeoutSec;
+    const run: Running = { job, ctrl: new AbortController(), since: Date.now(), limitSec };
     running.set(jobId, run);
-    const limit = setTimeout(() => stop(jobId, 'timeout'), q.jobTimeoutSec * 1000);
     emit({ event: 'start', id: jobId, kind: data.kind, target, attempt });
     try {
       if (data.v !== 1 || (data.kind !== 'separate' && data.kind !== 'tts')) {
@@ -268,7 +276,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
         throw new WaitingError();
       }
       let err: unknown = e;
-      if (run.stop === 'timeout') err = new StemkitError('E_JOB_TIMEOUT', 75, `job ran longer than its limit of ${q.jobTimeoutSec} s and was stopped`, { cause: e });
+      if (run.stop === 'timeout') err = new StemkitError('E_JOB_TIMEOUT', 75, `job ran longer than its limit of ${limitSec} s and was stopped`, { cause: e });
       if (run.stop === 'cancel') {
         err = new StemkitError('E_CANCELLED', 130, 'cancelled by `stemkit queue cancel`', { cause: e });
         await redis.srem(keys.cancel, jobId).catch(() => undefined);
@@ -280,7 +288,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       emit({ event: 'failed', id: jobId, kind: data.kind, target, attempt, error: desc, willRetry: !permanent && attempt < attempts });
       throw permanent ? new UnrecoverableError(encodeJobError(err)) : new Error(encodeJobError(err));
     } finally {
-      clearTimeout(limit);
+      clearTimeout(run.limit);
       running.delete(jobId);
       beating = beating.then(beat).catch(() => undefined);
     }

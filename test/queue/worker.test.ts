@@ -52,7 +52,7 @@ function startWorker(url: string, config: string, runtimeDir: string): Proc {
 
 const jobEvents = (p: Proc, event: string): JsonLine[] => p.lines.filter((l) => l['type'] === 'job' && l['event'] === event);
 
-async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 90_000): Promise<void> {
+async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 150_000): Promise<void> {
   const t0 = Date.now();
   while (!(await cond())) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
@@ -161,12 +161,13 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
     // SIGTERM: a graceful stop that says so, with the CLI's interrupted code.
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([130, 130, 130]);
     for (const w of workers) expect(w.lines.some((l) => l['type'] === 'worker' && l['event'] === 'stopped')).toBe(true);
-  });
+  }, 200_000);
 
   it('a worker killed with SIGKILL mid-job: its job is finished by another; all 12 outputs complete, no temp files', async () => {
     const redis = await startRedis(join(work, 'redis2'));
     const url = redis.url;
-    const config = configFile('c2', 1.5);
+    // Short enough to keep the test short, long enough that a loaded machine's pauses do not look like a dead worker.
+    const config = configFile('c2', 5);
     const workers = [startWorker(url, config, join(work, 'rtC')), startWorker(url, config, join(work, 'rtC')), startWorker(url, config, join(work, 'rtD'))];
     try {
       await Promise.all(workers.map((w) => w.waitForLine((l) => l['type'] === 'worker' && l['event'] === 'ready')));
@@ -197,12 +198,12 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
       await stopAll(workers);
       await redis.stop();
     }
-  });
+  }, 200_000);
 
   it('Redis killed and restarted mid-run (append-only file): every job still completes', async () => {
     const redis: TestRedis = await startRedis(join(work, 'redis3'), { aof: true });
     const url = redis.url;
-    const config = configFile('c3', 1.5);
+    const config = configFile('c3', 5);
     const workers = [startWorker(url, config, join(work, 'rtE')), startWorker(url, config, join(work, 'rtF'))];
     try {
       await Promise.all(workers.map((w) => w.waitForLine((l) => l['type'] === 'worker' && l['event'] === 'ready')));
@@ -233,13 +234,15 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
       await stopAll(workers);
       await redis.stop();
     }
-  });
+  }, 200_000);
 
-  it('a TTS job; `queue cancel` stops a running job and a job over its time limit fails, both once, giving back their slots', async () => {
+  it('a TTS job; `queue cancel` stops a running job, a job over its time limit fails, both once, giving back their slots; SIGTERM hands a running job back', async () => {
     const redis = await startRedis(join(work, 'redis4'));
     const url = redis.url;
     // No stall detection needed here: a long lock, so a loaded machine cannot make a failed job look stalled.
-    const config = configFile('c4', 20, { jobTimeoutSec: 8 });
+    const config = configFile('c4', 20);
+    // The time limit is the submitter's (stored in each job).
+    const shortLimit = configFile('c4-submit', 20, { jobTimeoutSec: 4 });
     const rt = join(work, 'rtG');
     const worker = startWorker(url, config, rt);
     try {
@@ -254,12 +257,12 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
       expect(tts.lines.find((l) => l['type'] === 'result')).toMatchObject({ state: 'completed', kind: 'tts', result: { status: 'ok', outputs: { audio: speech } } });
       expect((await readWav(speech)).channels[0]!.length).toBeGreaterThan(0);
 
-      // Long jobs: a 60 s track through 60 chained MatMuls per model call (~2 s each on an idle core), far beyond the 8 s limit.
+      // Long jobs: a 60 s track through 60 chained MatMuls per model call (~2 s each on an idle core), far beyond the 4 s limit.
       const slow = writeSlowModel(join(work, 'slow'), 60);
       const long = join(work, 'in', 'long.wav');
       writeSineWav(long, 60, 300);
-      const submitLong = async (out: string): Promise<string> => {
-        const p = stemkit(['--json', 'separate', long, '--model', slow, '-o', join(work, out), '--queue', url]);
+      const submitLong = async (out: string, config: string[] = []): Promise<string> => {
+        const p = stemkit([...config, '--json', 'separate', long, '--model', slow, '-o', join(work, out), '--queue', url]);
         expect(await p.exited).toBe(0);
         return String(p.lines.find((l) => l['type'] === 'job')!['id']);
       };
@@ -272,7 +275,7 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
       expect(c1).toMatchObject({ willRetry: false, error: { code: 'E_CANCELLED', exitCode: 130 } });
       expect(readdirSync(join(rt, 'slots'))).toEqual([]);
 
-      const timedOut = await submitLong('out6');
+      const timedOut = await submitLong('out6', ['--config', shortLimit]);
       const t1 = await worker.waitForLine((l) => l['type'] === 'job' && l['event'] === 'failed' && l['id'] === timedOut);
       expect(t1).toMatchObject({ willRetry: false, error: { code: 'E_JOB_TIMEOUT', exitCode: 75 } });
       expect(readdirSync(join(rt, 'slots'))).toEqual([]);
@@ -289,9 +292,26 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
       // Neither left a stem behind: outputs appear only when complete.
       for (const out of ['out5', 'out6']) expect(readdirSync(join(work, out, 'long'))).toEqual([]);
       expect(jobEvents(worker, 'start').filter((l) => l['id'] === cancelled || l['id'] === timedOut)).toHaveLength(2);
+
+      // SIGTERM mid-job: the worker waits --drain (5 s), then hands the job back to the queue, untried.
+      const handed = await submitLong('out7');
+      await worker.waitForLine((l) => l['type'] === 'job' && l['event'] === 'start' && l['id'] === handed);
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(130);
+      expect(jobEvents(worker, 'handed-back').map((l) => l['id'])).toEqual([handed]);
+      expect(readdirSync(join(rt, 'slots'))).toEqual([]);
+      expect(readdirSync(join(work, 'out7', 'long'))).toEqual([]);
+      const c2 = await client(url);
+      try {
+        const job = await c2.queue.getJob(handed);
+        expect(await job!.getState()).toBe('waiting');
+        expect(job!.attemptsMade).toBe(0);
+      } finally {
+        await c2.close();
+      }
     } finally {
       await stopAll([worker]);
       await redis.stop();
     }
-  });
+  }, 200_000);
 });

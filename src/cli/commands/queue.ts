@@ -106,7 +106,8 @@ export async function submitSeparate(
   if (jobSpec.model !== undefined && /\.onnx$|[/\\]/i.test(jobSpec.model)) jobSpec.model = resolve(jobSpec.model);
   if (jobSpec.modelPath !== undefined) jobSpec.modelPath = abs(jobSpec.modelPath)!;
   const from = submitter();
-  const jobs: StemkitJobData[] = all.map((input) => ({ v: 1, kind: 'separate', input, spec: jobSpec, file: { ...file, outDir: resolve(file.outDir ?? 'separated') }, from }));
+  const timeoutSec = ctx.config.queue.jobTimeoutSec;
+  const jobs: StemkitJobData[] = all.map((input) => ({ v: 1, kind: 'separate', input, spec: jobSpec, file: { ...file, outDir: resolve(file.outDir ?? 'separated') }, timeoutSec, from }));
   return submit(ctx, flags.queue, follow, jobs);
 }
 
@@ -130,6 +131,7 @@ export async function submitTts(
     ...(flags.precision !== undefined ? { precision: flags.precision } : {}),
     ...(flags.bits !== undefined ? { bits: Number(flags.bits) as 16 | 24 | 32 } : {}),
     options: t.options,
+    timeoutSec: ctx.config.queue.jobTimeoutSec,
     from,
   }));
   return submit(ctx, flags.queue, follow, jobs);
