@@ -43,34 +43,20 @@ function freePort() {
   });
 }
 
-/** 16-bit stereo WAV: an A-minor chord plus a little noise (deterministic). */
-function writeTrack(path, seconds, seed) {
+/** A stereo WAV (through the built audio layer): an A-minor chord plus a little noise (deterministic). */
+async function writeTrack(path, seconds, seed) {
+  const { createAudioSink } = await import(join(root, 'dist', 'audio', 'open.js'));
   const rate = 44100;
-  const frames = Math.round(rate * seconds);
-  const data = Buffer.alloc(frames * 4);
+  const ch = new Float32Array(Math.round(rate * seconds));
   let s = seed >>> 0;
   const rnd = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) - 0.5;
-  for (let i = 0; i < frames; i++) {
+  for (let i = 0; i < ch.length; i++) {
     const t = i / rate;
-    const v = 0.15 * (Math.sin(2 * Math.PI * 220 * t) + Math.sin(2 * Math.PI * 261.63 * t) + Math.sin(2 * Math.PI * 329.63 * t)) + 0.02 * rnd();
-    const q = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
-    data.writeInt16LE(q, i * 4);
-    data.writeInt16LE(q, i * 4 + 2);
+    ch[i] = 0.15 * (Math.sin(2 * Math.PI * 220 * t) + Math.sin(2 * Math.PI * 261.63 * t) + Math.sin(2 * Math.PI * 329.63 * t)) + 0.02 * rnd();
   }
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(2, 22);
-  h.writeUInt32LE(rate, 24);
-  h.writeUInt32LE(rate * 4, 28);
-  h.writeUInt16LE(4, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  writeFileSync(path, Buffer.concat([h, data]));
+  const sink = await createAudioSink(path, { sampleRate: rate, channels: 2, format: 'wav', bits: 16 });
+  await sink.write({ sampleRate: rate, channels: [ch, ch] });
+  await sink.finish();
 }
 
 function startProc(argv, env) {
@@ -133,11 +119,12 @@ async function main() {
   await sleep(300);
   const client = await openQueue(url, resolveConfig({ env: {}, flags: {}, cores: 1 }).config);
   mkdirSync(join(work, 'in'));
-  const inputs = Array.from({ length: o.jobs }, (_, k) => {
+  const inputs = [];
+  for (let k = 0; k < o.jobs; k++) {
     const p = join(work, 'in', `track${String(k).padStart(2, '0')}.wav`);
-    writeTrack(p, o.seconds, k + 1);
-    return p;
-  });
+    await writeTrack(p, o.seconds, k + 1);
+    inputs.push(p);
+  }
   const submit = async (paths, out) => {
     const p = startProc([...common, 'separate', ...paths, '-o', out, '--queue'], env);
     await p.exited;

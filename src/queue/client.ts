@@ -188,51 +188,44 @@ export interface ActionResult {
   ok: boolean;
 }
 
-/** Puts failed jobs back in the queue (a fresh set of attempts). */
-export async function retryJobs(client: QueueClient, ids: readonly string[]): Promise<ActionResult[]> {
+/** Applies `act` to each job that exists (in its current state); unknown ids are reported 'not found'. */
+async function eachJob(
+  client: QueueClient,
+  ids: readonly string[],
+  act: (job: Job<StemkitJobData, JobOutcome>, state: string) => Promise<Omit<ActionResult, 'id'>>,
+): Promise<ActionResult[]> {
   const out: ActionResult[] = [];
   for (const id of ids) {
     const job = await client.queue.getJob(id);
-    if (!job) {
-      out.push({ id, outcome: 'not found', ok: false });
-      continue;
-    }
-    const state = await job.getState();
-    if (state !== 'failed') {
-      out.push({ id, outcome: `not failed (${state})`, ok: false });
-      continue;
-    }
-    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    out.push({ id, outcome: 'retried', ok: true });
+    out.push({ id, ...(job ? await act(job, await job.getState()) : { outcome: 'not found', ok: false }) });
   }
   return out;
+}
+
+/** Puts failed jobs back in the queue (a fresh set of attempts). */
+export function retryJobs(client: QueueClient, ids: readonly string[]): Promise<ActionResult[]> {
+  return eachJob(client, ids, async (job, state) => {
+    if (state !== 'failed') return { outcome: `not failed (${state})`, ok: false };
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    return { outcome: 'retried', ok: true };
+  });
 }
 
 /**
  * Cancels jobs: waiting or delayed ones are removed; running ones are asked to stop (the worker aborts the
  * job at its next block, releases its slots and fails it with E_CANCELLED, never retried).
  */
-export async function cancelJobs(client: QueueClient, ids: readonly string[]): Promise<ActionResult[]> {
-  const out: ActionResult[] = [];
+export function cancelJobs(client: QueueClient, ids: readonly string[]): Promise<ActionResult[]> {
   const cancelKey = queueKeys(client.name).cancel;
-  for (const id of ids) {
-    const job = await client.queue.getJob(id);
-    if (!job) {
-      out.push({ id, outcome: 'not found', ok: false });
-      continue;
-    }
-    const state = await job.getState();
+  return eachJob(client, ids, async (job, state) => {
     if (state === 'active') {
-      await client.redis.sadd(cancelKey, id);
-      out.push({ id, outcome: 'cancelling (running)', ok: true });
-    } else if (state === 'completed' || state === 'failed') {
-      out.push({ id, outcome: `already ${state}`, ok: false });
-    } else {
-      await job.remove();
-      out.push({ id, outcome: `removed (was ${state})`, ok: true });
+      await client.redis.sadd(cancelKey, job.id!);
+      return { outcome: 'cancelling (running)', ok: true };
     }
-  }
-  return out;
+    if (state === 'completed' || state === 'failed') return { outcome: `already ${state}`, ok: false };
+    await job.remove();
+    return { outcome: `removed (was ${state})`, ok: true };
+  });
 }
 
 /** Removes finished jobs older than `olderThanSec` from the queue's history. @returns how many. */

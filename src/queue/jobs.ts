@@ -4,6 +4,7 @@
  * form of an error that keeps its stable code and exit code readable in `failedReason`.
  */
 import type { SeparateFileOptions, SeparatorSpec } from '../separate/separate.js';
+import type { SynthesizeOptions } from '../tts/synthesize.js';
 import { isStemkitError } from '../errors.js';
 
 /** A separation of one input: a path on shared storage (as the submitter sees it) or an http(s) URL. */
@@ -20,16 +21,7 @@ export interface SeparateJobData {
 }
 
 /** Synthesis options a TTS job may carry (the same as the CLI's). */
-export interface TtsJobOptions {
-  voice?: string;
-  speed?: number;
-  speaker?: string | number;
-  lengthScale?: number;
-  noiseScale?: number;
-  noiseW?: number;
-  sentenceSilence?: number;
-  lang?: string;
-}
+export type TtsJobOptions = Pick<SynthesizeOptions, 'voice' | 'speed' | 'speaker' | 'lengthScale' | 'noiseScale' | 'noiseW' | 'sentenceSilence' | 'lang'>;
 
 /** One text to one audio file. */
 export interface TtsJobData {

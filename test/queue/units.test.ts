@@ -16,15 +16,6 @@ import { WarmPool } from '../../src/queue/warm.js';
 const FILE = '/proj/.stemrc.json';
 const resolveWith = (config: unknown, env: Record<string, string> = {}) => resolveConfig({ env, flags: {}, cores: 4, homeDir: '/home/u', file: { path: FILE, config } });
 
-function problems(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('queue config', () => {
   it('defaults, file keys (roots relative to the file) and env STEMKIT_QUEUE_URL over the file', () => {
@@ -39,9 +30,13 @@ describe('queue config', () => {
   });
 
   it('reports every bad queue value at once, never echoing a password', () => {
-    const e = problems(() =>
-      resolveWith({ queue: { url: 'http://:secret@h', name: 'a:b', pathMap: { rel: '/x' }, roots: [], attempts: 0, jobTimeoutSec: -1, stallSec: 'x', maxDownloadMB: 0, retries: 2 } }),
-    );
+    let e: unknown;
+    try {
+      resolveWith({ queue: { url: 'http://:secret@h', name: 'a:b', pathMap: { rel: '/x' }, roots: [], attempts: 0, jobTimeoutSec: -1, stallSec: 'x', maxDownloadMB: 0, retries: 2 } });
+    } catch (err) {
+      e = err;
+    }
+    if (!(e instanceof ConfigError)) throw new Error('expected a ConfigError');
     expect(e.problems.map((p) => p.key).sort()).toEqual(['queue.attempts', 'queue.jobTimeoutSec', 'queue.maxDownloadMB', 'queue.name', 'queue.pathMap', 'queue.retries', 'queue.roots', 'queue.stallSec', 'queue.url'].sort());
     const url = e.problems.find((p) => p.key === 'queue.url')!;
     expect(url.value).toBe('http://***@h/');
