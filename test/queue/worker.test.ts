@@ -78,7 +78,8 @@ async function submit(url: string, out: string, extra: string[] = [], wait = fal
 async function expectOutputs(out: string): Promise<void> {
   for (const f of FREQS) {
     const track = join(out, `tone${f}`);
-    expect(readdirSync(track).sort()).toEqual(['instrumental.wav', 'vocals.wav']);
+    // The stems, and the manifest saying which model wrote them; nothing else (no temp file of a killed run).
+    expect(readdirSync(track).sort()).toEqual(['.stemkit-outputs.json', 'instrumental.wav', 'vocals.wav']);
     const vocals = await readWav(join(track, 'vocals.wav'));
     const inst = await readWav(join(track, 'instrumental.wav'));
     expect(vocals.channels[0]!.length).toBe(44100);
@@ -158,8 +159,8 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
       await stopAll(workers);
       await redis.stop();
     }
-    // SIGTERM: a graceful stop that says so, with the CLI's interrupted code.
-    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([130, 130, 130]);
+    // SIGTERM: a graceful stop that says so, with the CLI's code for it (143).
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([143, 143, 143]);
     for (const w of workers) expect(w.lines.some((l) => l['type'] === 'worker' && l['event'] === 'stopped')).toBe(true);
   }, 200_000);
 
@@ -290,17 +291,18 @@ describe.skipIf(!HAS_REDIS)('stemkit worker on BullMQ and Redis', () => {
         await c.close();
       }
       // Neither left a stem behind: outputs appear only when complete.
-      for (const out of ['out5', 'out6']) expect(readdirSync(join(work, out, 'long'))).toEqual([]);
+      const stemsIn = (out: string): string[] => readdirSync(join(work, out, 'long')).filter((n) => n !== '.stemkit-outputs.json');
+      for (const out of ['out5', 'out6']) expect(stemsIn(out)).toEqual([]);
       expect(jobEvents(worker, 'start').filter((l) => l['id'] === cancelled || l['id'] === timedOut)).toHaveLength(2);
 
       // SIGTERM mid-job: the worker waits --drain (5 s), then hands the job back to the queue, untried.
       const handed = await submitLong('out7');
       await worker.waitForLine((l) => l['type'] === 'job' && l['event'] === 'start' && l['id'] === handed);
       worker.child.kill('SIGTERM');
-      expect(await worker.exited).toBe(130);
+      expect(await worker.exited).toBe(143);
       expect(jobEvents(worker, 'handed-back').map((l) => l['id'])).toEqual([handed]);
       expect(readdirSync(join(rt, 'slots'))).toEqual([]);
-      expect(readdirSync(join(work, 'out7', 'long'))).toEqual([]);
+      expect(stemsIn('out7')).toEqual([]);
       const c2 = await client(url);
       try {
         const job = await c2.queue.getJob(handed);
