@@ -90,13 +90,20 @@ async function until(cond, ms = 300_000) {
   }
 }
 
+/** Resident memory of a process and its descendants (a worker and its executor processes), in MB. */
 function rssMB(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
+  let kb = 0;
+  const visit = (p) => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kb += m ? Number(m[1]) : 0;
+      for (const c of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) visit(Number(c));
+    } catch {
+      // gone meanwhile
+    }
+  };
+  visit(pid);
+  return kb / 1024;
 }
 
 const median = (xs) => {
@@ -193,12 +200,12 @@ async function main() {
   }
   const r = results;
   console.log(`One machine: ${r.machine.cores} cores, profile small (2 heavy slots shared by every worker); ${r.jobs} jobs of ${r.trackSeconds} s tracks, classic model`);
-  console.log('workers  wall (s)  jobs/min  × 1 worker  median job (s)  worker RSS (MB)');
+  console.log('workers  wall (s)  jobs/min  × 1 worker  median job (s)  RSS per worker with its executors (MB)');
   const base = r.runs[0]?.jobsPerMin ?? 1;
   for (const x of r.runs) console.log(`${String(x.workers).padStart(7)}  ${x.wallSec.toFixed(1).padStart(8)}  ${x.jobsPerMin.toFixed(1).padStart(8)}  ${(x.jobsPerMin / base).toFixed(2).padStart(10)}  ${x.medianJobSec.toFixed(2).padStart(14)}  ${x.rssMB.join(', ')}`);
   console.log(`queue overhead, enqueue → start with an idle worker: median ${r.overheadMs.median} ms, max ${r.overheadMs.max} ms`);
   console.log(`per job: warm worker ${r.warmWorker.medianJobSec.toFixed(2)} s vs a fresh process per job ${r.freshProcess.medianJobSec.toFixed(2)} s (node start-up + model load)`);
-  console.log(`warm worker RSS after each of ${r.warmWorker.rssMBAfterEachJob.length} jobs (MB): ${r.warmWorker.rssMBAfterEachJob.join(' ')}`);
+  console.log(`warm worker RSS with its executors after each of ${r.warmWorker.rssMBAfterEachJob.length} jobs (MB): ${r.warmWorker.rssMBAfterEachJob.join(' ')}`);
 }
 
 main().catch((e) => {

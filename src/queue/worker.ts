@@ -4,11 +4,12 @@
  * same cross-process job slots (src/jobs/semaphore.ts), so a machine never runs more than its profile
  * allows, whoever started the work.
  *
- * Why in-process (not BullMQ's sandboxed processors, not a child process per job): models stay loaded
- * between jobs (a fresh process per job pays node start-up plus a model load every time; see
- * scripts/bench-queue.mjs), and memory is bounded by design rather than by killing processes: at most
- * `concurrency` jobs and `concurrency` idle models. BullMQ's reused sandbox children would add a second
- * copy of every model per child and are known to grow.
+ * Where jobs run: in `stemkit serve`'s executor processes (src/serve/pool.ts), one per concurrent job, which
+ * keep their models loaded between jobs. Not in this process: a job's DSP is synchronous JavaScript, and
+ * in-process it blocked BullMQ's lock renewals (a busy machine's jobs looked stalled) and shared one core
+ * between two jobs. Not a fresh process per job: that pays node start-up plus a model load every time
+ * (scripts/bench-queue.mjs). Not BullMQ's sandboxed processors: their reused children are known to grow,
+ * and they know nothing of warm models or of stemkit's cancel.
  *
  * Faults: input errors (exit 64/65/66) fail at once (UnrecoverableError); everything else is retried by
  * BullMQ with exponential backoff and jitter; a job over its time limit (`queue.jobTimeoutSec` of the
@@ -22,16 +23,16 @@ import { hostname, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Job, Worker } from 'bullmq';
 import type { ResolvedConfig } from '../config/schema.js';
-import { InputError, InterruptedError, StemkitError, UnavailableError, UsageError } from '../errors.js';
+import { InputError, InternalError, InterruptedError, StemkitError, UnavailableError, UsageError } from '../errors.js';
 import type { Observer, ProgressEvent } from '../progress.js';
 import { acquireSlots, poolsForJob, resolveRuntimeDir, type SlotLease } from '../jobs/semaphore.js';
 import { threadsPerWorker } from '../jobs/batch.js';
-import type { Separator, SeparatorSpec } from '../separate/separate.js';
-import type { TtsModel } from '../tts/synthesize.js';
+import type { SeparatorSpec } from '../separate/separate.js';
+import { ExecutorPool } from '../serve/pool.js';
+import type { SeparateTask, TaskResult, TtsTask } from '../serve/protocol.js';
 import { connectRedis } from './connection.js';
 import { PERMANENT_EXIT_CODES, describeError, encodeJobError, queueKeys, type JobError, type JobOutcome, type JobProgressRecord, type SeparateJobData, type StemkitJobData, type TtsJobData, type WorkerRecord } from './jobs.js';
 import { checkInsideRoots, localPath, unmapPath } from './paths.js';
-import { WarmPool } from './warm.js';
 
 /** One line of the worker's story, for the CLI's output and the tests. */
 export interface WorkerJobEvent {
@@ -94,8 +95,11 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   const redis = await connectRedis(opts.url, 'worker', { onLog: log });
   const { Worker: BullWorker, UnrecoverableError, WaitingError } = await import('bullmq');
 
-  const separators = new WarmPool<Separator>(concurrency);
-  const voices = new WarmPool<TtsModel>(concurrency);
+  // Jobs run in `stemkit serve`'s executor processes (one per concurrent job, models kept warm there), so this
+  // process's event loop stays free for BullMQ's lock renewals, heartbeats and cancels, and the DSP of two jobs
+  // runs on two cores. Each executor sees the per-job thread count as its CPU budget.
+  const pool = new ExecutorPool({ ...config, cpuThreads: threads }, concurrency);
+  await pool.start();
   const running = new Map<string, Running>();
   let done = 0;
   let failed = 0;
@@ -190,27 +194,22 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       const lease = await takeSlots({ video: isVideoPath(input) }, job, data.input, signal);
       let released = 0;
       try {
-        const { loadSeparator, plannedOutputs } = await import('../separate/separate.js');
-        const key = JSON.stringify(spec);
-        const sep = await separators.take(key, () => loadSeparator(spec, { config, onLog: log, signal }));
-        try {
-          const fileOpts = { ...data.file, outDir };
-          const planned = Object.values(plannedOutputs(input, sep.stems, sep.modelId, fileOpts));
-          for (const p of planned) await checkInsideRoots(p, 'output', roots);
-          await removeStaleTemps(planned);
-          const r = await sep.separateFile(input, { ...fileOpts, signal, onProgress: progressOf(job), onLog: log });
-          if (r.status === 'failed') {
-            const e = r.error!;
-            throw new StemkitError(e.code, e.exitCode as StemkitError['exitCode'], e.message, e.hint !== undefined ? { hint: e.hint } : {});
-          }
-          // Stamped before the slot files go, so the reported hold never ends after the real one.
-          released = Date.now();
-          await lease.release();
-          const outputs = Object.fromEntries(Object.entries(r.outputs).map(([k, p]) => [k, unmapPath(p, map)]));
-          return outcomeOf('separate', lease, released, { status: r.status === 'skipped' ? 'skipped' : 'ok', outputs, times: { ...r.times }, durationSec: r.durationSec, provider: r.provider, threads: r.threads, warnings: r.warnings });
-        } finally {
-          await separators.give(key, sep);
+        const { plannedOutputs } = await import('../separate/separate.js');
+        const fileOpts = { ...data.file, outDir };
+        // The stems are known only to the executor; a stand-in stem shows where this template writes.
+        await checkInsideRoots(Object.values(plannedOutputs(input, ['stem'], 'model', fileOpts))[0]!, 'output', roots);
+        const value = await runTask(job, signal, { type: 'separate', id: job.id!, key: JSON.stringify(['separate', spec]), spec, input, file: fileOpts });
+        if (value.kind !== 'separate') throw new InternalError('the executor answered a separation with another result');
+        const r = value.result;
+        if (r.status === 'failed') {
+          const e = r.error!;
+          throw new StemkitError(e.code, e.exitCode as StemkitError['exitCode'], e.message, e.hint !== undefined ? { hint: e.hint } : {});
         }
+        // Stamped before the slot files go, so the reported hold never ends after the real one.
+        released = Date.now();
+        await lease.release();
+        const outputs = Object.fromEntries(Object.entries(r.outputs).map(([k, p]) => [k, unmapPath(p, map)]));
+        return outcomeOf('separate', lease, released, { status: r.status === 'skipped' ? 'skipped' : 'ok', outputs, times: { ...r.times }, durationSec: r.durationSec, provider: r.provider, threads: r.threads, warnings: r.warnings });
       } finally {
         if (released === 0) await lease.release();
       }
@@ -226,25 +225,41 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
     const lease = await takeSlots({ tts: true }, job, data.output, signal);
     let released = 0;
     try {
-      const [{ loadVoiceModel }, { synthesizeToSink }, { createAudioSink }] = await Promise.all([import('../tts/synthesize.js'), import('../tts/job.js'), import('../audio/open.js')]);
-      const key = JSON.stringify([modelSpec, voicesPath, data.precision]);
-      const model = await voices.take(key, () =>
-        loadVoiceModel(modelSpec, { config, threads, onLog: log, signal, ...(voicesPath !== undefined ? { voices: voicesPath } : {}), ...(data.precision !== undefined ? { precision: data.precision } : {}) }),
-      );
-      try {
-        await mkdir(dirname(output), { recursive: true });
-        await removeStaleTemps([output]);
-        const sink = await createAudioSink(output, { sampleRate: model.sampleRate, channels: 1, ...(data.bits ? { bits: data.bits } : {}), ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}), signal });
-        const r = await synthesizeToSink(model, data.text, sink, { ...data.options, signal, onLog: log, onProgress: progressOf(job) });
-        released = Date.now();
-        await lease.release();
-        return outcomeOf('tts', lease, released, { status: 'ok', outputs: { audio: data.output }, times: { ...r.times }, durationSec: r.durationSec, provider: r.provider, threads: r.threads, warnings: [] });
-      } finally {
-        await voices.give(key, model);
-      }
+      const { formatFromPath } = await import('../audio/open.js');
+      await mkdir(dirname(output), { recursive: true });
+      await removeStaleTemps([output]);
+      const load = { ...(voicesPath !== undefined ? { voices: voicesPath } : {}), ...(data.precision !== undefined ? { precision: data.precision } : {}) };
+      const value = await runTask(job, signal, {
+        type: 'tts',
+        id: job.id!,
+        key: JSON.stringify(['tts', modelSpec, load]),
+        model: modelSpec,
+        load,
+        text: data.text,
+        voice: data.options,
+        output,
+        format: formatFromPath(output) ?? 'wav',
+        ...(data.bits ? { bits: data.bits } : {}),
+      });
+      if (value.kind !== 'tts') throw new InternalError('the executor answered a TTS job with another result');
+      const r = value.result;
+      released = Date.now();
+      await lease.release();
+      return outcomeOf('tts', lease, released, { status: 'ok', outputs: { audio: data.output }, times: { ...r.times }, durationSec: r.durationSec, provider: r.provider, threads: r.threads, warnings: [] });
     } finally {
       if (released === 0) await lease.release();
     }
+  }
+
+  /** Runs a task on an executor; the job's signal (time limit, cancel, hand-back) cancels it there. */
+  async function runTask(job: Job<StemkitJobData, JobOutcome>, signal: AbortSignal, task: SeparateTask | TtsTask): Promise<TaskResult> {
+    const t = pool.run(task, { onProgress: progressOf(job), onLog: log });
+    if (signal.aborted) t.cancel();
+    else signal.addEventListener('abort', () => t.cancel(), { once: true });
+    const outcome = await t.done;
+    if (outcome.ok) return outcome.value;
+    const e = outcome.error;
+    throw new StemkitError(e.code, e.exitCode as StemkitError['exitCode'], e.message, e.hint !== undefined ? { hint: e.hint } : {});
   }
 
   const emit = (e: WorkerJobEvent): void => opts.onJob?.(e);
@@ -328,8 +343,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
       clearInterval(timer);
       await beating;
       await redis.del(keys.workerPrefix + id).catch(() => undefined);
-      await separators.clear();
-      await voices.clear();
+      await pool.close();
       redis.disconnect();
     },
   };

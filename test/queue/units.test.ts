@@ -1,6 +1,6 @@
 /**
  * The queue's pure parts and small pieces: config keys, path mapping and roots (real folders and a real
- * symbolic link), the error line a failed job stores, the reconnect delays, URL checks and the warm model pool.
+ * symbolic link), the error line a failed job stores, the reconnect delays and URL checks.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,6 @@ import { ConfigError, DataError, InputError, StemkitError, UsageError } from '..
 import { checkQueueUrl, reconnectDelayMs } from '../../src/queue/connection.js';
 import { decodeJobError, encodeJobError } from '../../src/queue/jobs.js';
 import { localPath, mapPath, unmapPath } from '../../src/queue/paths.js';
-import { WarmPool } from '../../src/queue/warm.js';
 
 const FILE = '/proj/.stemrc.json';
 const resolveWith = (config: unknown, env: Record<string, string> = {}) => resolveConfig({ env, flags: {}, cores: 4, homeDir: '/home/u', file: { path: FILE, config } });
@@ -107,25 +106,5 @@ describe('paths', () => {
     // A sibling whose name only starts like the root is not inside it.
     mkdirSync(`${root}2`);
     await expect(localPath(`${root}2/x.wav`, 'input', {}, [root])).rejects.toMatchObject({ code: 'E_OUTSIDE_ROOTS' });
-  });
-});
-
-describe('warm pool', () => {
-  it('reuses an idle instance per key, loads another when busy, disposes the least recently used beyond the cap', async () => {
-    const disposed: string[] = [];
-    const make = (name: string) => ({ name, dispose: async () => void disposed.push(name) });
-    const pool = new WarmPool<ReturnType<typeof make>>(2);
-    const a1 = await pool.take('a', async () => make('a1'));
-    const a2 = await pool.take('a', async () => make('a2')); // a1 busy: a second instance
-    await pool.give('a', a1);
-    await pool.give('a', a2);
-    expect((await pool.take('a', async () => make('a3'))).name).toBe('a2');
-    expect(pool.loaded).toBe(2);
-    const b = await pool.take('b', async () => make('b1'));
-    await pool.give('b', b); // idle: a1, b1
-    await pool.give('a', a2); // idle: a1, b1, a2 → a1 (oldest) goes
-    expect(disposed).toEqual(['a1']);
-    await pool.clear();
-    expect(disposed.sort()).toEqual(['a1', 'a2', 'b1']);
   });
 });
