@@ -36,7 +36,27 @@ export interface SessionOptions {
   gpuMemoryBytes?: number | undefined;
   /** ORT log verbosity; ORT is noisy at session creation, so default to errors only. */
   logLevel?: 'verbose' | 'info' | 'warning' | 'error' | 'fatal';
+  /** How ORT manages CPU memory; defaults in {@link DEFAULT_SESSION_MEMORY}. */
+  memory?: SessionMemory | undefined;
 }
+
+/**
+ * ORT's CPU memory management for a session. Both levers are off by default: measured with
+ * `scripts/bench-memory.mjs` on every model family (README, "Memory"), the arena grows across `session.run`
+ * calls (it extends by powers of two and never shrinks: 4.9 GB after three full-size HTDemucs segments where
+ * one segment's live set is 2.4 GB), and memory patterns make it grow faster (one plan-sized block per run),
+ * while turning both off cost no CPU time on any family. The arena's extend strategy (`kSameAsRequested`)
+ * cannot be set for the CPU provider from onnxruntime-node (no arena config in its API).
+ */
+export interface SessionMemory {
+  /** ORT's CPU memory arena (`enableCpuMemArena`). */
+  cpuArena?: boolean;
+  /** Pre-planned memory patterns (`enableMemPattern`); only useful together with the arena. */
+  memPattern?: boolean;
+}
+
+/** The memory settings a session gets unless its caller overrides them. */
+export const DEFAULT_SESSION_MEMORY: Readonly<Required<SessionMemory>> = Object.freeze({ cpuArena: false, memPattern: false });
 
 export interface ModelSession {
   readonly provider: Provider;
@@ -100,7 +120,10 @@ export function cudaProviderInstalled(): boolean {
 const LOG_LEVELS = { verbose: 0, info: 1, warning: 2, error: 3, fatal: 4 } as const;
 
 function baseOptions(opts: SessionOptions): Ort.InferenceSession.SessionOptions {
+  const memory = { ...DEFAULT_SESSION_MEMORY, ...opts.memory };
   return {
+    enableCpuMemArena: memory.cpuArena,
+    enableMemPattern: memory.memPattern,
     // Inter-op 1 and sequential execution keep the total thread count at the configured cap.
     intraOpNumThreads: Math.max(1, opts.threads),
     interOpNumThreads: 1,
@@ -194,7 +217,10 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
   for (const attempt of attempts) {
     let session: Ort.InferenceSession;
     try {
-      session = await openSession(ort, model, { ...base, executionProviders: attempt.eps });
+      // Memory patterns stay ORT's default on GPU providers unless asked: the measurements behind
+      // DEFAULT_SESSION_MEMORY are CPU ones, and a GPU provider's own arena serves its tensors.
+      const pattern = attempt.provider === 'cpu' ? {} : { enableMemPattern: opts.memory?.memPattern ?? true };
+      session = await openSession(ort, model, { ...base, ...pattern, executionProviders: attempt.eps });
     } catch (cause) {
       lastError = cause;
       if (opts.device === 'cuda' || opts.device === 'webgpu') throw providerFailure(opts.device, cause);

@@ -762,7 +762,10 @@ export async function createClassicModel(
   taps: { onFinalMasks?: (masks: { bass: Float32Array; drums: Float32Array; vocals: Float32Array }, frames: number) => void } = {},
 ): Promise<StemModel> {
   const { createSession } = await import('../runtime/onnx.js');
-  const s: ModelSession = await createSession(modelPath, session);
+  // The arena stays on here, unlike the default: classic feeds a different frame count per call, and without the
+  // arena each call's buffers are fresh pages (measured with scripts/bench-memory.mjs on 30 s: +20 % CPU time and
+  // +60 MiB peak RSS with it off; README "Memory").
+  const s: ModelSession = await createSession(modelPath, { ...session, memory: session.memory ?? { cpuArena: true } });
   const P = CLASSIC_PARAMS;
   const ctxOf = (m: { timeMedian: number }): number => (m.timeMedian - 1) / 2;
   const specs = {

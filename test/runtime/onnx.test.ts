@@ -4,7 +4,7 @@ import { defaultIO } from '../../src/cli/context.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { DataError, InputError, InternalError, UnavailableError } from '../../src/errors.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { createSession, cudaProviderInstalled, loadOrt, withSession } from '../../src/runtime/onnx.js';
+import { DEFAULT_SESSION_MEMORY, createSession, cudaProviderInstalled, loadOrt, withSession } from '../../src/runtime/onnx.js';
 import { captureStream } from '../helpers/cli-run.js';
 
 /** y = x · 3 on [batch, 4]. */
@@ -50,6 +50,26 @@ describe('CPU sessions', () => {
     }
     await s.dispose(); // a second dispose is a no-op
     await expect(s.run({ x: { data: new Float32Array(4), dims: [1, 4] } })).rejects.toBeInstanceOf(InternalError);
+  });
+
+  it('turn ORT\'s CPU arena and memory patterns off unless the caller asks for them', async () => {
+    const ort = await loadOrt();
+    const create = vi.spyOn(ort.InferenceSession, 'create');
+    for (const memory of [undefined, { cpuArena: true }, { cpuArena: true, memPattern: true }]) {
+      const s = await createSession(tripleModel(), { device: 'cpu', threads: 1, memory });
+      try {
+        const out = await s.run({ x: { data: new Float32Array([1, 2, 3, 4]), dims: [1, 4] } });
+        expect(Array.from(out['y']!.data as Float32Array)).toEqual([3, 6, 9, 12]);
+      } finally {
+        await s.dispose();
+      }
+    }
+    expect(DEFAULT_SESSION_MEMORY).toEqual({ cpuArena: false, memPattern: false });
+    expect(create.mock.calls.map((c) => [c[1]!.enableCpuMemArena, c[1]!.enableMemPattern])).toEqual([
+      [false, false],
+      [true, false],
+      [true, true],
+    ]);
   });
 
   it('auto falls back to the CPU when the CUDA provider is not installed, and reports it', async () => {
