@@ -163,6 +163,61 @@ function envelopeAt(window: ArrayLike<number>, hop: number, frames: number, i: n
   return e;
 }
 
+/** A bin-major region inside a larger float32 tensor: value (bin k, frame t) at offset + k·stride + t. */
+export interface SpectrogramView {
+  re: Float32Array;
+  im: Float32Array;
+  reOffset: number;
+  imOffset: number;
+  /** Values from one bin's row to the next (the tensor's frame count). */
+  stride: number;
+}
+
+/** Which part of a (virtually padded) signal's STFT {@link stftInto} computes. */
+export interface StftRegion {
+  /**
+   * Reflect padding applied to the signal before the centring pad, without copying it (HTDemucs pads
+   * 1536 | 1620 samples, model-io.md §1.4). Default 0 on both sides.
+   */
+  padLeft?: number;
+  padRight?: number;
+  /** Frames [firstFrame, firstFrame + frames) of the full STFT are written. */
+  firstFrame: number;
+  frames: number;
+  /** Bins [0, bins) are written (at most nFft/2 + 1). */
+  bins: number;
+}
+
+/** Which part of an iSTFT {@link istftInto} computes, and from which frames. */
+export interface IstftRegion {
+  /** Frames of the whole spectrogram: the window-square envelope counts every one of them. */
+  totalFrames: number;
+  /** The frames the view holds, [firstFrame, firstFrame + frames); the others are zero. */
+  firstFrame: number;
+  frames: number;
+  /** The bins the view holds, [0, bins); the higher ones are zero. */
+  bins: number;
+  /** out[outOffset + k] receives sample start + k of the iSTFT (torch.istft's output indexing), k < length. */
+  start: number;
+  length: number;
+  /** Add into `out` instead of overwriting it. Each sample is rounded to float32 before the addition. */
+  add?: boolean;
+}
+
+/** Float64 scratch of one FFT size, reused by every call (JS is single-threaded and the calls are synchronous). */
+const scratchCache = new Map<number, { fr: Float64Array; fi: Float64Array; acc: Float64Array; edge: Float32Array }>();
+
+function scratchFor(nFft: number, hop: number): { fr: Float64Array; fi: Float64Array; acc: Float64Array; edge: Float32Array } {
+  let s = scratchCache.get(nFft);
+  const accLen = Math.max(nFft, hop);
+  if (s === undefined || s.acc.length < accLen) {
+    const bins = nFft / 2 + 1;
+    s = { fr: new Float64Array(GROUP * bins), fi: new Float64Array(GROUP * bins), acc: new Float64Array(accLen), edge: new Float32Array(nFft) };
+    scratchCache.set(nFft, s);
+  }
+  return s;
+}
+
 /**
  * Short-time Fourier transform, like `torch.stft(x, nFft, hop, window=window, center, pad_mode='reflect',
  * normalized, onesided=True, return_complex=True)`.
@@ -172,51 +227,83 @@ function envelopeAt(window: ArrayLike<number>, hop: number, frames: number, i: n
  */
 export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
   checkOptions(opts, 'stft');
-  const { nFft, hop, window } = opts;
-  const center = opts.center ?? true;
-  const scale = opts.normalized === true ? 1 / Math.sqrt(nFft) : 1;
-  const pad = center ? nFft / 2 : 0;
-  const len = signal.length;
-  const paddedLen = len + 2 * pad;
+  const frames = stftFrameCount(signal.length, opts);
+  const bins = opts.nFft / 2 + 1;
+  const re = new Float32Array(bins * frames);
+  const im = new Float32Array(bins * frames);
+  stftInto(signal, opts, { firstFrame: 0, frames, bins }, { re, im, reOffset: 0, imOffset: 0, stride: frames });
+  return { re, im, bins, frames };
+}
+
+/**
+ * Frame count of the STFT of `len` samples (after `padLeft + padRight` extra reflect padding).
+ * @throws InternalError when the (padded, non-centred) signal is shorter than nFft.
+ */
+export function stftFrameCount(len: number, opts: StftOptions, padLeft = 0, padRight = 0): number {
+  const { nFft, hop } = opts;
+  const pad = (opts.center ?? true) ? nFft / 2 : 0;
+  const paddedLen = len + padLeft + padRight + 2 * pad;
   if (paddedLen < nFft) {
     throw new InternalError(`stft: signal of ${len} samples is shorter than nFft ${nFft}`, {
       hint: 'pad the signal or use center=true',
     });
   }
-  const frames = 1 + Math.floor((paddedLen - nFft) / hop);
-  const bins = nFft / 2 + 1;
-  const re = new Float32Array(bins * frames);
-  const im = new Float32Array(bins * frames);
+  return 1 + Math.floor((paddedLen - nFft) / hop);
+}
+
+/**
+ * {@link stft} of a region, written straight into a bin-major tensor (no spectrogram is allocated): frames
+ * [firstFrame, firstFrame + frames) and bins [0, bins) of the STFT of reflectPad(signal, padLeft | padRight).
+ * The values are exactly those of `stft` on the padded copy.
+ * @throws InternalError on inconsistent options or a region outside the STFT.
+ */
+export function stftInto(signal: Float32Array, opts: StftOptions, region: StftRegion, target: SpectrogramView): void {
+  checkOptions(opts, 'stft');
+  const { nFft, hop, window } = opts;
+  const center = opts.center ?? true;
+  const scale = opts.normalized === true ? 1 / Math.sqrt(nFft) : 1;
+  const c = center ? nFft / 2 : 0;
+  const padL = region.padLeft ?? 0;
+  const padR = region.padRight ?? 0;
+  const len = signal.length;
+  const total = stftFrameCount(len, opts, padL, padR);
+  const allBins = nFft / 2 + 1;
+  const { firstFrame, frames, bins } = region;
+  if (firstFrame < 0 || frames < 0 || firstFrame + frames > total || bins < 0 || bins > allBins) {
+    throw new InternalError(`stft: region of frames ${firstFrame}+${frames}, ${bins} bins lies outside the ${total} × ${allBins} STFT`, {
+      hint: 'check the frame range against stftFrameCount()',
+    });
+  }
+  const paddedLen = len + padL + padR;
+  const { re, im, reOffset, imOffset, stride } = target;
   const fft = getRealFFT(nFft);
-  // Frames lying inside the signal are read in place; only the few frames that reach into the reflect padding
-  // are assembled in a one-frame buffer, so the signal is never copied.
-  const edge = new Float32Array(nFft);
-  const fr = new Float64Array(GROUP * bins);
-  const fi = new Float64Array(GROUP * bins);
+  // Frames lying inside the signal are read in place; only the few that reach into the padding are assembled in
+  // a one-frame buffer (centring pad reflected over the padded signal, as torch does on the padded copy).
+  const { fr, fi, edge } = scratchFor(nFft, hop);
   for (let t0 = 0; t0 < frames; t0 += GROUP) {
     const g = Math.min(GROUP, frames - t0);
     for (let u = 0; u < g; u++) {
-      const first = (t0 + u) * hop - pad;
+      const first = (firstFrame + t0 + u) * hop - c - padL;
       if (first >= 0 && first + nFft <= len) {
         fft.forwardWindowed(signal, first, window, scale, fr, fi, u, GROUP);
       } else {
         for (let j = 0; j < nFft; j++) {
-          const i = first + j;
-          edge[j] = i >= 0 && i < len ? signal[i]! : len === 0 ? 0 : signal[reflectIndex(i, len)]!;
+          const p = reflectIndex(first + padL + j, paddedLen) - padL;
+          edge[j] = p >= 0 && p < len ? signal[p]! : len === 0 ? 0 : signal[reflectIndex(p, len)]!;
         }
         fft.forwardWindowed(edge, 0, window, scale, fr, fi, u, GROUP);
       }
     }
     for (let k = 0; k < bins; k++) {
-      const o = k * frames + t0;
+      const ro = reOffset + k * stride + t0;
+      const io = imOffset + k * stride + t0;
       const q = k * GROUP;
       for (let u = 0; u < g; u++) {
-        re[o + u] = fr[q + u]!;
-        im[o + u] = fi[q + u]!;
+        re[ro + u] = fr[q + u]!;
+        im[io + u] = fi[q + u]!;
       }
     }
   }
-  return { re, im, bins, frames };
 }
 
 /**
@@ -231,9 +318,8 @@ export function stft(signal: Float32Array, opts: StftOptions): Spectrogram {
  */
 export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }): Float32Array {
   checkOptions(opts, 'istft');
-  const { nFft, hop, window } = opts;
+  const { nFft, hop } = opts;
   const center = opts.center ?? true;
-  const scale = opts.normalized === true ? Math.sqrt(nFft) : 1;
   const bins = nFft / 2 + 1;
   const frames = spec.frames;
   if (spec.bins !== bins || spec.re.length !== bins * frames || spec.im.length !== bins * frames) {
@@ -252,49 +338,89 @@ export function istft(spec: Spectrogram, opts: StftOptions & { length?: number }
   const outLen = opts.length ?? Math.max(0, olaLen - 2 * start);
   const out = new Float32Array(outLen);
   if (frames === 0) return out;
+  const view = { re: spec.re, im: spec.im, reOffset: 0, imOffset: 0, stride: frames };
+  istftInto(view, opts, { totalFrames: frames, firstFrame: 0, frames, bins, start: 0, length: outLen }, out);
+  return out;
+}
 
+/**
+ * {@link istft} of a spectrogram held in part by a bin-major view (frames and bins outside it are zero), writing
+ * or adding samples [start, start + length) into `out` at `outOffset`: no spectrogram or signal is allocated.
+ * The values are exactly those of `istft` on the zero-filled spectrogram (with `add`, each sample is rounded to
+ * float32 first, as adding istft's float32 output would).
+ * @throws InternalError on inconsistent options or region.
+ */
+export function istftInto(source: SpectrogramView, opts: StftOptions, region: IstftRegion, out: Float32Array, outOffset = 0): void {
+  checkOptions(opts, 'istft');
+  const { nFft, hop, window } = opts;
+  const center = opts.center ?? true;
+  const scale = opts.normalized === true ? Math.sqrt(nFft) : 1;
+  const allBins = nFft / 2 + 1;
+  const { totalFrames: frames, firstFrame, bins, start, length } = region;
+  const present = region.frames;
+  if (firstFrame < 0 || present < 0 || firstFrame + present > frames || bins < 0 || bins > allBins || start < 0 || length < 0 || outOffset + length > out.length) {
+    throw new InternalError(`istft: region (frames ${firstFrame}+${present} of ${frames}, ${bins} bins, samples ${start}+${length}) does not fit`, {
+      hint: 'check the region against the spectrogram and the output buffer',
+    });
+  }
+  if (frames === 0 || length === 0) return;
+  const add = region.add === true;
   // Overlap-add through a float64 accumulator of one frame: after frame t is added, OLA samples
   // [t·hop, t·hop + hop) receive no further frames, so they are divided by the envelope and written out, and the
   // accumulator shifts by one hop. Memory stays O(nFft) besides the output.
+  const { fr, fi, acc } = scratchFor(nFft, hop);
   const accLen = Math.max(nFft, hop);
-  const acc = new Float64Array(accLen);
+  acc.fill(0, 0, accLen);
   const steady = steadyStateEnvelope(window, hop);
   // OLA index j is covered by a full set of frames when j ≥ nFft − 1 and j < frames·hop: there the envelope is
-  // the steady-state value; only the edges need the explicit sum.
+  // the steady-state value; only the edges need the explicit sum. OLA index j is output sample j − shift.
   const lo = nFft - 1;
   const hi = frames * hop;
+  const shift = (center ? nFft / 2 : 0) + start - outOffset;
+  const end = outOffset + length;
   const emit = (j0: number, count: number): void => {
-    const k0 = j0 - start;
-    const from = Math.max(0, -k0);
-    const to = Math.min(count, outLen - k0);
+    const from = Math.max(0, outOffset + shift - j0);
+    const to = Math.min(count, end + shift - j0);
     for (let i = from; i < to; i++) {
       const j = j0 + i;
       const e = j >= lo && j < hi ? steady[j % hop]! : envelopeAt(window, hop, frames, j);
-      out[k0 + i] = e > ENVELOPE_FLOOR ? acc[i]! / e : 0;
+      const v = e > ENVELOPE_FLOOR ? acc[i]! / e : 0;
+      if (add) out[j - shift] = out[j - shift]! + Math.fround(v);
+      else out[j - shift] = v;
     }
   };
   const fft = getRealFFT(nFft);
-  const fr = new Float64Array(GROUP * bins);
-  const fi = new Float64Array(GROUP * bins);
-  const { re, im } = spec;
+  const { re, im, reOffset, imOffset, stride } = source;
+  // Bins the view does not hold stay zero in the scratch.
+  if (bins < allBins) {
+    fr.fill(0, bins * GROUP);
+    fi.fill(0, bins * GROUP);
+  }
+  const lastOut = end + shift; // OLA index past the last sample wanted
   for (let t0 = 0; t0 < frames; t0 += GROUP) {
     const g = Math.min(GROUP, frames - t0);
+    // Frames of this group the view holds: [a, b) relative to t0.
+    const a = Math.max(0, firstFrame - t0);
+    const b = Math.min(g, firstFrame + present - t0);
     for (let k = 0; k < bins; k++) {
-      const o = k * frames + t0;
+      const ro = reOffset + k * stride + (t0 - firstFrame);
+      const io = imOffset + k * stride + (t0 - firstFrame);
       const q = k * GROUP;
-      for (let u = 0; u < g; u++) {
-        fr[q + u] = re[o + u]!;
-        fi[q + u] = im[o + u]!;
+      for (let u = a; u < b; u++) {
+        fr[q + u] = re[ro + u]!;
+        fi[q + u] = im[io + u]!;
       }
     }
     for (let u = 0; u < g; u++) {
-      fft.inverseWindowedAdd(fr, fi, window, scale, acc, 0, u, GROUP);
-      emit((t0 + u) * hop, hop);
-      acc.copyWithin(0, hop);
-      acc.fill(0, accLen - hop);
+      const t = t0 + u;
+      if (t * hop >= lastOut) return; // nothing further reaches the wanted samples
+      // A zero frame adds nothing; the envelope still counts it.
+      if (u >= a && u < b) fft.inverseWindowedAdd(fr, fi, window, scale, acc, 0, u, GROUP);
+      emit(t * hop, hop);
+      acc.copyWithin(0, hop, accLen);
+      acc.fill(0, accLen - hop, accLen);
     }
   }
   // The last frame's remaining nFft − hop samples are complete too.
   if (nFft > hop) emit(frames * hop, nFft - hop);
-  return out;
 }

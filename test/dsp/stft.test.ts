@@ -4,10 +4,13 @@ import { RealFFT } from '../../src/dsp/fft.js';
 import {
   istft,
   istftFrameAdd,
+  istftInto,
   reflectPad,
   steadyStateEnvelope,
   stft,
   stftFrame,
+  stftFrameCount,
+  stftInto,
   type Spectrogram,
 } from '../../src/dsp/stft.js';
 import { hannPeriodic, hannSymmetric, sqrtHannPeriodic } from '../../src/dsp/windows.js';
@@ -285,5 +288,64 @@ describe('model-io.md identity self-tests', () => {
     // Above 0.001 proves the zeroing happened; below 0.01 that nothing else went wrong.
     expect(err).toBeLessThan(0.01);
     expect(err).toBeGreaterThan(0.001);
+  });
+});
+
+describe('stftInto / istftInto (regions written in place)', () => {
+  const opts = { nFft: 4096, hop: 1024, window: hannPeriodic(4096), normalized: true };
+  const L = 343980;
+  const x = Float32Array.from(noise(L, 11));
+
+  it('stftInto equals stft of the reflect-padded copy, for a frame/bin region written into a larger tensor', () => {
+    const padded = Float32Array.from(naiveReflectPad(x, 1536, 1620));
+    const z = stft(padded, opts);
+    expect(stftFrameCount(L, opts, 1536, 1620)).toBe(340);
+    // HTDemucs' model tensor: bins 0..2047, frames 2..337, in a [2048, 336] plane at an offset.
+    const size = 2048 * 336;
+    const re = new Float32Array(7 + size);
+    const im = new Float32Array(3 + size);
+    stftInto(x, opts, { padLeft: 1536, padRight: 1620, firstFrame: 2, frames: 336, bins: 2048 }, { re, im, reOffset: 7, imOffset: 3, stride: 336 });
+    let diff = 0;
+    for (let k = 0; k < 2048; k++) {
+      for (let t = 0; t < 336; t++) {
+        diff = Math.max(diff, Math.abs(re[7 + k * 336 + t]! - z.re[k * 340 + t + 2]!), Math.abs(im[3 + k * 336 + t]! - z.im[k * 340 + t + 2]!));
+      }
+    }
+    // Exact: the same float64 arithmetic per frame, only the padding is read instead of copied.
+    expect(diff).toBe(0);
+    expect(re[6]).toBe(0); // nothing before the offset
+  });
+
+  it('istftInto adds exactly what istft of the zero-filled spectrogram gives, cropped, and writes nothing else', () => {
+    const padded = Float32Array.from(naiveReflectPad(x, 1536, 1620));
+    const z = stft(padded, opts);
+    const full = { re: new Float32Array(2049 * 340), im: new Float32Array(2049 * 340), bins: 2049, frames: 340 };
+    const planeRe = new Float32Array(2048 * 336);
+    const planeIm = new Float32Array(2048 * 336);
+    for (let k = 0; k < 2048; k++) {
+      for (let t = 2; t < 338; t++) {
+        full.re[k * 340 + t] = planeRe[k * 336 + t - 2] = z.re[k * 340 + t]!;
+        full.im[k * 340 + t] = planeIm[k * 336 + t - 2] = z.im[k * 340 + t]!;
+      }
+    }
+    const y = istft(full, { ...opts, length: 347136 });
+    const base = Float32Array.from(noise(L + 10, 5));
+    const expected = base.slice();
+    for (let i = 0; i < L; i++) expected[5 + i] = expected[5 + i]! + y[1536 + i]!;
+    const got = base.slice();
+    istftInto({ re: planeRe, im: planeIm, reOffset: 0, imOffset: 0, stride: 336 }, opts, { totalFrames: 340, firstFrame: 2, frames: 336, bins: 2048, start: 1536, length: L, add: true }, got, 5);
+    expect(maxAbsDiff(got, expected)).toBe(0);
+    // Overwrite mode gives istft's samples themselves.
+    const over = new Float32Array(L);
+    istftInto({ re: planeRe, im: planeIm, reOffset: 0, imOffset: 0, stride: 336 }, opts, { totalFrames: 340, firstFrame: 2, frames: 336, bins: 2048, start: 1536, length: L }, over);
+    expect(maxAbsDiff(over, y.subarray(1536, 1536 + L))).toBe(0);
+  });
+
+  it('rejects regions outside the spectrogram or the output', () => {
+    const re = new Float32Array(100);
+    const view = { re, im: re, reOffset: 0, imOffset: 0, stride: 10 };
+    expect(() => stftInto(x, opts, { firstFrame: 0, frames: 400, bins: 10 }, view)).toThrow(InternalError);
+    expect(() => istftInto(view, opts, { totalFrames: 4, firstFrame: 2, frames: 3, bins: 10, start: 0, length: 5 }, new Float32Array(5))).toThrow(InternalError);
+    expect(() => istftInto(view, opts, { totalFrames: 4, firstFrame: 0, frames: 4, bins: 10, start: 0, length: 6 }, new Float32Array(5))).toThrow(InternalError);
   });
 });
