@@ -41,12 +41,13 @@ export interface SessionOptions {
 }
 
 /**
- * ORT's CPU memory management for a session. Both levers are off by default: measured with
- * `scripts/bench-memory.mjs` on every model family (README, "Memory"), the arena grows across `session.run`
- * calls (it extends by powers of two and never shrinks: 4.9 GB after three full-size HTDemucs segments where
- * one segment's live set is 2.4 GB), and memory patterns make it grow faster (one plan-sized block per run),
- * while turning both off cost no CPU time on any family. The arena's extend strategy (`kSameAsRequested`)
- * cannot be set for the CPU provider from onnxruntime-node (no arena config in its API).
+ * ORT's CPU memory management for a session. Both levers are off by default, as measured with
+ * `scripts/bench-memory.mjs` (README, "Memory"): the arena grows across `session.run` calls (it extends by powers
+ * of two and never shrinks) and memory patterns add one plan-sized block per run, so a full-size HTDemucs peaked at
+ * 5.0 GB on a 30 s track with ORT's defaults, 3.6 GB with patterns off and 2.6 GB with both off. The price is
+ * fresh pages for each large tensor (+15 % CPU time there); a model fed varying small shapes pays more than it
+ * saves, so `classic` asks for the arena. The arena's extend strategy (`kSameAsRequested`) cannot be set for the
+ * CPU provider from onnxruntime-node, and its RunOptions carry no arena-shrinkage key.
  */
 export interface SessionMemory {
   /** ORT's CPU memory arena (`enableCpuMemArena`). */
