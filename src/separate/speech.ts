@@ -10,7 +10,9 @@
  */
 import { DataError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
-import type { ModelSession, SessionOptions, ValueInfo } from '../runtime/onnx.js';
+import { readFile } from 'node:fs/promises';
+import type { ModelSession, SessionOptions, TensorData, ValueInfo } from '../runtime/onnx.js';
+import type { ScanNames } from '../onnx/scan.js';
 import { getRealFFT, steadyStateEnvelope } from '../dsp/stft.js';
 import { sqrtHannPeriodic } from '../dsp/windows.js';
 import { PlanarQueue } from './chunking.js';
@@ -75,11 +77,18 @@ function speechAndNoise(mix: PlanarQueue, speech: Float32Array, wanted: readonly
 const G_N = 512;
 const G_HOP = 256;
 const G_BINS = G_N / 2 + 1;
+/** Values per spectrum frame [1, 257, 1, 2]. */
+const G_FRAME = G_BINS * 2;
 
 export interface SpeechModelOptions {
   id: string;
   session: SessionOptions;
   createSession(path: string, opts: SessionOptions): Promise<ModelSession>;
+  /**
+   * GTCRN: 'scan' (default) runs a block of frames per session.run through the step graph wrapped in a Scan;
+   * 'frame' runs one session.run per frame (the reference the Scan path is tested against).
+   */
+  stepping?: 'scan' | 'frame';
 }
 
 /**
@@ -101,31 +110,82 @@ export async function createGtcrnModel(path: string, opts: SpeechModelOptions): 
       'GTCRN',
     );
     const names = { mix: mixIn.name, enh: enhOut.name };
+    const stateInfo = { ins: session.inputs.filter((v) => v.name !== names.mix), outs: session.outputs.filter((v) => v.name !== names.enh) };
+    // One session.run per block of frames instead of per 16 ms frame: the step graph wrapped in a Scan carries the
+    // caches inside ORT (same kernels, same values). A graph that cannot be wrapped runs frame by frame.
+    const scan = opts.stepping === 'frame' ? undefined : await gtcrnScanSession(path, names, bindStates(stateInfo.ins, stateInfo.outs, path, 'GTCRN'), opts.session);
+    if (scan) await session.dispose();
+    const run = scan?.session ?? session;
     return {
       id: opts.id,
       stems: [...STEMS],
       sampleRate: RATE,
       channels: 1,
-      provider: session.provider,
-      threads: session.threads,
+      provider: run.provider,
+      threads: run.threads,
       needsTrackStats: false,
       createStream(so) {
-        const states = bindStates(
-          session.inputs.filter((v) => v.name !== names.mix),
-          session.outputs.filter((v) => v.name !== names.enh),
-          path,
-          'GTCRN',
-        );
-        return new GtcrnStream(session, names, states, so.wantedStems ?? STEMS, so.signal, so.onInferProgress);
+        const states = bindStates(stateInfo.ins, stateInfo.outs, path, 'GTCRN');
+        const step = scan ? scanStepper(scan.session, scan.names, states) : frameStepper(session, names, states);
+        return new GtcrnStream(step, so.wantedStems ?? STEMS, so.signal, so.onInferProgress);
       },
       async dispose() {
-        await session.dispose();
+        await run.dispose();
       },
     };
   } catch (e) {
     await session.dispose();
     throw e;
   }
+}
+
+/** Runs `frames` spectrum frames ([frames, 1, 257, 1, 2]) through the model; returns the enhanced frames, same layout. */
+type GtcrnStepper = (input: Float32Array, frames: number) => Promise<Float32Array>;
+
+async function gtcrnScanSession(
+  path: string,
+  names: { mix: string; enh: string },
+  states: readonly State[],
+  session: SessionOptions,
+): Promise<{ session: ModelSession; names: ScanNames } | undefined> {
+  let wrapped: { model: Uint8Array; names: ScanNames };
+  try {
+    const { wrapInScan } = await import('../onnx/scan.js');
+    wrapped = wrapInScan(await readFile(path), { states: states.map((st) => ({ input: st.input, output: st.output })), stepInput: names.mix, stepOutput: names.enh });
+  } catch {
+    return undefined; // not a plain step graph: per-frame runs
+  }
+  const { createSession } = await import('../runtime/onnx.js');
+  try {
+    return { session: await createSession(wrapped.model, session), names: wrapped.names };
+  } catch {
+    return undefined;
+  }
+}
+
+function scanStepper(session: ModelSession, names: ScanNames, states: State[]): GtcrnStepper {
+  return async (input, frames) => {
+    const feeds: Record<string, TensorData> = { [names.stepsInput]: { data: input.subarray(0, frames * G_FRAME), dims: [frames, 1, G_BINS, 1, 2] } };
+    states.forEach((st, i) => (feeds[names.states[i]!.input] = { data: st.value, dims: st.dims }));
+    const out = await session.run(feeds);
+    states.forEach((st, i) => (st.value = out[names.states[i]!.output]!.data as Float32Array));
+    return out[names.stepsOutput]!.data as Float32Array;
+  };
+}
+
+function frameStepper(session: ModelSession, names: { mix: string; enh: string }, states: State[]): GtcrnStepper {
+  let enh = new Float32Array(0);
+  return async (input, frames) => {
+    if (enh.length < frames * G_FRAME) enh = new Float32Array(frames * G_FRAME);
+    for (let f = 0; f < frames; f++) {
+      const feeds: Record<string, TensorData> = { [names.mix]: { data: input.subarray(f * G_FRAME, (f + 1) * G_FRAME), dims: [1, G_BINS, 1, 2] } };
+      for (const st of states) feeds[st.input] = { data: st.value, dims: st.dims };
+      const out = await session.run(feeds);
+      for (const st of states) st.value = out[st.output]!.data as Float32Array;
+      enh.set(out[names.enh]!.data as Float32Array, f * G_FRAME);
+    }
+    return enh;
+  };
 }
 
 class GtcrnStream implements StemStream {
@@ -148,12 +208,11 @@ class GtcrnStream implements StemStream {
   private total = 0;
   private readonly re = new Float64Array(G_BINS);
   private readonly im = new Float64Array(G_BINS);
-  private readonly frameIn = new Float32Array(G_BINS * 2);
+  /** Spectrum frames of one model call, [frames, 1, 257, 1, 2]; grows to the largest batch. */
+  private framesIn = new Float32Array(0);
 
   constructor(
-    private readonly session: ModelSession,
-    private readonly names: { mix: string; enh: string },
-    private readonly states: State[],
+    private readonly step: GtcrnStepper,
     private readonly wanted: readonly string[],
     private readonly signal: AbortSignal | undefined,
     private readonly onProgress: ((frames: number) => void) | undefined,
@@ -182,7 +241,7 @@ class GtcrnStream implements StemStream {
       this.start();
     } else this.padded.push([x]);
     // Frame f reads padded [f·256, f·256 + 512).
-    while (this.nextFrame * G_HOP + G_N <= this.padded.end) await this.frame();
+    await this.frames(Math.floor((this.padded.end - G_N) / G_HOP) + 1);
     return this.release(false);
   }
 
@@ -200,42 +259,50 @@ class GtcrnStream implements StemStream {
     // Frames up to ⌊(N−1)/256⌋ + 1, so every output sample lies under two frames (full window-square envelope).
     const frames = n === 0 ? 0 : Math.floor((n - 1) / G_HOP) + 2;
     this.padded.pushZeros(Math.max(0, (frames - 1) * G_HOP + G_N - this.padded.end));
-    while (this.nextFrame < frames) await this.frame();
+    await this.frames(frames);
     return this.release(true);
   }
 
-  private async frame(): Promise<void> {
-    const f = this.nextFrame++;
-    const buf = [new Float32Array(G_N)];
-    this.padded.copyTo(f * G_HOP, G_N, buf);
-    this.fft.forwardWindowed(buf[0]!, 0, this.window, 1, this.re, this.im);
-    // Layout [1, 257, 1, 2]: bin-major, (re, im) innermost.
-    for (let k = 0; k < G_BINS; k++) {
-      this.frameIn[2 * k] = this.re[k]!;
-      this.frameIn[2 * k + 1] = this.im[k]!;
+  /** Runs frames nextFrame..upTo−1 in one model call (in chunks of at most 1024 frames, ~16 s of audio). */
+  private async frames(upTo: number): Promise<void> {
+    while (this.nextFrame < upTo) {
+      const first = this.nextFrame;
+      const n = Math.min(upTo - first, 1024);
+      if (this.framesIn.length < n * G_FRAME) this.framesIn = new Float32Array(n * G_FRAME);
+      const frame = new Float32Array(G_N);
+      for (let i = 0; i < n; i++) {
+        this.padded.copyTo((first + i) * G_HOP, G_N, [frame]);
+        this.fft.forwardWindowed(frame, 0, this.window, 1, this.re, this.im);
+        // Layout [1, 257, 1, 2] per frame: bin-major, (re, im) innermost.
+        const o = i * G_FRAME;
+        for (let k = 0; k < G_BINS; k++) {
+          this.framesIn[o + 2 * k] = this.re[k]!;
+          this.framesIn[o + 2 * k + 1] = this.im[k]!;
+        }
+      }
+      const t0 = performance.now();
+      const enh = await this.step(this.framesIn, n);
+      this.inferSeconds += (performance.now() - t0) / 1000;
+      // Frame f covers original positions [f·256 − 256, f·256 + 256).
+      const end = (first + n - 1) * G_HOP - G_HOP - this.olaBase + G_N;
+      if (end > this.ola.length) {
+        const bigger = new Float64Array(Math.max(this.ola.length * 2, end));
+        bigger.set(this.ola);
+        this.ola = bigger;
+      }
+      for (let i = 0; i < n; i++) {
+        const o = i * G_FRAME;
+        for (let k = 0; k < G_BINS; k++) {
+          this.re[k] = enh[o + 2 * k]!;
+          this.im[k] = enh[o + 2 * k + 1]!;
+        }
+        this.fft.inverseWindowedAdd(this.re, this.im, this.window, 1, this.ola, (first + i) * G_HOP - G_HOP - this.olaBase);
+      }
+      this.nextFrame = first + n;
+      // Keep one hop more than the next frame needs: flush's reflect suffix reads the last 257 input samples.
+      this.padded.discardBefore((this.nextFrame - 1) * G_HOP);
+      this.onProgress?.(Math.min(this.total, Math.max(0, (this.nextFrame - 1) * G_HOP)));
     }
-    const feeds: Record<string, { data: Float32Array; dims: number[] }> = { [this.names.mix]: { data: this.frameIn, dims: [1, G_BINS, 1, 2] } };
-    for (const s of this.states) feeds[s.input] = { data: s.value, dims: s.dims };
-    const t0 = performance.now();
-    const out = await this.session.run(feeds);
-    this.inferSeconds += (performance.now() - t0) / 1000;
-    for (const s of this.states) s.value = out[s.output]!.data as Float32Array;
-    const enh = out[this.names.enh]!.data as Float32Array;
-    for (let k = 0; k < G_BINS; k++) {
-      this.re[k] = enh[2 * k]!;
-      this.im[k] = enh[2 * k + 1]!;
-    }
-    // Frame f covers original positions [f·256 − 256, f·256 + 256).
-    const offset = f * G_HOP - G_HOP - this.olaBase;
-    if (offset + G_N > this.ola.length) {
-      const bigger = new Float64Array(Math.max(this.ola.length * 2, offset + G_N));
-      bigger.set(this.ola);
-      this.ola = bigger;
-    }
-    this.fft.inverseWindowedAdd(this.re, this.im, this.window, 1, this.ola, offset);
-    // Keep one hop more than the next frame needs: flush's reflect suffix reads the last 257 input samples.
-    this.padded.discardBefore((this.nextFrame - 1) * G_HOP);
-    if (f % 64 === 0) this.onProgress?.(Math.min(this.total, Math.max(0, f * G_HOP)));
   }
 
   private release(final: boolean): StemBlocks {
