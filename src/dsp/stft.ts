@@ -381,6 +381,13 @@ export function istftInto(source: SpectrogramView, opts: StftOptions, region: Is
   const emit = (j0: number, count: number): void => {
     const from = Math.max(0, outOffset + shift - j0);
     const to = Math.min(count, end + shift - j0);
+    if (j0 % hop === 0 && j0 >= lo && j0 + count <= hi && count <= hop) {
+      // Steady state, one hop starting on a hop boundary: the envelope of sample j0 + i is steady[i].
+      const o = j0 - shift;
+      if (add) for (let i = from; i < to; i++) out[o + i] = out[o + i]! + Math.fround(steady[i]! > ENVELOPE_FLOOR ? acc[i]! / steady[i]! : 0);
+      else for (let i = from; i < to; i++) out[o + i] = steady[i]! > ENVELOPE_FLOOR ? acc[i]! / steady[i]! : 0;
+      return;
+    }
     for (let i = from; i < to; i++) {
       const j = j0 + i;
       const e = j >= lo && j < hi ? steady[j % hop]! : envelopeAt(window, hop, frames, j);

@@ -145,6 +145,8 @@ export class OlaStream {
   private flushed = false;
   /** Model-rate frames of the track fully processed (for progress). */
   doneFrames = 0;
+  /** Input segments handed to the runner, one per batch slot, reused. */
+  private readonly segBufs: Float32Array[][] = [];
 
   constructor(
     private readonly layout: SegmentLayout,
@@ -214,11 +216,13 @@ export class OlaStream {
     const { segment, align } = this.layout;
     const chunkLens = offsets.map((off) => (total === undefined ? segment : Math.min(segment, total - off)));
     const inputs = offsets.map((off, i) => {
-      const seg = Array.from({ length: this.channels }, () => new Float32Array(segment));
+      // The segment buffers are reused from call to call: runners read them during the call and keep nothing.
+      const seg = (this.segBufs[i] ??= Array.from({ length: this.channels }, () => new Float32Array(segment)));
       const start = align === 'centred' ? off - Math.floor((segment - chunkLens[i]!) / 2) : off;
       // 'left' chunks past the end of the padded track read zeros too (part zero-padded to chunk_size).
       const readLen = align === 'left' && total !== undefined ? Math.min(segment, total - off) : segment;
       this.input.copyTo(start, readLen, seg);
+      if (readLen < segment) for (const ch of seg) ch.fill(0, readLen);
       return seg;
     });
     const outputs = await this.run(inputs);

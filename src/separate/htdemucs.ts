@@ -17,7 +17,7 @@
 import { DataError, InternalError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession, SessionOptions, ValueInfo } from '../runtime/onnx.js';
-import { istft, stft, type Spectrogram } from '../dsp/stft.js';
+import { istftInto, stft, stftInto, type Spectrogram } from '../dsp/stft.js';
 import { hannPeriodic } from '../dsp/windows.js';
 import { OlaStream, PlanarQueue, createRng, triangleWeight, type SegmentLayout } from './chunking.js';
 import { readOnnxMetadata } from './onnx-metadata.js';
@@ -144,8 +144,6 @@ export function bindHtdemucs(inputs: readonly ValueInfo[], outputs: readonly Val
 
 const WINDOW = hannPeriodic(HT.nFft);
 const STFT_OPTS = { nFft: HT.nFft, hop: HT.hop, window: WINDOW, center: true, normalized: true } as const;
-/** le·hop + 2·pad = 347136: the padded segment length, and the iSTFT output length. */
-const PADDED = Math.ceil(HT.segment / HT.hop) * HT.hop + 2 * HT.pad;
 
 /** Reflect padding (edge not repeated, like torch/numpy 'reflect') with different left/right amounts. */
 export function reflectPadAsym(x: Float32Array, left: number, right: number): Float32Array {
@@ -184,26 +182,29 @@ function makeRunner(sub: SubModel, stemsNeeded: readonly number[], timing: { sec
   const S = binding.stems;
   const L = HT.segment;
   const FT = HT.bins * HT.frames;
+  // Model inputs, reused from call to call (sized for the largest batch seen): the STFT writes straight into them.
+  let audioBuf = new Float32Array(0);
+  let specBuf = new Float32Array(0);
+  let specBuf2 = new Float32Array(0);
   return async (segments: Float32Array[][]): Promise<Float32Array[][][]> => {
     const B = segments.length;
-    const audio = new Float32Array(B * 2 * L);
-    const specA = binding.contract === 'A' ? new Float32Array(B * 4 * FT) : undefined;
-    const specR = binding.contract === 'B' ? new Float32Array(B * 2 * FT) : undefined;
-    const specI = binding.contract === 'B' ? new Float32Array(B * 2 * FT) : undefined;
+    if (audioBuf.length < B * 2 * L) {
+      audioBuf = new Float32Array(B * 2 * L);
+      if (binding.contract === 'A') specBuf = new Float32Array(B * 4 * FT);
+      if (binding.contract === 'B') [specBuf, specBuf2] = [new Float32Array(B * 2 * FT), new Float32Array(B * 2 * FT)];
+    }
+    const audio = audioBuf.subarray(0, B * 2 * L);
+    const specA = binding.contract === 'A' ? specBuf.subarray(0, B * 4 * FT) : undefined;
+    const specR = binding.contract === 'B' ? specBuf.subarray(0, B * 2 * FT) : undefined;
+    const specI = binding.contract === 'B' ? specBuf2.subarray(0, B * 2 * FT) : undefined;
     for (let b = 0; b < B; b++) {
       for (let c = 0; c < 2; c++) {
         const x = segments[b]![c]!;
         audio.set(x, (b * 2 + c) * L);
         if (binding.contract === 'D') continue;
-        const z = segmentSpectrogram(x);
         // CaC channel index 2·c + k (k = 0 real, 1 imaginary), §1.3.
-        const reDst = specA ? specA.subarray((b * 4 + 2 * c) * FT) : specR!.subarray((b * 2 + c) * FT);
-        const imDst = specA ? specA.subarray((b * 4 + 2 * c + 1) * FT) : specI!.subarray((b * 2 + c) * FT);
-        for (let f = 0; f < HT.bins; f++) {
-          const src = f * z.frames + 2;
-          reDst.set(z.re.subarray(src, src + HT.frames), f * HT.frames);
-          imDst.set(z.im.subarray(src, src + HT.frames), f * HT.frames);
-        }
+        if (specA) segmentSpectrogramInto(x, specA, (b * 4 + 2 * c) * FT, specA, (b * 4 + 2 * c + 1) * FT);
+        else segmentSpectrogramInto(x, specR!, (b * 2 + c) * FT, specI!, (b * 2 + c) * FT);
       }
     }
     throwIfAborted(signal);
@@ -234,8 +235,9 @@ function makeRunner(sub: SubModel, stemsNeeded: readonly number[], timing: { sec
       const perStem: Float32Array[][] = stemsNeeded.map(() => [new Float32Array(0), new Float32Array(0)]);
       for (const [j, s] of stemsNeeded.entries()) {
         for (let c = 0; c < 2; c++) {
-          // The time branch out_wave[s]; the spectral branch is added below.
-          perStem[j]![c] = wave.slice(((b * S + s) * 2 + c) * L, ((b * S + s) * 2 + c + 1) * L);
+          // The time branch out_wave[s] (a view: the runtime's output is ours, and the overlap-add reads it before the
+          // next call); the spectral branch is added onto it below.
+          perStem[j]![c] = wave.subarray(((b * S + s) * 2 + c) * L, ((b * S + s) * 2 + c + 1) * L);
         }
       }
       outs.push(perStem);
@@ -277,18 +279,30 @@ function makeRunner(sub: SubModel, stemsNeeded: readonly number[], timing: { sec
 /**
  * Inverse DSP of one channel of one stem (§1.4 inverse): the model's bins 0..2047 × frames 0..335 (real and
  * imaginary planes at the given offsets) → a 2049 × 340 spectrogram whose Nyquist bin and frames 0, 1, 338, 339
- * are zero → normalised iSTFT of length 347136 → crop [1536, 1536+L), added into `out`.
+ * are zero → normalised iSTFT of length 347136 → crop [1536, 1536+L), added into `out`. Computed in place: only
+ * the wanted samples, with no padded spectrogram or full-length signal allocated.
  */
 export function segmentInverseSplit(re: Float32Array, reOffset: number, im: Float32Array, imOffset: number, out: Float32Array): void {
-  const frames = HT.frames + 4;
-  const bins = HT.nFft / 2 + 1;
-  const spec: Spectrogram = { re: new Float32Array(bins * frames), im: new Float32Array(bins * frames), bins, frames };
-  for (let f = 0; f < HT.bins; f++) {
-    spec.re.set(re.subarray(reOffset + f * HT.frames, reOffset + (f + 1) * HT.frames), f * frames + 2);
-    spec.im.set(im.subarray(imOffset + f * HT.frames, imOffset + (f + 1) * HT.frames), f * frames + 2);
-  }
-  const y = istft(spec, { ...STFT_OPTS, length: PADDED });
-  for (let i = 0; i < HT.segment; i++) out[i] = out[i]! + y[HT.pad + i]!;
+  istftInto(
+    { re, im, reOffset, imOffset, stride: HT.frames },
+    STFT_OPTS,
+    { totalFrames: HT.frames + 4, firstFrame: 2, frames: HT.frames, bins: HT.bins, start: HT.pad, length: HT.segment, add: true },
+    out,
+  );
+}
+
+/**
+ * {@link segmentSpectrogram} written straight into the model's input planes ([2048][336] real and imaginary at the
+ * given offsets): the padding is read, not copied, and no spectrogram is allocated.
+ */
+export function segmentSpectrogramInto(x: Float32Array, re: Float32Array, reOffset: number, im: Float32Array, imOffset: number): void {
+  const le = Math.ceil(HT.segment / HT.hop);
+  stftInto(
+    x,
+    STFT_OPTS,
+    { padLeft: HT.pad, padRight: HT.pad + le * HT.hop - x.length, firstFrame: 2, frames: HT.frames, bins: HT.bins },
+    { re, im, reOffset, imOffset, stride: HT.frames },
+  );
 }
 
 export interface HtdemucsModelOptions {
@@ -435,7 +449,7 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
     const n = Math.min(...lanes.map((l) => l.queues.get(l.produces[0]!)!.length));
     const result: StemBlocks = {};
     stemIdx.forEach((k, j) => {
-      const acc = [new Float32Array(n), new Float32Array(n)];
+      const parts: Array<{ part: Float32Array[]; rw: number }> = [];
       let total = 0;
       for (let i = 0; i < subs.length; i++) {
         const w = weights[i]![k]!;
@@ -443,13 +457,18 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
         total += w;
         const sublanes = lanes.filter((l) => l.sub === i);
         const rw = w / sublanes.length;
-        for (const l of sublanes) {
-          const part = l.queues.get(j)!.shift(n);
-          for (let c = 0; c < 2; c++) for (let t = 0; t < n; t++) acc[c]![t] = acc[c]![t]! + rw * part[c]![t]!;
-        }
+        for (const l of sublanes) parts.push({ part: l.queues.get(j)!.shift(n), rw });
       }
-      // Denormalise (§1.5 step 5): stems·(σ + 1e-8) + μ.
-      for (let c = 0; c < 2; c++) for (let t = 0; t < n; t++) acc[c]![t] = (acc[c]![t]! / total) * scale + mu;
+      // Denormalise (§1.5 step 5): stems·(σ + 1e-8) + μ. One contribution (no bag, no shifts): in place in the
+      // queue's fresh copy, with the same float32 rounding as the weighted sum below.
+      const only = parts.length === 1 ? parts[0]! : undefined;
+      const acc = only ? only.part : [new Float32Array(n), new Float32Array(n)];
+      if (only) {
+        for (const a of acc) for (let t = 0; t < n; t++) a[t] = (Math.fround(only.rw * a[t]!) / total) * scale + mu;
+      } else {
+        for (const { part, rw } of parts) for (let c = 0; c < 2; c++) for (let t = 0; t < n; t++) acc[c]![t] = acc[c]![t]! + rw * part[c]![t]!;
+        for (let c = 0; c < 2; c++) for (let t = 0; t < n; t++) acc[c]![t] = (acc[c]![t]! / total) * scale + mu;
+      }
       result[stems[k]!] = { channels: acc, sampleRate: HT.sampleRate };
     });
     // Lanes of stems nobody asked for are not kept: their queues were never filled.
