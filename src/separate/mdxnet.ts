@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { DataError, UsageError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession, SessionOptions } from '../runtime/onnx.js';
-import { istft, stft, type Spectrogram } from '../dsp/stft.js';
+import { istftInto, stftFrameCount, stftInto } from '../dsp/stft.js';
 import { hannPeriodic, hannSymmetric } from '../dsp/windows.js';
 import { isSupportedFftSize } from '../dsp/fft.js';
 import { OlaStream, PlanarQueue, type SegmentLayout } from './chunking.js';
@@ -298,20 +298,23 @@ export async function createMdxModel(opts: MdxModelOptions): Promise<StemModel> 
  */
 export function makeMdxRunner(session: ModelSession, inName: string, outName: string, p: MdxParams, denoise: boolean, timing: { seconds: number }, signal: AbortSignal | undefined) {
   const window = hannPeriodic(p.nFft);
-  const bins = p.nFft / 2 + 1;
   const FT = p.dimF * p.dimT;
+  const opts = { nFft: p.nFft, hop: p.hop, window, center: true, normalized: false } as const;
   return async (segments: Float32Array[][]): Promise<Float32Array[][][]> => {
     const B = segments.length;
     const input = new Float32Array(B * 4 * FT);
     for (let b = 0; b < B; b++) {
       for (let c = 0; c < 2; c++) {
-        const z = stft(segments[b]![c]!, { nFft: p.nFft, hop: p.hop, window, center: true, normalized: false });
-        if (z.frames !== p.dimT) throw new DataError(`MDX chunk gave ${z.frames} frames, expected ${p.dimT}`, { code: 'E_INTERNAL' });
-        // Channels [L.re, L.im, R.re, R.im] (§2.1); bins 0–2 stay zero (spek[:, :, :3, :] *= 0).
-        const re = input.subarray((b * 4 + 2 * c) * FT, (b * 4 + 2 * c + 1) * FT);
-        const im = input.subarray((b * 4 + 2 * c + 1) * FT, (b * 4 + 2 * c + 2) * FT);
-        re.set(z.re.subarray(3 * p.dimT, p.dimF * p.dimT), 3 * p.dimT);
-        im.set(z.im.subarray(3 * p.dimT, p.dimF * p.dimT), 3 * p.dimT);
+        const x = segments[b]![c]!;
+        const frames = stftFrameCount(x.length, opts);
+        if (frames !== p.dimT) throw new DataError(`MDX chunk gave ${frames} frames, expected ${p.dimT}`, { code: 'E_INTERNAL' });
+        // Channels [L.re, L.im, R.re, R.im] (§2.1), bins 0..dim_f−1 written in place; bins 0–2 are then zeroed
+        // (spek[:, :, :3, :] *= 0).
+        const reOffset = (b * 4 + 2 * c) * FT;
+        const imOffset = (b * 4 + 2 * c + 1) * FT;
+        stftInto(x, opts, { firstFrame: 0, frames, bins: p.dimF }, { re: input, im: input, reOffset, imOffset, stride: p.dimT });
+        input.fill(0, reOffset, reOffset + 3 * p.dimT);
+        input.fill(0, imOffset, imOffset + 3 * p.dimT);
       }
     }
     throwIfAborted(signal);
@@ -331,11 +334,11 @@ export function makeMdxRunner(session: ModelSession, inName: string, outName: st
     for (let b = 0; b < B; b++) {
       const chans: Float32Array[] = [];
       for (let c = 0; c < 2; c++) {
-        // Bins ≥ dim_f are zero-filled back up to n_fft/2 + 1 (pad_frequency_dimension).
-        const spec: Spectrogram = { re: new Float32Array(bins * p.dimT), im: new Float32Array(bins * p.dimT), bins, frames: p.dimT };
-        spec.re.set(pred.subarray((b * 4 + 2 * c) * FT, (b * 4 + 2 * c + 1) * FT));
-        spec.im.set(pred.subarray((b * 4 + 2 * c + 1) * FT, (b * 4 + 2 * c + 2) * FT));
-        chans.push(istft(spec, { nFft: p.nFft, hop: p.hop, window, center: true, normalized: false }));
+        // Bins ≥ dim_f are zero (pad_frequency_dimension): the iSTFT reads the model's dim_f bins in place.
+        const view = { re: pred, im: pred, reOffset: (b * 4 + 2 * c) * FT, imOffset: (b * 4 + 2 * c + 1) * FT, stride: p.dimT };
+        const y = new Float32Array(p.hop * (p.dimT - 1));
+        istftInto(view, opts, { totalFrames: p.dimT, firstFrame: 0, frames: p.dimT, bins: p.dimF, start: 0, length: y.length }, y);
+        chans.push(y);
       }
       outs.push([chans]);
     }
