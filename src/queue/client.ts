@@ -100,7 +100,7 @@ export async function jobRecord(job: Job<StemkitJobData, JobOutcome>): Promise<J
 export async function followJobs(
   client: QueueClient,
   ids: readonly string[],
-  observer: Observer & { onFinished?(rec: JobRecord): void; pollMs?: number },
+  observer: Observer & { onFinished?(rec: JobRecord): void; onRecord?(rec: JobRecord): void; pollMs?: number },
 ): Promise<JobRecord[]> {
   const final = new Map<string, JobRecord>();
   const lastProgress = new Map<string, string>();
@@ -117,6 +117,7 @@ export async function followJobs(
         continue;
       }
       const rec = await jobRecord(job);
+      observer.onRecord?.(rec);
       const p = rec.progress;
       const sig = p ? JSON.stringify(p) : '';
       if (p && sig !== lastProgress.get(id)) {

@@ -23,6 +23,7 @@ import { JobManager, isFinal, type Job, type TaskSpec } from './jobs.js';
 import { createMetrics } from './metrics.js';
 import { SEPARATE_OPTIONS, TTS_OPTIONS, formatOf, objectSchema, readOptions, separateJob, ttsVoiceOptions } from './options.js';
 import { ExecutorPool } from './pool.js';
+import type { QueueRunner } from './queued.js';
 import { allowedPath, checkMedia, spoolUpload, tooLarge } from './upload.js';
 
 export interface ServeOptions {
@@ -33,6 +34,11 @@ export interface ServeOptions {
   /** Bearer token every request must carry; required when the host is not loopback. */
   token?: string | undefined;
   version: string;
+  /**
+   * A Redis URL: jobs run on `stemkit worker`s through that queue instead of in this server's executors
+   * (src/serve/queued.ts). Needs `serve.workDir` on storage the workers see.
+   */
+  queueUrl?: string | undefined;
   /** Server-side log lines (start, shutdown, executor trouble). */
   onLog?: (e: LogEvent) => void;
 }
@@ -102,12 +108,24 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     throw new UsageError(`serving on ${host} (not loopback) needs a token`, { code: 'E_TOKEN_REQUIRED', hint: 'set STEMKIT_TOKEN (or pass a token) so that only clients that know it can run jobs' });
   }
   const log = o.onLog ?? (() => {});
+  if (o.queueUrl !== undefined && config.serve.workDir === undefined) {
+    // Workers write the outputs (and read uploads) in the job folders: a private temp folder would not do.
+    throw new UsageError('serving jobs through a queue needs serve.workDir on storage the workers see', {
+      code: 'E_NO_SHARED_WORKDIR',
+      hint: 'set "serve.workDir" to a shared folder (NFS, SMB, a bind mount) that the workers list in "queue.roots"',
+    });
+  }
+  const queued = o.queueUrl === undefined ? undefined : await openRunner(o.queueUrl, config, log);
   const workDir = await mkdtemp(join(config.serve.workDir ?? tmpdir(), 'stemkit-serve-'));
   const pool = new ExecutorPool(config, config.serve.maxLoadedModels);
   let jobs!: JobManager;
   const metrics = createMetrics(config, () => jobs, pool);
-  jobs = new JobManager(config, pool, workDir, { onFinished: (j) => metrics.finished(j), onRejected: (k) => metrics.rejected(k) });
-  await pool.start();
+  jobs = new JobManager(config, queued ?? pool, workDir, { onFinished: (j) => metrics.finished(j), onRejected: (k) => metrics.rejected(k) });
+  // Queued jobs run on the workers: no executors (nor local job slots) here.
+  if (!queued) await pool.start();
+  /** Admission against this server's queue, or the shared queue's waiting count. */
+  const admit = async (kind: 'separate' | 'tts'): Promise<void> => jobs.admit(kind, queued ? await queued.waiting() : undefined);
+  const slotPools = (pools: PoolName[]): PoolName[] => (queued ? [] : pools);
 
   let shuttingDown = false;
   const app: FastifyInstance = Fastify({
@@ -235,7 +253,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       },
     },
     handler: async (req: FastifyRequest, reply) => {
-      jobs.admit('separate');
+      await admit('separate');
       const multipartBody = req.isMultipart();
       const declared = Number(req.headers['content-length'] ?? 0);
       // A declared size over the limit is refused before a byte is stored (multipart overhead allowed).
@@ -261,7 +279,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         const { isVideoPath } = await import('../audio/open.js');
         const pools: PoolName[] = isVideoPath(input) ? ['heavy', 'video'] : ['heavy'];
         const task: TaskSpec = { type: 'separate', key: `separate:${JSON.stringify(spec)}`, spec, input, file };
-        const job = jobs.submit(id, dir, 'separate', task, pools);
+        const job = jobs.submit(id, dir, 'separate', task, slotPools(pools));
         return await answer(req, reply, job);
       } catch (e) {
         if (!jobs.get(id)) await rm(dir, { recursive: true, force: true });
@@ -276,9 +294,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     doc: { summary: 'Synthesise speech from text (JSON)', responses: { 202: 'job accepted', 200: 'finished (wait mode)', 400: 'invalid options', 401: 'wrong token', 403: 'model path outside serve.inputRoots', 404: 'unknown model', 429: 'queue full (Retry-After)', 503: 'shutting down' } },
     schema: { querystring: WAIT_QUERY, body: { content: { 'application/json': { schema: objectSchema(TTS_OPTIONS, {}, ['text']) } } } },
     handler: async (req: FastifyRequest, reply) => {
-      jobs.admit('tts');
+      await admit('tts');
       const options = readOptions(TTS_OPTIONS, (req.body ?? {}) as Record<string, unknown>, false);
       if (typeof options['text'] !== 'string' || options['text'].trim() === '') throw new UsageError('option text is empty', { code: 'E_EMPTY_TEXT', hint: 'give some text to speak' });
+      if (queued && options['ssml'] !== undefined) throw new UsageError('option ssml is not available when jobs run on workers', { code: 'E_INVALID_OPTION', hint: 'drop it: a text that starts with <speak> is read as SSML' });
       const model = (await modelRef(options['model'] ?? 'kokoro', 'model'))!;
       const voices = options['voices'] !== undefined ? await allowedPath(String(options['voices']), config.serve.inputRoots, 'voices') : undefined;
       const { id, dir } = await jobs.newJobDir();
@@ -296,7 +315,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         ...(options['bits'] !== undefined ? { bits: options['bits'] as 16 | 24 | 32 } : {}),
       };
       try {
-        return await answer(req, reply, jobs.submit(id, dir, 'tts', task, ['heavy', 'tts']));
+        return await answer(req, reply, jobs.submit(id, dir, 'tts', task, slotPools(['heavy', 'tts'])));
       } catch (e) {
         if (!jobs.get(id)) await rm(dir, { recursive: true, force: true });
         throw e;
@@ -414,7 +433,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   route({
     method: 'GET',
     url: '/health',
-    doc: { summary: 'Liveness and capacity: providers that initialise, GPU, slots per pool, loaded models, version', responses: { 200: 'healthy', 503: 'shutting down' } },
+    doc: { summary: 'Liveness and capacity: providers that initialise, GPU, slots per pool, loaded models, version; with --queue the mode, queue counts and live workers', responses: { 200: 'healthy', 503: 'shutting down' } },
     handler: async (_req, reply) => {
       const pools = await readPools(config);
       return reply.code(shuttingDown ? 503 : 200).send({
@@ -425,6 +444,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         gpus: await gpu(),
         slots: Object.fromEntries(pools.map((p) => [p.pool, { used: p.used, limit: p.limit }])),
         queue: { queued: jobs.queued(), running: jobs.running().length, maxQueued: config.serve.maxQueued },
+        mode: queued ? 'queue' : 'local',
+        ...(queued ? { workQueue: { name: queued.client.name, ...(await queued.status()) } } : {}),
         loadedModels: pool.loadedModels(),
         maxLoadedModels: config.serve.maxLoadedModels,
       });
@@ -460,10 +481,22 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       const aborted = await jobs.shutdown(config.serve.shutdownGrace, now);
       await app.close();
       await pool.close();
+      await queued?.client.close();
       await jobs.close();
       return aborted;
     },
   };
+}
+
+/** Connects to the queue for `serve --queue` (UnavailableError 69 when Redis cannot be reached). */
+async function openRunner(url: string, config: ResolvedConfig, log: (e: LogEvent) => void): Promise<QueueRunner> {
+  const [{ checkQueueUrl }, { openQueue }, { submitter }, { QueueRunner: Runner }] = await Promise.all([
+    import('../queue/connection.js'),
+    import('../queue/client.js'),
+    import('../queue/worker.js'),
+    import('./queued.js'),
+  ]);
+  return new Runner(await openQueue(checkQueueUrl(url), config, { onLog: log }), config, submitter());
 }
 
 /**

@@ -68,7 +68,7 @@ export class JobManager {
 
   constructor(
     private readonly config: ResolvedConfig,
-    private readonly pool: ExecutorPool,
+    private readonly pool: Pick<ExecutorPool, 'run'>,
     readonly workDir: string,
     private readonly events: JobEvents = {},
   ) {
@@ -87,13 +87,14 @@ export class JobManager {
 
   /**
    * Admission: throws when the server is shutting down (503) or the wait queue is full (429 with a
-   * retry estimate). Checked before an upload is read, and again at submit.
+   * retry estimate). Checked before an upload is read, and again at submit. `waiting`: the jobs waiting
+   * (default this server's queue; with `serve --queue`, the shared queue's waiting count).
    */
-  admit(kind: JobKind): void {
+  admit(kind: JobKind, waiting = this.queue.length): void {
     if (!this.accepting) throw new UnavailableError('the server is shutting down', { code: 'E_SHUTTING_DOWN', hint: 'retry against another instance, or after the restart' });
-    if (this.queue.length >= this.config.serve.maxQueued) {
+    if (waiting >= this.config.serve.maxQueued) {
       this.events.onRejected?.(kind);
-      throw new BusyError(`busy: ${this.running().length} job(s) running and ${this.queue.length} waiting (serve.maxQueued ${this.config.serve.maxQueued})`, {
+      throw new BusyError(`busy: ${this.running().length} job(s) running and ${waiting} waiting (serve.maxQueued ${this.config.serve.maxQueued})`, {
         code: 'E_BUSY',
         hint: 'retry after the time in Retry-After, with backoff',
         details: { retryAfter: this.retryAfterSec() },

@@ -13,6 +13,7 @@ interface ServeFlags {
   host?: string;
   port?: string;
   token?: string;
+  queue?: string | boolean;
 }
 
 function packageVersion(): string {
@@ -25,13 +26,15 @@ export function serveCommand(): Command {
     .description('Run separation and TTS jobs behind an HTTP API (models stay loaded between jobs)')
     .option('--host <host>', 'interface to bind (default 127.0.0.1; anything else requires a token)')
     .option('--port <port>', 'port (default 8765; 0 picks a free one)')
-    .option('--token <secret>', 'require "Authorization: Bearer <secret>" on every request (default: env STEMKIT_TOKEN)');
+    .option('--token <secret>', 'require "Authorization: Bearer <secret>" on every request (default: env STEMKIT_TOKEN)')
+    .option('--queue [url]', 'run the jobs on `stemkit worker`s through this Redis queue (default: STEMKIT_QUEUE_URL / "queue.url"); needs serve.workDir on shared storage');
   cmd.addHelpText(
     'after',
     `
 Examples:
   stemkit serve                                   # http://127.0.0.1:8765, no token on loopback
   STEMKIT_TOKEN=$(openssl rand -hex 24) stemkit serve --host 0.0.0.0
+  stemkit serve --queue redis://redis.internal:6379    # jobs run on the workers; serve.workDir is shared
   curl -F file=@song.mp3 -F mode=2 'http://127.0.0.1:8765/v1/separate?wait=true'
 
 Limits come from the profile (heavy slots, shared with CLI runs) and serve.* in the config:
@@ -45,12 +48,14 @@ Exit codes: 0 stopped cleanly; 143 (SIGTERM) / 130 (SIGINT) / 129 (SIGHUP) runni
         const port = f.port === undefined ? undefined : Number(f.port);
         if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port must be an integer from 0 to 65535 (got "${f.port}")`, { hint: 'e.g. --port 8765' });
         const token = f.token ?? (process.env['STEMKIT_TOKEN'] || undefined);
+        const queueUrl = f.queue === undefined ? undefined : typeof f.queue === 'string' ? f.queue : (ctx.config.queue.url ?? '');
         const { startServer } = await import('../../serve/app.js');
         const server = await startServer({
           config: ctx.config,
           ...(f.host !== undefined ? { host: f.host } : {}),
           ...(port !== undefined ? { port } : {}),
           token,
+          queueUrl,
           version: packageVersion(),
           onLog: ctx.onLog,
         });
