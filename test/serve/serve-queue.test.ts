@@ -130,4 +130,35 @@ describe.skipIf(!HAS_REDIS)('stemkit serve --queue (one worker, real Redis)', ()
     expect(bad.status).toBe(415);
     expect((await json(bad))['error']).toMatchObject({ code: 'E_NOT_AUDIO' });
   });
+
+  it('429 once serve.maxQueued jobs wait in the queue (here: a queue no worker takes); DELETE removes a waiting job; no shared workDir: exit 64', async () => {
+    const config = join(work, 'idle.json');
+    writeFileSync(config, JSON.stringify({ queue: { name: 'idle' }, serve: { inputRoots: [join(work, 'inputs')], workDir: join(work, 'shared'), maxQueued: 1 } }));
+    const idle = stemkit(['--json', '--profile', 'small', '--device', 'cpu', '--config', config, 'serve', '--port', '0', '--queue', redis.url], { STEMKIT_RUNTIME_DIR: join(work, 'run-idle'), STEMKIT_TOKEN: '' });
+    try {
+      const base = String((await idle.waitForLine((l) => l['type'] === 'listening'))['url']);
+      const submit = (): Promise<Response> => fetch(`${base}/v1/separate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: join(work, 'inputs', 'mix.wav') }) });
+      const first = await submit();
+      expect(first.status).toBe(202);
+      const id = String((await json(first))['id']);
+      // The first job reaches Redis asynchronously after its 202.
+      for (let i = 0; i < 50 && !((await json(await fetch(`${base}/health`)))['workQueue'] as { counts: { waiting: number } }).counts.waiting; i++) await new Promise((r) => setTimeout(r, 100));
+      const second = await submit();
+      expect(second.status).toBe(429);
+      expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await json(second))['error']).toMatchObject({ code: 'E_BUSY' });
+      const del = await json(await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' }));
+      expect(del['status']).toBe('cancelled');
+      expect(((await json(await fetch(`${base}/health`)))['workQueue'] as { counts: { waiting: number } }).counts.waiting).toBe(0);
+    } finally {
+      idle.child.kill('SIGTERM');
+      expect(await idle.exited).toBe(0);
+    }
+
+    const noShared = join(work, 'noshared.json');
+    writeFileSync(noShared, JSON.stringify({ serve: { inputRoots: [join(work, 'inputs')] } }));
+    const r = spawnSync(process.execPath, [stemkitBin, '--config', noShared, 'serve', '--port', '0', '--queue', redis.url], { env: { ...process.env, STEMKIT_TOKEN: '' }, encoding: 'utf8' });
+    expect(r.status).toBe(64);
+    expect(r.stderr).toContain('serve.workDir');
+  });
 });
