@@ -483,11 +483,7 @@ export async function createFfmpegSink(path: string, opts: FfmpegSinkOptions): P
   const { ffmpeg } = await locateFfmpeg(opts);
   const { sampleRate, channels } = opts;
   const tmp = tempPathFor(path);
-  try {
-    await mkdir(dirname(path), { recursive: true });
-  } catch (e) {
-    throw new OutputError(`${path}: cannot create the output folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { hint: 'check the output path and permissions', cause: e });
-  }
+  await ensureOutputFolder(path);
   trackTemp(tmp);
   const args = buildFfmpegArgs({
     mode: 'encode',
@@ -626,5 +622,35 @@ export async function runFfmpeg(args: string[], opts: FfmpegLocateOptions & { si
     await execa(ffmpeg, args, { stdin: 'ignore', forceKillAfterDelay: 2000, ...(opts.signal ? { cancelSignal: opts.signal } : {}) });
   } catch (e) {
     throw mapFailure(e, opts.what, opts.exitCode, opts.hint, opts.signal);
+  }
+}
+
+/** Creates the folder an output goes into. @throws OutputError (73) naming the path. */
+export async function ensureOutputFolder(path: string): Promise<void> {
+  try {
+    await mkdir(dirname(resolve(path)), { recursive: true });
+  } catch (e) {
+    throw new OutputError(`${path}: cannot create the output folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { hint: 'check the output path and permissions', cause: e });
+  }
+}
+
+/**
+ * Runs one ffmpeg command that writes `out` atomically: the folder is created, ffmpeg writes a tracked temp file
+ * (`args` receives its path), which is renamed into place only when ffmpeg succeeded and removed otherwise.
+ */
+export async function runFfmpegToFile(
+  out: string,
+  args: (tmp: string) => string[],
+  opts: FfmpegLocateOptions & { signal?: AbortSignal; what: string; exitCode: ExitCodeValue; hint: string },
+): Promise<void> {
+  await ensureOutputFolder(out);
+  const tmp = tempPathFor(out);
+  trackTemp(tmp);
+  try {
+    await runFfmpeg(args(tmp), opts);
+    await commitTemp(tmp, out);
+  } catch (e) {
+    await discardTemp(tmp);
+    throw e;
   }
 }

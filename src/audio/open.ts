@@ -3,10 +3,8 @@
  * WAV (detected by content, so a mislabelled WAV still works without ffmpeg) is read natively; everything
  * else goes through ffmpeg. Compressed WAV codecs (ADPCM, µ-law, …) fall back to ffmpeg when it exists.
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
-import { DataError, ExitCode, OutputError, StemkitError, UsageError, throwIfAborted } from '../errors.js';
-import { commitTemp, discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
+import { extname, resolve } from 'node:path';
+import { DataError, ExitCode, StemkitError, UsageError, throwIfAborted } from '../errors.js';
 import {
   type AudioFormat,
   buildFfmpegArgs,
@@ -14,7 +12,7 @@ import {
   locateFfmpeg,
   openFfmpegSource,
   probeMedia,
-  runFfmpeg,
+  runFfmpegToFile,
   videoMuxerFor,
 } from './ffmpeg.js';
 import type { AudioSink, AudioSource, RawAudio } from './raw-audio.js';
@@ -208,25 +206,11 @@ export async function remuxVideo(opts: RemuxVideoOptions): Promise<void> {
   if (resolve(opts.out) === resolve(opts.video)) {
     throw new UsageError(`remuxVideo: the output would overwrite the input video ${opts.video}`, { hint: 'choose another output path' });
   }
-  try {
-    await mkdir(dirname(opts.out), { recursive: true });
-  } catch (e) {
-    throw new OutputError(`${opts.out}: cannot create the output folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { hint: 'check the output path and permissions', cause: e });
-  }
-  const tmp = tempPathFor(opts.out);
-  trackTemp(tmp);
-  try {
-    const args = buildFfmpegArgs({ mode: 'remux', video: opts.video, audio: opts.audio, output: tmp, muxer: mux.muxer, audioCodec: mux.audioCodec });
-    await runFfmpeg(args, {
-      ...locate,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      what: `ffmpeg could not write the video ${opts.out}`,
-      exitCode: ExitCode.cantCreate,
-      hint: 'check that the input video is readable and has a video stream',
-    });
-    await commitTemp(tmp, opts.out);
-  } catch (e) {
-    await discardTemp(tmp);
-    throw e;
-  }
+  await runFfmpegToFile(opts.out, (tmp) => buildFfmpegArgs({ mode: 'remux', video: opts.video, audio: opts.audio, output: tmp, muxer: mux.muxer, audioCodec: mux.audioCodec }), {
+    ...locate,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    what: `ffmpeg could not write the video ${opts.out}`,
+    exitCode: ExitCode.cantCreate,
+    hint: 'check that the input video is readable and has a video stream',
+  });
 }

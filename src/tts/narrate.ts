@@ -4,11 +4,9 @@
  * ffmpeg's subtitles filter). The argument builder is pure (tested with exact arrays); `narrateVideo` runs
  * it into a temp file beside the output and renames it when complete.
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
-import { ExitCode, OutputError, UsageError } from '../errors.js';
-import { locateFfmpeg, probeMedia, runFfmpeg, videoMuxerFor } from '../audio/ffmpeg.js';
-import { commitTemp, discardTemp, tempPathFor, trackTemp } from '../util/atomic.js';
+import { extname, resolve } from 'node:path';
+import { ExitCode, UsageError } from '../errors.js';
+import { locateFfmpeg, probeMedia, runFfmpegToFile, videoMuxerFor } from '../audio/ffmpeg.js';
 
 /** How the speech meets the clip's own sound. */
 export type VideoAudioMode = 'replace' | 'duck' | 'mix';
@@ -140,38 +138,29 @@ export async function narrateVideo(o: NarrateVideoOptions): Promise<NarrateResul
   const mode = o.mode ?? 'replace';
   const clipHasAudio = probe?.audioCodec !== undefined;
   const soft = o.subtitles !== undefined && !o.burn && subtitleCodecFor(mux.muxer) !== undefined;
-  try {
-    await mkdir(dirname(resolve(o.out)), { recursive: true });
-  } catch (e) {
-    throw new OutputError(`${o.out}: cannot create the output folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e, hint: 'check the output path and permissions' });
-  }
-  const tmp = tempPathFor(o.out);
-  trackTemp(tmp);
-  try {
-    const args = buildNarrationArgs({
-      visual: o.visual,
-      image,
-      speech: o.speech,
-      ...(o.subtitles !== undefined ? { subtitles: o.subtitles } : {}),
-      mode,
-      clipHasAudio,
-      burn: o.burn ?? false,
-      duration,
-      muxer: mux.muxer,
-      audioCodec: mux.audioCodec,
-      output: tmp,
-    });
-    await runFfmpeg(args, {
+  await runFfmpegToFile(
+    o.out,
+    (tmp) =>
+      buildNarrationArgs({
+        visual: o.visual,
+        image,
+        speech: o.speech,
+        ...(o.subtitles !== undefined ? { subtitles: o.subtitles } : {}),
+        mode,
+        clipHasAudio,
+        burn: o.burn ?? false,
+        duration,
+        muxer: mux.muxer,
+        audioCodec: mux.audioCodec,
+        output: tmp,
+      }),
+    {
       ...locate,
       ...(o.signal ? { signal: o.signal } : {}),
       what: `ffmpeg could not write the narrated video ${o.out}`,
       exitCode: ExitCode.cantCreate,
       hint: 'check the input clip or image, the output folder and free disk space',
-    });
-    await commitTemp(tmp, o.out);
-  } catch (e) {
-    await discardTemp(tmp);
-    throw e;
-  }
+    },
+  );
   return { durationSec: duration, speechCut: !image && o.speechSec > duration + 0.05, noClipAudio: mode !== 'replace' && !clipHasAudio, softSubtitles: soft };
 }
