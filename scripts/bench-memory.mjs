@@ -11,7 +11,8 @@
 //   gtcrn     ../shared/models/gtcrn/gtcrn_simple.onnx      dtln  ../shared/models/dtln/model_{1,2}.onnx
 //   classic   models/classic.onnx                          mdx   the contract fixture (gain graph, [1,4,3072,256])
 //   kokoro / piper  the contract fixtures of test/helpers/tts-fixtures.ts, rebuilt here (no real weights offline)
-// Memory settings: ort (ORT's own defaults: arena + memory patterns), noarena, nopattern, lean (both off) and
+// Memory settings: ort (ORT's own defaults: arena + memory patterns), noarena, nopattern, lean (both off),
+// noreuse / noreuse_arena (no static buffer reuse, without / with the arena) and
 // stemkit (whatever DEFAULT_SESSION_MEMORY says, i.e. what `stemkit separate` uses).
 //
 // Run: npm run build && node scripts/bench-memory.mjs [--families htdemucs,gtcrn] [--settings ort,lean]
@@ -46,6 +47,9 @@ const SETTINGS = {
   noarena: { cpuArena: false, memPattern: true },
   nopattern: { cpuArena: true, memPattern: false },
   lean: { cpuArena: false, memPattern: false },
+  // ORT's planner without static buffer reuse (its parallel executor; see SessionMemory.planReuse)
+  noreuse: { cpuArena: false, memPattern: false, planReuse: false },
+  noreuse_arena: { cpuArena: true, memPattern: false, planReuse: false },
   stemkit: undefined,
 };
 

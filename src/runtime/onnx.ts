@@ -54,10 +54,20 @@ export interface SessionMemory {
   cpuArena?: boolean;
   /** Pre-planned memory patterns (`enableMemPattern`); only useful together with the arena. */
   memPattern?: boolean;
+  /**
+   * ORT's static buffer reuse (default on). ORT's planner hands a dead intermediate's buffer to a later tensor of
+   * the same byte size and keeps it allocated in between: in a U-Net such as HTDemucs the first encoder's
+   * temporaries are kept for the last decoder layer, so a full-size segment holds 2.06 GB of tensors where
+   * 0.77 GB are live (allocation trace in the README, "Speed and memory"). onnxruntime-node cannot set the
+   * session's `enable_mem_reuse`; ORT's parallel executor is the one mode that plans without reuse. Its caller
+   * busy-waits for the graph, so `false` runs the graph on `threads - 1` compute threads plus that waiting one
+   * (one compute thread when `threads` is 1, which then keeps two cores busy).
+   */
+  planReuse?: boolean;
 }
 
 /** The memory settings a session gets unless its caller overrides them. */
-export const DEFAULT_SESSION_MEMORY: Readonly<Required<SessionMemory>> = Object.freeze({ cpuArena: false, memPattern: false });
+export const DEFAULT_SESSION_MEMORY: Readonly<Required<SessionMemory>> = Object.freeze({ cpuArena: false, memPattern: false, planReuse: true });
 
 export interface ModelSession {
   readonly provider: Provider;
@@ -122,13 +132,15 @@ const LOG_LEVELS = { verbose: 0, info: 1, warning: 2, error: 3, fatal: 4 } as co
 
 function baseOptions(opts: SessionOptions): Ort.InferenceSession.SessionOptions {
   const memory = { ...DEFAULT_SESSION_MEMORY, ...opts.memory };
+  const threads = Math.max(1, opts.threads);
   return {
     enableCpuMemArena: memory.cpuArena,
     enableMemPattern: memory.memPattern,
-    // Inter-op 1 and sequential execution keep the total thread count at the configured cap.
-    intraOpNumThreads: Math.max(1, opts.threads),
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
+    // Inter-op 1 and sequential execution keep the total thread count at the configured cap. Without plan reuse
+    // the parallel executor's caller spins while one inter-op thread runs the graph: one compute thread fewer.
+    intraOpNumThreads: memory.planReuse ? threads : Math.max(1, threads - 1),
+    interOpNumThreads: memory.planReuse ? 1 : 2,
+    executionMode: memory.planReuse ? 'sequential' : 'parallel',
     graphOptimizationLevel: 'all',
     logSeverityLevel: LOG_LEVELS[opts.logLevel ?? 'error'],
     // ORT's worker threads spin-wait between parallel sections by default: on a shared server that burns
@@ -220,7 +232,11 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
     try {
       // Memory patterns stay ORT's default on GPU providers unless asked: the measurements behind
       // DEFAULT_SESSION_MEMORY are CPU ones, and a GPU provider's own arena serves its tensors.
-      const pattern = attempt.provider === 'cpu' ? {} : { enableMemPattern: opts.memory?.memPattern ?? true };
+      // The same holds for plan reuse: the parallel executor is a CPU-memory lever, GPU sessions stay sequential.
+      const pattern: Ort.InferenceSession.SessionOptions =
+        attempt.provider === 'cpu'
+          ? {}
+          : { enableMemPattern: opts.memory?.memPattern ?? true, executionMode: 'sequential', interOpNumThreads: 1, intraOpNumThreads: Math.max(1, opts.threads) };
       session = await openSession(ort, model, { ...base, ...pattern, executionProviders: attempt.eps });
     } catch (cause) {
       lastError = cause;
@@ -228,7 +244,7 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
       if (attempt.provider === 'cpu') break;
       continue; // auto: CUDA did not initialise, try the CPU.
     }
-    return wrapSession(ort, session, attempt.provider, attempt.provider === 'cpu' ? base.intraOpNumThreads ?? 1 : 0);
+    return wrapSession(ort, session, attempt.provider, attempt.provider === 'cpu' ? Math.max(1, opts.threads) : 0);
   }
   throw new DataError(`the model could not be loaded: ${lastError instanceof Error ? lastError.message.split('\n')[0] : String(lastError)}`, {
     code: 'E_MODEL_INVALID',

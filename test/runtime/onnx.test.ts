@@ -5,6 +5,7 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import { DataError, InputError, InternalError, UnavailableError } from '../../src/errors.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { DEFAULT_SESSION_MEMORY, createSession, cudaProviderInstalled, loadOrt, withSession } from '../../src/runtime/onnx.js';
+import { htdemucsSessionOptions } from '../../src/separate/htdemucs.js';
 import { captureStream } from '../helpers/cli-run.js';
 
 /** y = x · 3 on [batch, 4]. */
@@ -64,12 +65,37 @@ describe('CPU sessions', () => {
         await s.dispose();
       }
     }
-    expect(DEFAULT_SESSION_MEMORY).toEqual({ cpuArena: false, memPattern: false });
+    expect(DEFAULT_SESSION_MEMORY).toEqual({ cpuArena: false, memPattern: false, planReuse: true });
     expect(create.mock.calls.map((c) => [c[1]!.enableCpuMemArena, c[1]!.enableMemPattern])).toEqual([
       [false, false],
       [true, false],
       [true, true],
     ]);
+  });
+
+  it('without plan reuse, run ORT\'s parallel executor on threads - 1 compute threads plus its waiting caller', async () => {
+    const ort = await loadOrt();
+    const create = vi.spyOn(ort.InferenceSession, 'create');
+    for (const threads of [4, 1]) {
+      const s = await createSession(tripleModel(), { device: 'cpu', threads, memory: { cpuArena: true, planReuse: false } });
+      try {
+        expect(s.threads).toBe(threads);
+        const out = await s.run({ x: { data: new Float32Array([1, 2, 3, 4]), dims: [1, 4] } });
+        expect(Array.from(out['y']!.data as Float32Array)).toEqual([3, 6, 9, 12]);
+      } finally {
+        await s.dispose();
+      }
+    }
+    expect(create.mock.calls.map((c) => [c[1]!.executionMode, c[1]!.intraOpNumThreads, c[1]!.interOpNumThreads, c[1]!.enableCpuMemArena])).toEqual([
+      ['parallel', 3, 2, true],
+      ['parallel', 1, 2, true],
+    ]);
+  });
+
+  it('HTDemucs plans without buffer reuse from two threads on, unless its caller chose the memory settings', () => {
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 1 })).toEqual({ device: 'cpu', threads: 1 });
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 2 })).toEqual({ device: 'cpu', threads: 2, memory: { cpuArena: true, memPattern: false, planReuse: false } });
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 8, memory: { cpuArena: false } })).toEqual({ device: 'cpu', threads: 8, memory: { cpuArena: false } });
   });
 
   it('auto falls back to the CPU when the CUDA provider is not installed, and reports it', async () => {
