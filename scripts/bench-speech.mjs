@@ -6,7 +6,7 @@
 //   mkdir -p .bench/sherpa && npm install --prefix .bench/sherpa sherpa-onnx-node
 // (.bench/ is gitignored). sherpa-onnx has no DTLN runner; DTLN is compared with a bare onnxruntime-node loop
 // (the two sessions per 8 ms block with preallocated tensors, no DSP: a floor no JS pipeline can beat).
-// Run: npm run build && node scripts/bench-speech.mjs [--seconds 60] [--repeat 3] [--json]
+// Run: npm run build && node scripts/bench-speech.mjs [--seconds 60] [--repeat 3] [--kinds stemkit-dtln,ort-dtln] [--json]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,6 +19,8 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '60' },
     repeat: { type: 'string', default: '3' },
+    // a subset of: stemkit-gtcrn, sherpa-gtcrn, stemkit-dtln, ort-dtln
+    kinds: { type: 'string' },
     json: { type: 'boolean', default: false },
     shared: { type: 'string', default: process.env.STEMKIT_SHARED_DIR ?? fileURLToPath(new URL('../../shared', import.meta.url)) },
     sherpa: { type: 'string', default: fileURLToPath(new URL('../.bench/sherpa', import.meta.url)) },
@@ -156,7 +158,8 @@ if (values.child) {
     const input = makeInput(dir, seconds);
     writeSherpaGtcrn(join(dir, 'gtcrn_meta.onnx'));
     const haveSherpa = existsSync(join(resolve(values.sherpa), 'node_modules/sherpa-onnx-node'));
-    const kinds = ['stemkit-gtcrn', ...(haveSherpa ? ['sherpa-gtcrn'] : []), 'stemkit-dtln', 'ort-dtln'];
+    const all = ['stemkit-gtcrn', ...(haveSherpa ? ['sherpa-gtcrn'] : []), 'stemkit-dtln', 'ort-dtln'];
+    const kinds = values.kinds ? all.filter((k) => values.kinds.split(',').includes(k)) : all;
     if (!haveSherpa) process.stderr.write(`sherpa-onnx-node not found under ${values.sherpa}: GTCRN is measured without its reference\n`);
     const runs = Object.fromEntries(kinds.map((k) => [k, []]));
     for (let r = 0; r < Number(values.repeat); r++) {
@@ -169,13 +172,13 @@ if (values.child) {
     }
     const median = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
     const summary = Object.fromEntries(kinds.map((k) => [k, { cpu: median(runs[k].map((x) => x.cpu)), infer: median(runs[k].map((x) => x.infer)), cpuRuns: runs[k].map((x) => +x.cpu.toFixed(3)) }]));
-    if (haveSherpa) {
+    if (kinds.includes('stemkit-gtcrn') && kinds.includes('sherpa-gtcrn')) {
       const a = new Float32Array(readFileSync(join(dir, 'stemkit-gtcrn.f32')).buffer.slice(0));
       const b = new Float32Array(readFileSync(join(dir, 'sherpa-gtcrn.f32')).buffer.slice(0));
       summary.gtcrnRatio = summary['stemkit-gtcrn'].cpu / summary['sherpa-gtcrn'].cpu;
       summary.gtcrnSiSdrVsSherpa = siSdr(a, b);
     }
-    summary.dtlnRatioToBareOrt = summary['stemkit-dtln'].cpu / summary['ort-dtln'].cpu;
+    if (kinds.includes('stemkit-dtln') && kinds.includes('ort-dtln')) summary.dtlnRatioToBareOrt = summary['stemkit-dtln'].cpu / summary['ort-dtln'].cpu;
     summary.seconds = seconds;
     if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     else for (const [k, v] of Object.entries(summary)) process.stdout.write(`${k.padEnd(20)} ${typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' ? v.toFixed(3) : v}\n`);

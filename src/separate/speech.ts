@@ -420,6 +420,9 @@ class DtlnStream implements StemStream {
   private readonly im = new Float64Array(D_BINS);
   private readonly mag = new Float32Array(D_BINS);
   private readonly block = new Float64Array(D_BLOCK);
+  /** model_2's input (the runtime reads it during the call only, so one array serves every step). */
+  private readonly est = new Float32Array(D_BLOCK);
+  private readonly chunk = [new Float32Array(D_SHIFT)];
   /** Output samples produced so far (upstream's out_file index), of which the first D_DELAY are dropped. */
   private produced = 0;
   private total = 0;
@@ -455,34 +458,38 @@ class DtlnStream implements StemStream {
   }
 
   private async run(final: boolean): Promise<StemBlocks> {
-    const parts: Float32Array[] = [];
+    // One output array per call, written step by step; the input is read in place and dropped once at the end
+    // (shifting the queue per 8 ms step copied the rest of the block each time and allocated per step).
+    const steps = Math.floor(this.pending.length / D_SHIFT);
+    const out = new Float32Array(steps * D_SHIFT);
     let n = 0;
-    while (this.pending.length >= D_SHIFT) {
-      const chunk = this.pending.shift(D_SHIFT)[0]!;
-      const out = await this.step(chunk);
+    let pos = this.pending.start;
+    for (let i = 0; i < steps; i++) {
+      this.pending.copyTo(pos, D_SHIFT, this.chunk);
+      pos += D_SHIFT;
+      await this.step(this.chunk[0]!);
       // Upstream's out_file index j describes input time j − 384: drop the first 384 to align.
       const skip = Math.max(0, Math.min(D_SHIFT, D_DELAY - this.produced));
       this.produced += D_SHIFT;
-      if (skip < D_SHIFT) {
-        const keep = out.subarray(skip, Math.min(D_SHIFT, skip + this.total - this.emitted));
-        if (keep.length > 0) {
-          parts.push(keep);
-          n += keep.length;
-          this.emitted += keep.length;
-        }
+      const end = Math.min(D_SHIFT, skip + this.total - this.emitted);
+      if (end > skip) {
+        out.set(this.outBuf.subarray(skip, end), n);
+        n += end - skip;
+        this.emitted += end - skip;
       }
       if ((this.produced / D_SHIFT) % 256 === 0) this.onProgress?.(Math.min(this.total, this.emitted));
     }
+    this.pending.discardBefore(pos);
     if (final) this.onProgress?.(this.total);
-    return speechAndNoise(this.mix, concat(parts, n), this.wanted);
+    return speechAndNoise(this.mix, out.subarray(0, n), this.wanted);
   }
 
-  /** One 128-sample step of upstream's loop; returns out_buffer[:128] after the overlap-add. */
-  private async step(chunk: Float32Array): Promise<Float32Array> {
+  /** One 128-sample step of upstream's loop; out_buffer[:128] after the overlap-add is `outBuf[0, 128)`. */
+  private async step(chunk: Float32Array): Promise<void> {
     this.inBuf.copyWithin(0, D_SHIFT);
     this.inBuf.set(chunk, D_BLOCK - D_SHIFT);
     this.fft.forward(this.inBuf, this.re, this.im);
-    for (let k = 0; k < D_BINS; k++) this.mag[k] = Math.hypot(this.re[k]!, this.im[k]!);
+    for (let k = 0; k < D_BINS; k++) this.mag[k] = Math.sqrt(this.re[k]! * this.re[k]! + this.im[k]! * this.im[k]!);
     const t0 = performance.now();
     const o1 = await this.st1.session.run({
       [this.st1.signalIn]: { data: this.mag, dims: [1, 1, D_BINS] },
@@ -496,9 +503,9 @@ class DtlnStream implements StemStream {
       this.im[k] = this.im[k]! * mask[k]!;
     }
     this.fft.inverse(this.re, this.im, this.block);
-    const est = Float32Array.from(this.block);
+    this.est.set(this.block);
     const o2 = await this.st2.session.run({
-      [this.st2.signalIn]: { data: est, dims: [1, 1, D_BLOCK] },
+      [this.st2.signalIn]: { data: this.est, dims: [1, 1, D_BLOCK] },
       [this.st2.state.name]: { data: this.state2, dims: this.st2.state.shape as number[] },
     });
     this.inferSeconds += (performance.now() - t0) / 1000;
@@ -507,6 +514,5 @@ class DtlnStream implements StemStream {
     this.outBuf.copyWithin(0, D_SHIFT);
     this.outBuf.fill(0, D_BLOCK - D_SHIFT);
     for (let i = 0; i < D_BLOCK; i++) this.outBuf[i] = this.outBuf[i]! + outBlock[i]!;
-    return this.outBuf.slice(0, D_SHIFT);
   }
 }
