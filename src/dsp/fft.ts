@@ -1,10 +1,10 @@
 /**
- * Real FFT for every size n = 2^a·3^b·5^c (n even): 512, 1024, 2048, 4096, 5120, 6144, 7680, …
+ * Real FFT for every size n = 2^a·3^b·5^c (n even): 512, 1024, 2048, 4096, 5120, 6144, 7680, …, in float64.
  *
- * Hand-written rather than a dependency: fft.js is power-of-two only; PFFFT (WASM) is float32-only, needs n to be a
- * multiple of 32 and a copy in and out of WASM memory per frame. This plain-JS version keeps float64 accuracy
- * (1e-12 against a direct DFT) and already beats PyTorch's single-thread STFT+iSTFT figure for the issue's
- * benchmark (scripts/bench-dsp.mjs).
+ * This is the reference-accuracy FFT (1e-12 against a direct DFT), used wherever a float64 result is wanted: the
+ * plain `stft`/`istft` defaults, the evaluation oracle, the tests' references, and every size PFFFT cannot do.
+ * Pipelines whose data is float32 anyway (the separation and speech adapters) ask for the faster float32 WASM SIMD
+ * FFT of fft-simd.ts through the same {@link RealTransform} interface (`getRealFFT(n, 'float32')` in stft.ts).
  *
  * Method: the real input of length n is packed as n/2 complex samples z[k] = x[2k] + i·x[2k+1], transformed by a
  * self-sorting (Stockham) mixed-radix complex FFT with radix-8/4/2/3/5 stages and precomputed twiddles, and
@@ -70,10 +70,45 @@ export function isSupportedFftSize(n: number): boolean {
 }
 
 /**
+ * The real-FFT operations the STFT, the iSTFT and the streaming adapters use, with the conventions of
+ * numpy.fft.rfft / irfft: n/2+1 bins, forward unnormalised, inverse including 1/n, the imaginary parts of DC and
+ * Nyquist ignored by the inverse. Implemented in float64 by {@link RealFFT} and in float32 WASM SIMD by fft-simd.ts.
+ */
+export interface RealTransform {
+  readonly n: number;
+  /** Forward transform of n real samples into re/im (n/2+1 bins each). */
+  forward(input: ArrayLike<number>, re: Float64Array, im: Float64Array): void;
+  /** Forward transform of input[offset .. offset+n)·window·scale, bins written at outOffset + k·outStride. */
+  forwardWindowed(
+    input: ArrayLike<number>,
+    offset: number,
+    window: ArrayLike<number>,
+    scale: number,
+    re: Float64Array,
+    im: Float64Array,
+    outOffset?: number,
+    outStride?: number,
+  ): void;
+  /** Inverse transform (1/n included) of n/2+1 bins into n real samples. */
+  inverse(re: ArrayLike<number>, im: ArrayLike<number>, out: Float64Array): void;
+  /** Inverse of (re, im)·scale (bin k at inOffset + k·inStride), times window, added into out[offset .. offset+n). */
+  inverseWindowedAdd(
+    re: ArrayLike<number>,
+    im: ArrayLike<number>,
+    window: ArrayLike<number>,
+    scale: number,
+    out: Float64Array | Float32Array,
+    offset: number,
+    inOffset?: number,
+    inStride?: number,
+  ): void;
+}
+
+/**
  * Real-input FFT of a fixed size n. Not thread-safe across concurrent callers of the same instance
  * (it reuses internal scratch buffers), which is irrelevant in single-threaded JS.
  */
-export class RealFFT {
+export class RealFFT implements RealTransform {
   readonly n: number;
   /** n/2: size of the inner complex FFT. */
   private readonly half: number;
