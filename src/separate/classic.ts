@@ -25,7 +25,8 @@
 import { GraphBuilder, attr } from '../onnx/builder.js';
 import { getRealFFT } from '../dsp/stft.js';
 import { hannPeriodic } from '../dsp/windows.js';
-import type { RealFFT } from '../dsp/fft.js';
+import type { RealTransform } from '../dsp/fft.js';
+import { loadSimdFft } from '../dsp/fft-simd.js';
 import type { ModelSession, SessionOptions } from '../runtime/onnx.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { StemBlocks, StemModel, StemStream, StemStreamOptions } from './types.js';
@@ -495,7 +496,7 @@ class MaskStage {
   private readonly hop: number;
   private readonly bins: number;
   private readonly window: Float32Array;
-  private readonly fft: RealFFT;
+  private readonly fft: RealTransform;
   /** Input samples from absolute index inStart on. */
   private inBuf: Float32Array[];
   private inStart = 0;
@@ -529,7 +530,8 @@ class MaskStage {
     this.hop = hop;
     this.bins = nFft / 2 + 1;
     this.window = hannPeriodic(nFft);
-    this.fft = getRealFFT(nFft);
+    // float32 FFT (WASM SIMD once loaded): the frames are kept and fed to the graph as float32.
+    this.fft = getRealFFT(nFft, 'float32');
     this.ola = Array.from({ length: masks }, () => [new Float64Array(0), new Float64Array(0)]);
     this.env = new Float64Array(0);
     this.re = new Float64Array(this.bins);
@@ -762,6 +764,7 @@ export async function createClassicModel(
   taps: { onFinalMasks?: (masks: { bass: Float32Array; drums: Float32Array; vocals: Float32Array }, frames: number) => void } = {},
 ): Promise<StemModel> {
   const { createSession } = await import('../runtime/onnx.js');
+  await loadSimdFft();
   // The arena stays on here, unlike the default: classic feeds a different frame count per call, and without the
   // arena each call's buffers are fresh pages (measured with scripts/bench-memory.mjs on 30 s: +20 % CPU time and
   // +60 MiB peak RSS with it off; README "Memory").

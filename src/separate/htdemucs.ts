@@ -17,6 +17,7 @@
 import { DataError, InternalError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession, SessionMemory, SessionOptions, ValueInfo } from '../runtime/onnx.js';
+import { loadSimdFft } from '../dsp/fft-simd.js';
 import { istftInto, stft, stftInto, type Spectrogram } from '../dsp/stft.js';
 import { hannPeriodic } from '../dsp/windows.js';
 import { OlaStream, PlanarQueue, createRng, triangleWeight, type SegmentLayout } from './chunking.js';
@@ -156,7 +157,8 @@ export function bindHtdemucs(inputs: readonly ValueInfo[], outputs: readonly Val
 }
 
 const WINDOW = hannPeriodic(HT.nFft);
-const STFT_OPTS = { nFft: HT.nFft, hop: HT.hop, window: WINDOW, center: true, normalized: true } as const;
+// float32 FFT (WASM SIMD once loaded): the spectrogram tensors are float32, and the parity bars hold (fft-simd.test.ts).
+const STFT_OPTS = { nFft: HT.nFft, hop: HT.hop, window: WINDOW, center: true, normalized: true, precision: 'float32' } as const;
 
 /** Reflect padding (edge not repeated, like torch/numpy 'reflect') with different left/right amounts. */
 export function reflectPadAsym(x: Float32Array, left: number, right: number): Float32Array {
@@ -338,6 +340,7 @@ export interface HtdemucsModelOptions {
  * @throws DataError (65) when a file does not match an export contract or the sub-models disagree.
  */
 export async function createHtdemucsModel(opts: HtdemucsModelOptions): Promise<StemModel> {
+  await loadSimdFft();
   const subs: Array<SubModel | undefined> = [];
   let names: string[] | undefined;
   // With known stem names and bag weights, a sub-model is needed only if it weighs on a wanted stem.

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { DataError, UsageError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession, SessionOptions } from '../runtime/onnx.js';
+import { loadSimdFft } from '../dsp/fft-simd.js';
 import { istftInto, stftFrameCount, stftInto } from '../dsp/stft.js';
 import { hannPeriodic, hannSymmetric } from '../dsp/windows.js';
 import { isSupportedFftSize } from '../dsp/fft.js';
@@ -197,6 +198,7 @@ export interface MdxModelOptions {
  * @throws DataError (65) when the session's shapes contradict the parameters.
  */
 export async function createMdxModel(opts: MdxModelOptions): Promise<StemModel> {
+  await loadSimdFft();
   const p = opts.params;
   const session = await opts.createSession(opts.path, opts.session);
   const fail = async (why: string): Promise<never> => {
@@ -299,7 +301,8 @@ export async function createMdxModel(opts: MdxModelOptions): Promise<StemModel> 
 export function makeMdxRunner(session: ModelSession, inName: string, outName: string, p: MdxParams, denoise: boolean, timing: { seconds: number }, signal: AbortSignal | undefined) {
   const window = hannPeriodic(p.nFft);
   const FT = p.dimF * p.dimT;
-  const opts = { nFft: p.nFft, hop: p.hop, window, center: true, normalized: false } as const;
+  // float32 FFT (WASM SIMD where n_fft allows, float64 otherwise): the model tensors are float32.
+  const opts = { nFft: p.nFft, hop: p.hop, window, center: true, normalized: false, precision: 'float32' } as const;
   return async (segments: Float32Array[][]): Promise<Float32Array[][][]> => {
     const B = segments.length;
     const input = new Float32Array(B * 4 * FT);

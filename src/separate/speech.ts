@@ -13,6 +13,7 @@ import type { RawAudio } from '../audio/raw-audio.js';
 import { readFile } from 'node:fs/promises';
 import type { ModelSession, SessionOptions, TensorData, ValueInfo } from '../runtime/onnx.js';
 import type { ScanNames } from '../onnx/scan.js';
+import { loadSimdFft } from '../dsp/fft-simd.js';
 import { getRealFFT, steadyStateEnvelope } from '../dsp/stft.js';
 import { sqrtHannPeriodic } from '../dsp/windows.js';
 import { PlanarQueue } from './chunking.js';
@@ -106,6 +107,7 @@ export interface SpeechModelOptions {
  * @throws DataError (65) when the graph does not have that contract.
  */
 export async function createGtcrnModel(path: string, opts: SpeechModelOptions): Promise<StemModel> {
+  await loadSimdFft();
   const session = await opts.createSession(path, smallModelSession(opts.session));
   try {
     const isFrame = (v: ValueInfo): boolean => v.shape.length === 4 && v.shape[1] === G_BINS && v.shape[3] === 2;
@@ -201,7 +203,8 @@ class GtcrnStream implements StemStream {
   inferSeconds = 0;
   private readonly window = sqrtHannPeriodic(G_N);
   private readonly env = steadyStateEnvelope(this.window, G_HOP);
-  private readonly fft = getRealFFT(G_N);
+  // float32 FFT (WASM SIMD once loaded): the model's spectrum frames are float32.
+  private readonly fft = getRealFFT(G_N, 'float32');
   /** The reflect-padded signal: padded position p = original position + 256. */
   private readonly padded = new PlanarQueue(1, 1 << 14);
   /** The first samples, held until the 256-sample reflect prefix can be built. */
@@ -382,6 +385,7 @@ function bindDtlnStage(session: ModelSession, path: string, width: number): Dtln
  * @throws DataError (65) when a stage does not have that contract.
  */
 export async function createDtlnModel(stage1Path: string, stage2Path: string, opts: SpeechModelOptions): Promise<StemModel> {
+  await loadSimdFft();
   const s1 = await opts.createSession(stage1Path, smallModelSession(opts.session));
   let s2: ModelSession | undefined;
   try {
@@ -409,7 +413,8 @@ export async function createDtlnModel(stage1Path: string, stage2Path: string, op
 
 class DtlnStream implements StemStream {
   inferSeconds = 0;
-  private readonly fft = getRealFFT(D_BLOCK);
+  // float32 FFT (WASM SIMD once loaded): the blocks and the mask are float32.
+  private readonly fft = getRealFFT(D_BLOCK, 'float32');
   private readonly inBuf = new Float32Array(D_BLOCK);
   private readonly outBuf = new Float32Array(D_BLOCK);
   private readonly pending = new PlanarQueue(1, 1 << 14);
