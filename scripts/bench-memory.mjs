@@ -15,8 +15,11 @@
 // noreuse / noreuse_arena (no static buffer reuse, without / with the arena) and
 // stemkit (whatever DEFAULT_SESSION_MEMORY says, i.e. what `stemkit separate` uses).
 //
+// FFT: float32 (what stemkit runs: the WASM SIMD FFT in the float32 pipelines) and/or float64 (the SIMD FFT turned
+// off, every transform on the JavaScript float64 FFT), for the side-by-side comparison of scripts/bench-fft.mjs.
+//
 // Run: npm run build && node scripts/bench-memory.mjs [--families htdemucs,gtcrn] [--settings ort,lean]
-//        [--threads 1,2] [--seconds 30] [--repeat 1] [--htdemucs-model <file>] [--json]
+//        [--threads 1,2] [--fft float32,float64] [--seconds 30] [--repeat 1] [--htdemucs-model <file>] [--json]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +32,7 @@ const { values } = parseArgs({
     families: { type: 'string', default: 'htdemucs,mdx,gtcrn,dtln,classic,kokoro,piper' },
     settings: { type: 'string', default: 'ort,noarena,nopattern,lean' },
     threads: { type: 'string', default: '1' },
+    fft: { type: 'string', default: 'float32' },
     seconds: { type: 'string', default: '30' },
     repeat: { type: 'string', default: '1' },
     'htdemucs-model': { type: 'string' },
@@ -180,7 +184,8 @@ async function loadFamily(family, session, dir) {
 }
 
 async function child(spec) {
-  const { family, setting, threads, seconds } = JSON.parse(spec);
+  const { family, setting, threads, seconds, fft } = JSON.parse(spec);
+  if (fft === 'float64') (await lib('dsp/fft-simd.js')).setSimdFftEnabled(false);
   const dir = mkdtempSync(join(tmpdir(), 'stemkit-bench-mem-'));
   const session = { device: 'cpu', threads };
   if (SETTINGS[setting]) session.memory = SETTINGS[setting];
@@ -237,7 +242,7 @@ async function child(spec) {
   const cpu = cpuSeconds() - c1 - signalCpu;
   const wall = (performance.now() - t1) / 1000;
   rmSync(dir, { recursive: true, force: true });
-  process.stdout.write(JSON.stringify({ family, setting, threads, seconds, frames, load, cpu, wall, infer, peakMiB: peakMiB() }) + '\n');
+  process.stdout.write(JSON.stringify({ family, setting, threads, fft, seconds, frames, load, cpu, wall, infer, peakMiB: peakMiB() }) + '\n');
 }
 
 if (values.child) {
@@ -247,28 +252,31 @@ if (values.child) {
   const settings = values.settings.split(',');
   const threads = values.threads.split(',').map(Number);
   const seconds = Number(values.seconds);
+  const ffts = values.fft.split(',');
   const rows = [];
   // Interleaved (setting inside repeat) so that a change of machine load hits every setting alike.
   for (let r = 0; r < Number(values.repeat); r++) {
     for (const family of families) {
       for (const t of threads) {
         for (const setting of settings) {
-          const args = [fileURLToPath(import.meta.url), '--child', JSON.stringify({ family, setting, threads: t, seconds }), '--dist', dist, '--shared', values.shared];
-          if (values['htdemucs-model']) args.push('--htdemucs-model', values['htdemucs-model']);
-          const res = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
-          if (res.status !== 0) {
-            process.stderr.write(`${family}/${setting}/${t}: exit ${res.status}\n${res.stderr}\n`);
-            continue;
-          }
-          const row = JSON.parse(res.stdout.trim().split('\n').pop());
-          rows.push(row);
-          if (!values.json) {
-            const own = row.wall - row.infer;
-            process.stdout.write(
-              `${family.padEnd(9)} ${setting.padEnd(9)} t=${t}  peak ${row.peakMiB.toFixed(0).padStart(5)} MiB (after load ${row.load.peakMiB.toFixed(0).padStart(5)})` +
-                `  cpu ${row.cpu.toFixed(2).padStart(7)} s  wall ${row.wall.toFixed(2).padStart(7)} s  RTF ${(row.wall / seconds).toFixed(3)}` +
-                `  cpu/audio ${(row.cpu / seconds).toFixed(3)}  outside run ${((100 * own) / row.wall).toFixed(1)} %\n`,
-            );
+          for (const fft of ffts) {
+            const args = [fileURLToPath(import.meta.url), '--child', JSON.stringify({ family, setting, threads: t, seconds, fft }), '--dist', dist, '--shared', values.shared];
+            if (values['htdemucs-model']) args.push('--htdemucs-model', values['htdemucs-model']);
+            const res = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+            if (res.status !== 0) {
+              process.stderr.write(`${family}/${setting}/${t}/${fft}: exit ${res.status}\n${res.stderr}\n`);
+              continue;
+            }
+            const row = JSON.parse(res.stdout.trim().split('\n').pop());
+            rows.push(row);
+            if (!values.json) {
+              const own = row.wall - row.infer;
+              process.stdout.write(
+                `${family.padEnd(9)} ${setting.padEnd(9)} t=${t} ${fft}  peak ${row.peakMiB.toFixed(0).padStart(5)} MiB (after load ${row.load.peakMiB.toFixed(0).padStart(5)})` +
+                  `  cpu ${row.cpu.toFixed(2).padStart(7)} s  wall ${row.wall.toFixed(2).padStart(7)} s  RTF ${(row.wall / seconds).toFixed(3)}` +
+                  `  cpu/audio ${(row.cpu / seconds).toFixed(3)}  outside run ${((100 * own) / row.wall).toFixed(1)} %\n`,
+              );
+            }
           }
         }
       }
