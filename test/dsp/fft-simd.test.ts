@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RealFFT } from '../../src/dsp/fft.js';
 import { isSimdFftSize, loadSimdFft, setSimdFftEnabled, simdRealFFT } from '../../src/dsp/fft-simd.js';
@@ -160,5 +163,29 @@ describe('STFT / iSTFT on the float32 FFT keep the float64 reference bars', () =
     // Same bar as the float64 istft against the naive transcription (stft.test.ts), and it recovers x.
     expect(maxAbsDiff(y, want)).toBeLessThan(1e-6);
     expect(maxAbsDiff(y, x)).toBeLessThan(2e-6);
+  });
+});
+
+describe('loading', () => {
+  // A module hook in a real child process that makes every import of the PFFFT package fail: a command that still
+  // works never loaded (or compiled) the WASM module. Uses the build, like the other real-process tests.
+  const ROOT = join(import.meta.dirname, '../..');
+  const hook = `export async function resolve(s, c, next) { if (s.includes('pffft-wasm')) throw new Error('pffft imported'); return next(s, c); }`;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify('data:text/javascript,' + encodeURIComponent(hook))});`;
+  const node = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'data:text/javascript,' + encodeURIComponent(register), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+
+  it('stemkit --help never imports the WASM FFT; loadSimdFft() is what does, and falls back when it cannot', () => {
+    const help = node([join(ROOT, 'bin/stemkit.js'), '--help']);
+    expect(help.stderr).toBe('');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('separate');
+    // Control: under the same hook, loading is attempted, fails, and the float64 FFT serves float32 requests.
+    const lib = (p: string) => JSON.stringify(pathToFileURL(join(ROOT, 'dist', p)).href);
+    const script = `const { loadSimdFft } = await import(${lib('dsp/fft-simd.js')}); const { getRealFFT } = await import(${lib('dsp/stft.js')});
+      const { RealFFT } = await import(${lib('dsp/fft.js')}); console.log(await loadSimdFft(), getRealFFT(4096, 'float32') instanceof RealFFT);`;
+    const control = node(['--input-type=module', '-e', script]);
+    expect(control.stderr).toBe('');
+    expect(control.stdout.trim()).toBe('false true');
   });
 });
