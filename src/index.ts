@@ -17,8 +17,10 @@ export type { RawAudio, AudioInfo, AudioSource, AudioSink } from './audio/raw-au
 export { openAudioSource, createAudioSink, readAll, isVideoPath, remuxVideo, AUDIO_FORMATS } from './audio/open.js';
 export type { AudioFormat } from './audio/open.js';
 export { RealFFT } from './dsp/fft.js';
-export { stft, istft } from './dsp/stft.js';
-export type { StftOptions, Spectrogram } from './dsp/stft.js';
+export type { RealTransform } from './dsp/fft.js';
+export { loadSimdFft } from './dsp/fft-simd.js';
+export { stft, istft, getRealFFT } from './dsp/stft.js';
+export type { StftOptions, Spectrogram, FftPrecision } from './dsp/stft.js';
 export { hannPeriodic, hannSymmetric, sqrtHannPeriodic } from './dsp/windows.js';
 export { createResampler, resampleAudio } from './dsp/resample.js';
 
