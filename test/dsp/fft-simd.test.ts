@@ -6,7 +6,7 @@ import { RealFFT } from '../../src/dsp/fft.js';
 import { isSimdFftSize, loadSimdFft, setSimdFftEnabled, simdRealFFT } from '../../src/dsp/fft-simd.js';
 import { getRealFFT, istft, stft, type Spectrogram } from '../../src/dsp/stft.js';
 import { hannPeriodic, sqrtHannPeriodic } from '../../src/dsp/windows.js';
-import { maxAbs, maxAbsDiff, naiveIrfft, naiveIstft, naiveRfft, naiveStft, noise, type NaiveSpec } from '../helpers/dsp-reference.js';
+import { maxAbs, maxAbsDiff, naiveIrfft, naiveIstft, naiveRfft, naiveStft, noise, specError, type NaiveSpec } from '../helpers/dsp-reference.js';
 
 // The sizes the float32 pipelines run (512 GTCRN/DTLN, 1024 and 4096 classic, 4096 HTDemucs, 5120/6144/7680 MDX-Net),
 // the benchmark's 2048, and PFFFT's smallest real sizes.
@@ -115,21 +115,6 @@ describe('choice of FFT', () => {
     expect(getRealFFT(4096, 'float32')).not.toBeInstanceOf(RealFFT);
   });
 });
-
-/** Max |ours − reference| relative to the reference's largest component, as in stft.test.ts. */
-function specError(ours: Spectrogram, ref: NaiveSpec): number {
-  let err = 0;
-  let scale = 0;
-  const frames = ref.re.length;
-  for (let t = 0; t < frames; t++) {
-    for (let k = 0; k < ours.bins; k++) {
-      const i = k * frames + t;
-      err = Math.max(err, Math.abs(ours.re[i]! - ref.re[t]![k]!), Math.abs(ours.im[i]! - ref.im[t]![k]!));
-      scale = Math.max(scale, Math.abs(ref.re[t]![k]!), Math.abs(ref.im[t]![k]!));
-    }
-  }
-  return err / scale;
-}
 
 describe('STFT / iSTFT on the float32 FFT keep the float64 reference bars', () => {
   it.each([

@@ -11,7 +11,6 @@ import {
   stftFrame,
   stftFrameCount,
   stftInto,
-  type Spectrogram,
 } from '../../src/dsp/stft.js';
 import { hannPeriodic, hannSymmetric, sqrtHannPeriodic } from '../../src/dsp/windows.js';
 import {
@@ -22,25 +21,9 @@ import {
   naiveStft,
   noise,
   sines,
+  specError,
   type NaiveSpec,
 } from '../helpers/dsp-reference.js';
-
-/** Max |ours − reference| over all bins and frames, relative to the reference's largest magnitude component. */
-function specError(ours: Spectrogram, ref: NaiveSpec): number {
-  let err = 0;
-  let scale = 0;
-  const frames = ref.re.length;
-  expect(ours.frames).toBe(frames);
-  expect(ours.bins).toBe(ref.re[0]!.length);
-  for (let t = 0; t < frames; t++) {
-    for (let k = 0; k < ours.bins; k++) {
-      const i = k * frames + t;
-      err = Math.max(err, Math.abs(ours.re[i]! - ref.re[t]![k]!), Math.abs(ours.im[i]! - ref.im[t]![k]!));
-      scale = Math.max(scale, Math.abs(ref.re[t]![k]!), Math.abs(ref.im[t]![k]!));
-    }
-  }
-  return err / scale;
-}
 
 describe('windows', () => {
   it('have the torch / numpy values', () => {

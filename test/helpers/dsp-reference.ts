@@ -120,6 +120,27 @@ export function naiveIstft(
   return out;
 }
 
+/**
+ * Max |ours − reference| over all bins and frames of a bin-major spectrogram against a frame-major naive one,
+ * relative to the reference's largest component. Throws when the shapes differ.
+ */
+export function specError(ours: { re: ArrayLike<number>; im: ArrayLike<number>; bins: number; frames: number }, ref: NaiveSpec): number {
+  const frames = ref.re.length;
+  if (ours.frames !== frames || ours.bins !== ref.re[0]!.length) {
+    throw new Error(`spectrogram is ${ours.bins} × ${ours.frames}, the reference ${ref.re[0]!.length} × ${frames}`);
+  }
+  let err = 0;
+  let scale = 0;
+  for (let t = 0; t < frames; t++) {
+    for (let k = 0; k < ours.bins; k++) {
+      const i = k * frames + t;
+      err = Math.max(err, Math.abs(ours.re[i]! - ref.re[t]![k]!), Math.abs(ours.im[i]! - ref.im[t]![k]!));
+      scale = Math.max(scale, Math.abs(ref.re[t]![k]!), Math.abs(ref.im[t]![k]!));
+    }
+  }
+  return err / scale;
+}
+
 /** Deterministic uniform noise in [−0.5, 0.5) (LCG), so failures reproduce. */
 export function noise(n: number, seed = 1): Float32Array {
   const out = new Float32Array(n);
