@@ -76,6 +76,20 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
+/**
+ * floor(a / b) for non-negative integers, exact: doubles while a·b stays below 2^52 (the common case, cheap enough
+ * to run per streamed block), BigInt beyond (a long input times a large L).
+ */
+function floorDiv(a: number, b: number): number {
+  if (a < 2 ** 52 && b < 2 ** 26) {
+    let q = Math.floor(a / b);
+    // The quotient of doubles can round up to the next integer when a / b is just below it.
+    if (q * b > a) q--;
+    return q;
+  }
+  return Number(BigInt(a) / BigInt(b));
+}
+
 /** Modified Bessel function of the first kind, order 0 (power series; converges fast for β ≤ 20). */
 function besselI0(x: number): number {
   let sum = 1;
@@ -353,10 +367,13 @@ class SlidingBuffer {
   get end(): number {
     return this.start + this.len;
   }
-  /** Forgets samples before global index `from`. */
+  /**
+   * Forgets samples before global index `from`, once there are enough of them for the move to pay: tiny streamed
+   * blocks would otherwise shift the whole buffer per sample. At most 4096 stale samples stay, so memory is flat.
+   */
   dropBefore(from: number): void {
     const drop = Math.min(from - this.start, this.len);
-    if (drop <= 0) return;
+    if (drop < 4096 && drop < this.len >> 1) return;
     for (const b of this.bufs) b.copyWithin(0, drop, this.len);
     this.start += drop;
     this.len -= drop;
@@ -510,7 +527,7 @@ class TwoStageResampler implements Resampler {
     const maxIpos = this.mid.end - 1 - half;
     if (maxIpos < this.ipos) return 0;
     // Largest n with floor(n·M/L) ≤ maxIpos is floor(((maxIpos + 1)·L − 1) / M).
-    const lastN = Number((BigInt(maxIpos + 1) * BigInt(L) - 1n) / BigInt(M));
+    const lastN = (maxIpos + 1) * L < 2 ** 52 ? floorDiv((maxIpos + 1) * L - 1, M) : Number((BigInt(maxIpos + 1) * BigInt(L) - 1n) / BigInt(M));
     return Math.max(0, lastN + 1 - this.outCount);
   }
 
@@ -530,10 +547,16 @@ class TwoStageResampler implements Resampler {
       for (; c < this.channels; c++) interpolatedOne(poly, bufs[c]!, out[c]!, first, this.phaseNum);
     }
     this.outCount += count;
-    // Output n sits at n·M/L: ipos and phase of the next one, in BigInt (outCount·M can pass 2^53).
-    const pos = BigInt(this.outCount) * BigInt(poly.M);
-    this.ipos = Number(pos / BigInt(poly.L));
-    this.phaseNum = Number(pos % BigInt(poly.L));
+    // Output n sits at n·M/L: ipos and phase of the next one (outCount·M can pass 2^53: BigInt then).
+    const pos = this.outCount * poly.M;
+    if (pos < 2 ** 52) {
+      this.ipos = floorDiv(pos, poly.L);
+      this.phaseNum = pos - this.ipos * poly.L;
+    } else {
+      const big = BigInt(this.outCount) * BigInt(poly.M);
+      this.ipos = Number(big / BigInt(poly.L));
+      this.phaseNum = Number(big % BigInt(poly.L));
+    }
     return out;
   }
 }
