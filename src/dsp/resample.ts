@@ -30,7 +30,6 @@
 // Bad arguments here come from stemkit's own code or model data, never straight from the user: InternalError (70).
 import { InternalError } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
-import type { RealFFT } from './fft.js';
 import { getRealFFT } from './stft.js';
 
 /** Streaming resampler for a fixed number of planar channels. */
@@ -406,8 +405,8 @@ class TwoStageResampler implements Resampler {
   private ipos = 0;
   private phaseNum = 0;
   private flushed = false;
-  private readonly fwd: RealFFT;
-  private readonly inv: RealFFT;
+  private readonly fwd: ReturnType<typeof getRealFFT>;
+  private readonly inv: ReturnType<typeof getRealFFT>;
   private readonly re: Float64Array;
   private readonly im: Float64Array;
   /** U = 2: the zero-stuffed block's spectrum (fftSize/2 + 1 bins), built from the half-size input spectrum. */
