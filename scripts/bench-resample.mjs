@@ -9,7 +9,8 @@
 // `ffmpeg -af aresample=<rate>:resampler=soxr` (defaults: precision 20 bits, passband to 0.91 × Nyquist). CPU time is
 // user + system of the child, read with the shell's `times`. Copies at the same rate (no resampling) give the
 // decode/encode cost of each side, so "net" = conversion − copy; stemkit's children also report the CPU time of
-// the resampler calls alone.
+// the resampler calls alone. "new float32" is the same resampler with { precision: 'float32' } (the WASM SIMD FFT,
+// as the separation pipeline uses it).
 // Quality: one float32 file per rate pair holds 0.5 s tone segments (amplitude 0.5, 20 ms fades, analysed over their
 // central 0.3 s); each output segment is fitted with a·sin + b·cos at the tone's frequency. Passband: the fitted
 // gain in dB for tones up to 0.91 × the lower Nyquist; spurious: the level of everything but the tone (images,
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     in: { type: 'string' },
     out: { type: 'string' },
     rate: { type: 'string' },
+    precision: { type: 'string', default: 'float64' },
   },
 });
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -52,7 +54,11 @@ if (values.child !== undefined) {
   const src = await openWavSource(values.in);
   const { sampleRate, channels } = src.info;
   const to = Number(values.rate);
-  const r = to === sampleRate ? null : createResampler(sampleRate, to, channels);
+  if (values.precision === 'float32') {
+    const { loadSimdFft } = await import(pathToFileURL(join(dist, 'dsp/fft-simd.js')).href);
+    await loadSimdFft();
+  }
+  const r = to === sampleRate ? null : createResampler(sampleRate, to, channels, { precision: values.precision });
   const sink = await createWavSink(values.out, { sampleRate: to, channels, bits: 32 });
   let inResampler = 0;
   for (let b = await src.read(BLOCK); b !== null; b = await src.read(BLOCK)) {
@@ -97,8 +103,8 @@ try {
   const sh = (s) => `'${s.replaceAll("'", "'\\''")}'`;
   const ffmpeg = (inp, out, rate, soxr) =>
     `ffmpeg -nostdin -hide_banner -loglevel error -y -i ${sh(inp)} ${soxr ? `-af aresample=${rate}:resampler=soxr ` : ''}-c:a pcm_f32le ${sh(out)}`;
-  const ours = (impl, inp, out, rate) =>
-    `${sh(process.execPath)} ${sh(fileURLToPath(import.meta.url))} --child 1 --impl ${sh(impl)} --in ${sh(inp)} --out ${sh(out)} --rate ${rate}`;
+  const ours = (impl, inp, out, rate, precision = 'float64') =>
+    `${sh(process.execPath)} ${sh(fileURLToPath(import.meta.url))} --child 1 --impl ${sh(impl)} --in ${sh(inp)} --out ${sh(out)} --rate ${rate} --precision ${precision}`;
   const readJson = () => JSON.parse(execFileSync('cat', [`${dir}/child.out`], { encoding: 'utf8' }));
 
   // ---- Quality -------------------------------------------------------------------------------------------------
@@ -131,6 +137,7 @@ try {
     const results = {};
     for (const [name, run] of [
       ['stemkit', (out) => ours(newImpl, inPath, out, to)],
+      ['stemkit-f32', (out) => ours(newImpl, inPath, out, to, 'float32')],
       ['stemkit-old', (out) => ours(oldImpl, inPath, out, to)],
       ['soxr', (out) => ffmpeg(inPath, out, to, true)],
     ]) {
@@ -154,6 +161,8 @@ try {
       add(`soxr ${rate}`, childCpu(ffmpeg(input, out, rate, true)));
       add(`new ${rate}`, childCpu(ours(newImpl, input, out, rate)));
       add(`new ${rate} resampler`, readJson().resampleCpu);
+      add(`f32 ${rate}`, childCpu(ours(newImpl, input, out, rate, 'float32')));
+      add(`f32 ${rate} resampler`, readJson().resampleCpu);
       add(`old ${rate}`, childCpu(ours(oldImpl, input, out, rate)));
       add(`old ${rate} resampler`, readJson().resampleCpu);
     }
@@ -166,18 +175,21 @@ try {
     const soxr = med[`soxr ${rate}`];
     const soxrNet = soxr - med['ffmpeg copy'];
     speed[`44100->${rate}`] = {
-      cpuSeconds: { soxr, new: med[`new ${rate}`], old: med[`old ${rate}`] },
+      cpuSeconds: { soxr, new: med[`new ${rate}`], newFloat32: med[`f32 ${rate}`], old: med[`old ${rate}`] },
       netCpuSeconds: {
         soxr: soxrNet,
         new: med[`new ${rate}`] - med['stemkit copy'],
         old: med[`old ${rate}`] - med['stemkit copy'],
         newResamplerCalls: med[`new ${rate} resampler`],
+        newFloat32ResamplerCalls: med[`f32 ${rate} resampler`],
         oldResamplerCalls: med[`old ${rate} resampler`],
       },
-      fileToFileRatio: { newVsSoxr: med[`new ${rate}`] / soxr, oldVsSoxr: med[`old ${rate}`] / soxr, newVsOld: med[`new ${rate}`] / med[`old ${rate}`] },
+      fileToFileRatio: { newVsSoxr: med[`new ${rate}`] / soxr, newFloat32VsSoxr: med[`f32 ${rate}`] / soxr, oldVsSoxr: med[`old ${rate}`] / soxr, newVsOld: med[`new ${rate}`] / med[`old ${rate}`] },
       resamplerRatio: {
         newVsSoxrNet: med[`new ${rate} resampler`] / soxrNet,
         newVsOld: med[`new ${rate} resampler`] / med[`old ${rate} resampler`],
+        newFloat32VsSoxrNet: med[`f32 ${rate} resampler`] / soxrNet,
+        newFloat32VsOld: med[`f32 ${rate} resampler`] / med[`old ${rate} resampler`],
       },
     };
   }
@@ -292,12 +304,12 @@ function report(r) {
   log(`Signal: ${r.signal}; ${r.rounds} rounds, medians; CPU seconds (user + system); load ${r.loadAverage1m.toFixed(2)}`);
   log(`Copy without resampling (decode + encode): ffmpeg ${r.copyCpuSeconds.ffmpeg} s, stemkit ${r.copyCpuSeconds.stemkit} s`);
   for (const [pair, s] of Object.entries(r.speed)) {
-    log(`${pair}: file to file soxr ${s.cpuSeconds.soxr} s, new ${s.cpuSeconds.new} s (×${s.fileToFileRatio.newVsSoxr.toFixed(2)} soxr), old ${s.cpuSeconds.old} s (×${s.fileToFileRatio.oldVsSoxr.toFixed(2)})`);
-    log(`  resampling alone: soxr ≈ ${s.netCpuSeconds.soxr.toFixed(3)} s (conversion − copy), new ${s.netCpuSeconds.newResamplerCalls.toFixed(3)} s (×${s.resamplerRatio.newVsSoxrNet.toFixed(2)} soxr, ×${s.resamplerRatio.newVsOld.toFixed(2)} old), old ${s.netCpuSeconds.oldResamplerCalls.toFixed(3)} s`);
+    log(`${pair}: file to file soxr ${s.cpuSeconds.soxr} s, new ${s.cpuSeconds.new} s (×${s.fileToFileRatio.newVsSoxr.toFixed(2)} soxr), new float32 ${s.cpuSeconds.newFloat32} s (×${s.fileToFileRatio.newFloat32VsSoxr.toFixed(2)}), old ${s.cpuSeconds.old} s (×${s.fileToFileRatio.oldVsSoxr.toFixed(2)})`);
+    log(`  resampling alone: soxr ≈ ${s.netCpuSeconds.soxr.toFixed(3)} s (conversion − copy), new ${s.netCpuSeconds.newResamplerCalls.toFixed(3)} s (×${s.resamplerRatio.newVsSoxrNet.toFixed(2)} soxr, ×${s.resamplerRatio.newVsOld.toFixed(2)} old), new float32 ${s.netCpuSeconds.newFloat32ResamplerCalls.toFixed(3)} s (×${s.resamplerRatio.newFloat32VsSoxrNet.toFixed(2)} soxr), old ${s.netCpuSeconds.oldResamplerCalls.toFixed(3)} s`);
   }
   for (const [pair, q] of Object.entries(r.quality)) {
     const d = q.design;
     log(`${pair} quality (new design: U=${d.upsample}, ${d.sharpTaps}-tap sharp FIR by ${d.fftSize}-point FFT, ${d.polyTaps} taps × ${d.phases} phases):`);
-    for (const k of ['stemkit', 'stemkit-old', 'soxr']) log(`  ${k.padEnd(12)} ${JSON.stringify(q[k])}`);
+    for (const k of ['stemkit', 'stemkit-f32', 'stemkit-old', 'soxr']) log(`  ${k.padEnd(12)} ${JSON.stringify(q[k])}`);
   }
 }

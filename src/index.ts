@@ -23,6 +23,7 @@ export { stft, istft, getRealFFT } from './dsp/stft.js';
 export type { StftOptions, Spectrogram, FftPrecision } from './dsp/stft.js';
 export { hannPeriodic, hannSymmetric, sqrtHannPeriodic } from './dsp/windows.js';
 export { createResampler, resampleAudio } from './dsp/resample.js';
+export type { Resampler, ResamplerOptions } from './dsp/resample.js';
 
 // Runtime
 export { createSession, withSession } from './runtime/onnx.js';

@@ -17,7 +17,8 @@ import { assertFinite, describeTruncation, type AudioIntegrity, type GuardedSour
 import { assertNoOutputConflicts, findOutputConflicts, type OutputConflict, type PlannedWrite } from '../util/output-safety.js';
 import { sweepStaleTemps } from '../util/atomic.js';
 import { outputsState, recordOutputs, type Recipe } from './manifest.js';
-import { createResampler, type Resampler } from '../dsp/resample.js';
+import { createResampler, type Resampler, type ResamplerOptions } from '../dsp/resample.js';
+import { loadSimdFft } from '../dsp/fft-simd.js';
 import { defaultModelForMode, getModel, pullHint, rolesForStems, type ModelEntry } from '../models/registry.js';
 import { ensureModel } from '../models/ensure.js';
 import { installedPrecisions } from '../models/cache.js';
@@ -628,13 +629,16 @@ async function runPipeline(
   const modelRate = model.sampleRate;
   const layout = feedLayout(model, info.channels, spec);
   const modelFramesEstimate = info.frames !== undefined ? Math.round((info.frames * modelRate) / info.sampleRate) : 0;
+  // The pipeline's audio is float32: the resamplers' FFT stage runs on the WASM SIMD FFT (README "Resampling").
+  const rsOpts: ResamplerOptions = { precision: 'float32' };
+  if (info.sampleRate !== modelRate) await loadSimdFft();
 
   // Pass 1: whole-track mean/std of the mono reference at the model rate (HTDemucs §1.5 step 1).
   let trackStats: TrackStats | undefined;
   if (model.needsTrackStats) {
     td = performance.now();
     progress?.({ stage: 'decode', status: 'start', file, done: 0, total: info.frames ?? 0, unit: 'samples', sampleRate: info.sampleRate });
-    const rs = createResampler(info.sampleRate, modelRate, layout.outChannels);
+    const rs = createResampler(info.sampleRate, modelRate, layout.outChannels, rsOpts);
     let n = 0;
     let sum = 0;
     let sumSq = 0;
@@ -689,7 +693,7 @@ async function runPipeline(
     progress?.({ stage: 'separate', status: 'progress', file, done: Math.min(done, modelFramesEstimate || done), total: modelFramesEstimate, unit: 'samples', sampleRate: modelRate });
   };
   const streams: StemStream[] = Array.from({ length: layout.streams }, (_, i) => model.createStream(i === 0 ? { ...streamOpts, onInferProgress } : streamOpts));
-  const inResampler = createResampler(info.sampleRate, modelRate, layout.outChannels);
+  const inResampler = createResampler(info.sampleRate, modelRate, layout.outChannels, rsOpts);
   const outRate = fopts.sampleRate === 'model' ? modelRate : info.sampleRate;
   const C = layout.outChannels;
   const outResamplers = new Map<string, Resampler>();
@@ -711,7 +715,7 @@ async function runPipeline(
     });
     writers.push(w);
     stemWriters.set(stem, w);
-    outResamplers.set(stem, createResampler(modelRate, outRate, C));
+    outResamplers.set(stem, createResampler(modelRate, outRate, C, rsOpts));
   }
   // The model-rate mix, kept until the stems of the same samples arrive (for `minus`).
   const mixQueue = plan.complement?.method === 'minus' ? new PlanarQueue(C) : undefined;
