@@ -41,6 +41,8 @@ export interface LogEvent {
   level: 'debug' | 'info' | 'warn';
   message: string;
   file?: string;
+  /** The library option the message names (e.g. `remux`), so a front end can show it as its own flag or field. */
+  option?: string;
 }
 
 export type ProgressCallback = (event: ProgressEvent) => void;

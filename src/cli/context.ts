@@ -16,7 +16,7 @@ import type { ResolvedConfig } from '../config/schema.js';
 import { InterruptedError, STOP_SIGNALS, type StopSignal } from '../errors.js';
 import type { LogEvent, ProgressEvent } from '../progress.js';
 import { cleanupTempFilesSync } from '../util/atomic.js';
-import { interruptNotice, printable, printableStyled } from './messages.js';
+import { interruptNotice, printable, printableStyled, withFlags } from './messages.js';
 import { createRenderer, type Renderer } from './render/renderer.js';
 import { isCi, selectRenderer } from './render/select.js';
 import { createStyle, useColor } from './render/style.js';
@@ -240,7 +240,11 @@ export function runAction<A extends unknown[]>(handler: ActionHandler<A>, opts: 
       // File names and messages from the library reach the terminal only through printable(): a name with
       // ESC or CR in it cannot drive the terminal (JSON output escapes them by itself).
       onProgress: (e) => renderer.onProgress(flags.json ? e : { ...e, ...(e.file !== undefined ? { file: printable(e.file) } : {}), ...(e.message !== undefined ? { message: printable(e.message) } : {}) }),
-      onLog: (e) => renderer.onLog(flags.json ? e : { ...e, message: printable(e.message, true), ...(e.file !== undefined ? { file: printable(e.file) } : {}) }),
+      onLog: ({ option, ...e }) => {
+        // A library message names an option (`remux`); here the user typed a flag (`--remux`).
+        if (option !== undefined) e.message = withFlags(e.message, { option });
+        renderer.onLog(flags.json ? e : { ...e, message: printable(e.message, true), ...(e.file !== undefined ? { file: printable(e.file) } : {}) });
+      },
       print: (text) => {
         if (!flags.json) renderer.writeLine(io.stdout, printableStyled(text));
       },

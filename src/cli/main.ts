@@ -20,7 +20,7 @@ import { ttsCommand } from './commands/tts.js';
 import { queueCommand } from './commands/queue.js';
 import { workerCommand } from './commands/worker.js';
 import { defaultIO, setRunState, type CliIO, type RunState } from './context.js';
-import { commanderSuggestion, configProblemLine, withFlags, internalErrorHint, internalErrorLine, printable, usageHint } from './messages.js';
+import { cliHint, commanderSuggestion, configProblemLine, withFlags, internalErrorHint, internalErrorLine, printable, usageHint } from './messages.js';
 import { createStyle, useColor } from './render/style.js';
 
 export interface MainIO {
@@ -169,7 +169,7 @@ export function reportError(err: unknown, io: CliIO, flags: { json: boolean; ver
   const headline = known ? withFlags(error.message, error.details) : internalErrorLine(error.message);
   const lines = [style.fail(`stemkit: ${terminalText(headline, error)}`)];
   if (error instanceof ConfigError) for (const p of error.problems) lines.push(printable(configProblemLine(p)));
-  if (error.hint) lines.push(style.dim(`hint: ${printable(withFlags(error.hint, error.details))}`));
+  if (error.hint) lines.push(style.dim(`hint: ${printable(cliHint(error.code, error.hint, error.details))}`));
   if (flags.verbose) {
     const stackOf = known ? (error.cause instanceof Error ? error.cause : error) : err instanceof Error ? err : undefined;
     if (stackOf?.stack) lines.push(style.dim(stackOf.stack));
@@ -181,7 +181,7 @@ export function reportError(err: unknown, io: CliIO, flags: { json: boolean; ver
       code: error.code,
       exitCode: error.exitCode,
       message: headline,
-      hint: error.hint ? withFlags(error.hint, error.details) : null,
+      hint: error.hint ? cliHint(error.code, error.hint, error.details) : null,
     };
     if (error.details) record['details'] = error.details;
     io.stdout.write(`${JSON.stringify(record)}\n`);

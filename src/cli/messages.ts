@@ -85,7 +85,7 @@ export function printableStyled(text: string): string {
 }
 
 /** The flag of a library option where it is not simply the option in kebab case. */
-const OPTION_FLAGS: Record<string, string> = { channelMode: '--channels' };
+const OPTION_FLAGS: Record<string, string> = { channelMode: '--channels', outDir: '-o', timeoutSec: '--wait-timeout' };
 
 /** `twoStems` → `--two-stems`: library errors name options, the CLI shows the flag the user typed. */
 export function flagForOption(option: string): string {
@@ -93,11 +93,25 @@ export function flagForOption(option: string): string {
 }
 
 /**
- * A library message (or hint) with the option named in `details.option` shown as its flag: the message
+ * The hint of a library error as the command line puts it: `wait: true` (the library's default that the CLI
+ * turns off with `--no-wait`) cannot be mapped word for word, so it has its own line; other hints go through withFlags.
+ */
+export function cliHint(code: string, hint: string, details: Record<string, unknown> | undefined): string {
+  if (code === 'E_BUSY' && details?.['pool'] !== undefined) return 'Retry later, or let stemkit wait for a free slot (drop --no-wait).';
+  return withFlags(hint, details);
+}
+
+/**
+ * A library message (or hint) with the option(s) named in `details.option` (one name or a list) shown as flags: the message
  * `twoStems drums: the model has no stem "drums"` reads `--two-stems drums: …` on the command line.
  */
 export function withFlags(text: string, details: Record<string, unknown> | undefined): string {
-  const option = details?.['option'];
-  if (typeof option !== 'string' || option === '') return text;
-  return text.replace(new RegExp(`(^|[^\\w"-])${option}(?![\\w"-])`, 'g'), (_m, pre: string) => `${pre}${flagForOption(option)}`);
+  const named = details?.['option'];
+  const options = typeof named === 'string' ? [named] : Array.isArray(named) ? named.filter((o): o is string => typeof o === 'string') : [];
+  let out = text;
+  for (const option of options) {
+    if (option === '') continue;
+    out = out.replace(new RegExp(`(^|[^\\w"-])${option}(?![\\w"-])`, 'g'), (_m, pre: string) => `${pre}${flagForOption(option)}`);
+  }
+  return out;
 }

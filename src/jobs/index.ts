@@ -1,4 +1,3 @@
-/** Cross-process job slots, bounded batches and the shared job flags. */
+/** Cross-process job slots and bounded batches. */
 export * from './semaphore.js';
 export * from './batch.js';
-export * from './options.js';

@@ -518,7 +518,7 @@ export async function acquireSlots(opts: AcquireSlotsOptions): Promise<SlotLease
       }
       if (!opts.wait) {
         throw new BusyError(`busy: ${busyText(r)}; retry later`, {
-          hint: 'Retry later, or let stemkit wait for a free slot (drop --no-wait).',
+          hint: 'Retry later, or let stemkit wait for a free slot (wait: true).',
           details: { pool: r.pool, used: r.used, limit: r.limit },
         });
       }
@@ -526,8 +526,8 @@ export async function acquireSlots(opts: AcquireSlotsOptions): Promise<SlotLease
       if (opts.timeoutSec !== undefined && elapsedSec >= opts.timeoutSec) {
         throw new BusyError(`busy: still ${busyText(r)} after waiting ${opts.timeoutSec} s; retry later`, {
           code: 'E_BUSY_TIMEOUT',
-          hint: 'Retry later, or raise --wait-timeout.',
-          details: { pool: r.pool, used: r.used, limit: r.limit, waitedSec: elapsedSec },
+          hint: 'Retry later, or raise timeoutSec.',
+          details: { pool: r.pool, used: r.used, limit: r.limit, waitedSec: elapsedSec, option: 'timeoutSec' },
         });
       }
       if (!waiting) {

@@ -1,5 +1,5 @@
 /**
- * Output naming: the `--filename` template ({track}, {trackext}, {dir}, {stem}, {ext}, {model}) made safe,
+ * Output naming: the `filename` template ({track}, {trackext}, {dir}, {stem}, {ext}, {model}) made safe,
  * and never outside the output folder.
  */
 import { basename, extname, isAbsolute, relative, resolve, sep } from 'node:path';
@@ -89,11 +89,11 @@ function fitComponents(rel: string): string {
 export function validateFilenameTemplate(template: string): void {
   const hint = `use fields ${FILENAME_FIELDS.map((f) => `{${f}}`).join(', ')}, e.g. "${DEFAULT_FILENAME_TEMPLATE}"`;
   for (const m of template.matchAll(/\{([^}]*)\}/g)) {
-    if (!FIELDS.has(m[1]!)) throw new UsageError(`--filename: unknown field {${m[1]}}`, { hint });
+    if (!FIELDS.has(m[1]!)) throw new UsageError(`filename: unknown field {${m[1]}}`, { hint, details: { option: 'filename' } });
   }
-  if (!template.includes('{stem}')) throw new UsageError('--filename must contain {stem} (otherwise every stem gets the same name)', { hint });
-  if (isAbsolute(template) || /^[A-Za-z]:/.test(template)) throw new UsageError('--filename must be relative to the output folder (-o)', { hint });
-  if (template.split(/[/\\]/).some((c) => c === '..')) throw new UsageError('--filename must not contain ".." (outputs stay inside the output folder)', { hint });
+  if (!template.includes('{stem}')) throw new UsageError('filename must contain {stem} (otherwise every stem gets the same name)', { hint, details: { option: 'filename' } });
+  if (isAbsolute(template) || /^[A-Za-z]:/.test(template)) throw new UsageError('filename must be relative to the output folder (outDir)', { hint, details: { option: ['filename', 'outDir'] } });
+  if (template.split(/[/\\]/).some((c) => c === '..')) throw new UsageError('filename must not contain ".." (outputs stay inside the output folder)', { hint, details: { option: 'filename' } });
 }
 
 /** The track name of an input: its file name without extension. */
@@ -126,7 +126,7 @@ export function outputPath(outDir: string, template: string, fields: Partial<Fil
   const full = resolve(root, rel);
   const r = relative(root, full);
   if (r === '' || r.startsWith(`..${sep}`) || r === '..' || isAbsolute(r)) {
-    throw new UsageError(`output name "${rel}" would be outside the output folder ${root}`, { hint: 'change --filename' });
+    throw new UsageError(`output name "${rel}" would be outside the output folder ${root}`, { hint: 'change filename', details: { option: 'filename' } });
   }
   return full;
 }

@@ -98,6 +98,10 @@ export interface PhaseTimes {
   total: number;
 }
 
+/** The options a per-file warning may name (in `FileResult.warnings` and the `option` of its log event). */
+export const FILE_WARNING_OPTIONS = ['remux', 'clip'] as const;
+export type FileWarningOption = (typeof FILE_WARNING_OPTIONS)[number];
+
 export interface FileResult {
   input: string;
   status: 'ok' | 'skipped' | 'failed';
@@ -112,6 +116,7 @@ export interface FileResult {
   mbps: number;
   provider: string;
   threads: number;
+  /** Non-fatal problems, as also sent to `onLog`; they name options (`remux`), never flags: see FILE_WARNING_OPTIONS. */
   warnings: string[];
   /** Set when the decoded input fell short of its declared length or the decoder reported damage (also a warning). */
   integrity?: { declaredSec: number | undefined; decodedSec: number; truncated: boolean; decoderErrors: number };
@@ -154,11 +159,12 @@ function detectAdapter(session: ModelSession, meta: Record<string, string>, path
   if (ins.some((v) => v.shape.length === 4 && v.shape[1] === 257 && v.shape[3] === 2)) return 'gtcrn';
   throw new DataError(`cannot tell which kind of separation model ${path} is`, {
     code: 'E_MODEL_CONTRACT',
-    hint: `supported: HTDemucs exports, UVR MDX-Net, GTCRN; or use a registry id with --model-path (inputs: ${ins.map((v) => `${v.name}[${v.shape.join(',')}]`).join(' ')})`,
+    hint: `supported: HTDemucs exports, UVR MDX-Net, GTCRN; or use a registry id with modelPath (inputs: ${ins.map((v) => `${v.name}[${v.shape.join(',')}]`).join(' ')})`,
+    details: { option: 'modelPath' },
   });
 }
 
-/** role → file for `entry` from a --model-path file or folder. */
+/** role → file for `entry` from a modelPath file or folder. */
 function pathsFromModelPath(entry: ModelEntry, modelPath: string, spec: SeparatorSpec): Record<string, string> {
   if (!existsSync(modelPath)) {
     throw new UsageError(`modelPath ${modelPath} does not exist`, { code: 'E_MODEL_NOT_FOUND', hint: 'give the path of the model file (or folder)', details: { option: 'modelPath' } });
@@ -182,7 +188,8 @@ function pathsFromModelPath(entry: ModelEntry, modelPath: string, spec: Separato
   if (absent.length > 0) {
     throw new UsageError(`model ${entry.id} needs ${files.map((f) => f.name).join(', ')}; missing: ${absent.join(', ')}`, {
       code: 'E_MODEL_NOT_FOUND',
-      hint: `put the files side by side and pass the folder (or one of them) with --model-path`,
+      hint: `put the files side by side and pass the folder (or one of them) with modelPath`,
+      details: { option: 'modelPath' },
     });
   }
   return out;
@@ -494,9 +501,9 @@ async function separateOne(
     threads: model.threads,
     warnings,
   };
-  const warn = (message: string): void => {
+  const warn = (message: string, option?: FileWarningOption): void => {
     warnings.push(message);
-    fopts.onLog?.({ level: 'warn', message, file: input });
+    fopts.onLog?.({ level: 'warn', message, file: input, ...(option !== undefined ? { option } : {}) });
   };
   const writers: StemWriter[] = [];
   const sources: AudioSource[] = [];
@@ -522,8 +529,8 @@ async function separateOne(
     await sweepStaleTemps(Object.values(outputs));
     if (fopts.remux && fopts.remux.length > 0) {
       const bad = fopts.remux.filter((s) => !plan.stems.includes(s));
-      if (bad.length > 0) throw new UsageError(`--remux: ${bad.join(', ')} is not written by this run`, { hint: `choose from: ${plan.stems.join(', ')}` });
-      if (!isVideoPath(input)) warn(`--remux ignored for ${basename(input)}: not a video file`);
+      if (bad.length > 0) throw new UsageError(`remux: ${bad.join(', ')} is not written by this run`, { hint: `choose from: ${plan.stems.join(', ')}`, details: { option: 'remux' } });
+      if (!isVideoPath(input)) warn(`remux ignored for ${basename(input)}: not a video file`, 'remux');
     }
     const times = await runPipeline(model, plan, spec, config, input, fopts, outputs, writers, sources, warn);
     if (times.integrity) {
@@ -612,7 +619,7 @@ async function runPipeline(
   outputs: Record<string, string>,
   writers: StemWriter[],
   sources: AudioSource[],
-  warn: (m: string) => void,
+  warn: (m: string, option?: FileWarningOption) => void,
 ): Promise<PipelineTimes> {
   const signal = fopts.signal;
   const times: PipelineTimes = { decode: 0, write: 0, frames: 0, inRate: 0, inChannels: 0 };
@@ -815,7 +822,7 @@ async function runPipeline(
   for (const stem of plan.stems) {
     const w = stemWriters.get(stem)!;
     await w.finish(target);
-    if (w.gain < 1) warn(`${stem}: peak ${w.peakValue.toFixed(2)} was rescaled by ${(20 * Math.log10(w.gain)).toFixed(1)} dB to avoid clipping (--clip rescale)`);
+    if (w.gain < 1) warn(`${stem}: peak ${w.peakValue.toFixed(2)} was rescaled by ${(20 * Math.log10(w.gain)).toFixed(1)} dB to avoid clipping (clip rescale)`, 'clip');
     written += 1;
     progress?.({ stage: 'write', status: 'progress', file, done: written, total: plan.stems.length, unit: 'files' });
   }

@@ -145,7 +145,8 @@ function espeakMissing(voice: string, cause: unknown): UnavailableError {
 function unknownVoice(voice: string, stderr: string): UsageError {
   return new UsageError(`espeak-ng does not know the language/voice "${voice}"${stderr ? ` (${stderr.trim().split('\n')[0]})` : ''}`, {
     code: 'E_UNKNOWN_LANGUAGE',
-    hint: 'Pass an espeak-ng voice with --lang, e.g. de, fr-fr, es, pt-br; `espeak-ng --voices` lists them.',
+    hint: 'Pass an espeak-ng voice with lang, e.g. de, fr-fr, es, pt-br; `espeak-ng --voices` lists them.',
+    details: { option: 'lang' },
   });
 }
 

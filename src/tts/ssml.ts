@@ -150,8 +150,8 @@ export function ssmlUtterances(src: string, opts: SsmlOptions = {}): Utterance[]
   const fail = (msg: string, line = parser.line, column = parser.column): never => {
     throw new DataError(`SSML error at line ${line}, column ${column}: ${msg}`, {
       code: 'E_SSML',
-      hint: 'Fix the SSML (the README lists the elements stemkit speaks), or drop --ssml to read the text as plain text.',
-      details: { line, column },
+      hint: 'Fix the SSML (the README lists the elements stemkit speaks), or drop ssml to read the text as plain text.',
+      details: { line, column, option: 'ssml' },
     });
   };
   const out: Utterance[] = [];

@@ -144,7 +144,8 @@ function nothingSpeakable(dropped: Record<string, number>): DataError {
   const what = Object.keys(dropped).length ? `; dropped: ${describeDropped(new Map(Object.entries(dropped)))}` : '';
   return new DataError(`the text contains nothing this voice can speak${what}`, {
     code: 'E_NO_PHONEMES',
-    hint: 'Check the text encoding and the language (--lang); the voice supports the symbols of its language only.',
+    hint: 'Check the text encoding and the language (lang); the voice supports the symbols of its language only.',
+    details: { option: 'lang' },
   });
 }
 
@@ -233,7 +234,7 @@ function makeRun(stats: SynthesisStats, gen: () => AsyncGenerator<SpeechBlock>):
 
 function silenceSamples(seconds: number | undefined, sampleRate: number): number {
   const s = seconds ?? 0.2;
-  if (!Number.isFinite(s) || s < 0 || s > 60) throw new UsageError(`--sentence-silence must be between 0 and 60 seconds (got ${seconds})`, { code: 'E_BAD_OPTION' });
+  if (!Number.isFinite(s) || s < 0 || s > 60) throw new UsageError(`sentenceSilence must be between 0 and 60 seconds (got ${seconds})`, { code: 'E_BAD_OPTION', details: { option: 'sentenceSilence' } });
   return Math.round(s * sampleRate);
 }
 
@@ -283,7 +284,7 @@ export function createKokoroModel(
         checkText(text);
         const checkSpeed = (speed: number): void => {
           if (!(speed >= KOKORO_SPEED_RANGE[0] && speed <= KOKORO_SPEED_RANGE[1])) {
-            throw new UsageError(`--speed must be between ${KOKORO_SPEED_RANGE[0]} and ${KOKORO_SPEED_RANGE[1]} for Kokoro (got ${speed})`, { code: 'E_BAD_OPTION' });
+            throw new UsageError(`speed must be between ${KOKORO_SPEED_RANGE[0]} and ${KOKORO_SPEED_RANGE[1]} for Kokoro (got ${speed})`, { code: 'E_BAD_OPTION', details: { option: 'speed' } });
           }
         };
         checkSpeed(opts.speed ?? 1);
@@ -403,7 +404,7 @@ export function createPiperModel(
       return makeRun(stats, async function* () {
         checkText(text);
         const sid = resolveSpeaker(config, opts.speaker, engine.hasSid);
-        if (opts.speed !== undefined && !(opts.speed > 0.1 && opts.speed <= 10)) throw new UsageError(`--speed must be between 0.1 and 10 (got ${opts.speed})`, { code: 'E_BAD_OPTION' });
+        if (opts.speed !== undefined && !(opts.speed > 0.1 && opts.speed <= 10)) throw new UsageError(`speed must be between 0.1 and 10 (got ${opts.speed})`, { code: 'E_BAD_OPTION', details: { option: 'speed' } });
         const scales = {
           noiseScale: opts.noiseScale ?? config.inference.noiseScale,
           lengthScale: opts.lengthScale ?? config.inference.lengthScale / (opts.speed ?? 1),
@@ -561,7 +562,7 @@ export async function loadVoiceModel(spec: VoiceModelSpec, opts: LoadVoiceModelO
   let device = opts.device ?? opts.config.device;
   if (r.kind === 'piper' && device === 'auto') {
     device = 'cpu';
-    opts.onLog?.({ level: 'debug', message: 'Piper runs on the CPU with --device auto (it is slower on CUDA); pass --device cuda to force it' });
+    opts.onLog?.({ level: 'debug', message: 'Piper runs on the CPU with device auto (it is slower on CUDA); pass device cuda to force it', option: 'device' });
   }
   // Validate cheap inputs before the (slow) session creation.
   const piperConfig = r.kind === 'piper' ? await loadPiperConfig(r.model, r.config) : undefined;

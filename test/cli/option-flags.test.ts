@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { planOutputs } from '../../src/separate/separate.js';
-import { flagForOption, withFlags } from '../../src/cli/messages.js';
+import { validateFilenameTemplate } from '../../src/separate/paths.js';
+import { cliHint, flagForOption, withFlags } from '../../src/cli/messages.js';
 
 function thrown(fn: () => unknown): UsageError {
   try {
@@ -30,5 +31,32 @@ describe('library errors name options; the CLI shows flags', () => {
     // The option word is replaced; the same word as a value inside quotes stays.
     expect(withFlags(stems.message, stems.details)).toBe('--stems: unknown stem "stems"');
     expect(withFlags('no option here', undefined)).toBe('no option here');
+  });
+
+  it('filename template errors name filename (and outDir); the CLI shows --filename and -o', () => {
+    const cases: Array<[string, string, string]> = [
+      ['{track}/{nope}.{ext}', 'filename: unknown field {nope}', '--filename: unknown field {nope}'],
+      ['{track}.{ext}', 'filename must contain {stem} (otherwise every stem gets the same name)', '--filename must contain {stem} (otherwise every stem gets the same name)'],
+      ['/abs/{stem}.{ext}', 'filename must be relative to the output folder (outDir)', '--filename must be relative to the output folder (-o)'],
+      ['../{stem}.{ext}', 'filename must not contain ".." (outputs stay inside the output folder)', '--filename must not contain ".." (outputs stay inside the output folder)'],
+    ];
+    for (const [template, library, cli] of cases) {
+      const e = thrown(() => validateFilenameTemplate(template));
+      expect(e.message).toBe(library);
+      expect(e.message).not.toMatch(/--|-o\b/);
+      expect(withFlags(e.message, e.details)).toBe(cli);
+    }
+  });
+
+  it('a list of options maps each; timeoutSec and outDir have their own flags', () => {
+    expect(withFlags('raise timeoutSec or change outDir', { option: ['timeoutSec', 'outDir'] })).toBe('raise --wait-timeout or change -o');
+    expect(withFlags('remux ignored for a.wav: not a video file', { option: ['remux', 'clip'] })).toBe('--remux ignored for a.wav: not a video file');
+    expect(withFlags('vocals: peak 1.20 was rescaled by -1.7 dB to avoid clipping (clip rescale)', { option: ['remux', 'clip'] })).toBe('vocals: peak 1.20 was rescaled by -1.7 dB to avoid clipping (--clip rescale)');
+  });
+
+  it('cliHint: the slot pool\'s busy hint becomes --no-wait; other hints go through withFlags', () => {
+    expect(cliHint('E_BUSY', 'Retry later, or let stemkit wait for a free slot (wait: true).', { pool: 'heavy', used: 2, limit: 2 })).toBe('Retry later, or let stemkit wait for a free slot (drop --no-wait).');
+    expect(cliHint('E_BUSY', 'wait for the other install', undefined)).toBe('wait for the other install');
+    expect(cliHint('E_BUSY_TIMEOUT', 'Retry later, or raise timeoutSec.', { option: 'timeoutSec' })).toBe('Retry later, or raise --wait-timeout.');
   });
 });

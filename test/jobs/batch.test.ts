@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InterruptedError, UsageError } from '../../src/errors.js';
 import { batchWorkers, runBounded, summarizeBatch, threadsPerWorker } from '../../src/jobs/batch.js';
 import { Command } from 'commander';
-import { addJobOptions, jobOptionsFrom } from '../../src/jobs/options.js';
+import { addJobOptions, jobOptionsFrom } from '../../src/cli/job-options.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 

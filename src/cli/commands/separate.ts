@@ -7,8 +7,8 @@
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { InputError, StemkitError, UsageError } from '../../errors.js';
-import { printable } from '../messages.js';
-import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
+import { printable, withFlags } from '../messages.js';
+import { addJobOptions, jobOptionsFrom } from '../job-options.js';
 import { runAction, type CliContext } from '../context.js';
 import { addQueueOptions, submitSeparate } from './queue.js';
 import type { FileResult, SeparateFileOptions, SeparatorSpec } from '../../separate/separate.js';
@@ -226,7 +226,7 @@ device unavailable; 75 busy (--no-wait); 130 interrupted.`,
       const { spec, file } = parseSeparateFlags(flags);
       if (flags.queue !== undefined) return submitSeparate(ctx, inputs, flags, ctx.typed(command, '--wait') && flags.wait === true, spec, file);
       const jobs = jobOptionsFrom(flags);
-      const [{ expandInputs }, { separateBatch, formatTimingLine, plannedOutputs }] = await Promise.all([
+      const [{ expandInputs }, { separateBatch, formatTimingLine, plannedOutputs, FILE_WARNING_OPTIONS }] = await Promise.all([
         import('../../separate/inputs.js'),
         import('../../separate/separate.js'),
       ]);
@@ -263,7 +263,7 @@ device unavailable; 75 busy (--no-wait); 130 interrupted.`,
         onLoaded: (s) => ctx.onLog({ level: 'info', message: `model ${s.modelId} (${s.stems.join(', ')}) on ${s.provider === 'cpu' ? `cpu ×${s.threads}` : s.provider}, loaded in ${s.loadSeconds.toFixed(2)}s` }),
         onFile: (r) => {
           for (const line of describeResult(ctx, r, formatTimingLine)) ctx.print(line);
-          ctx.emitJson({ type: 'file', ...r });
+          ctx.emitJson({ type: 'file', ...r, warnings: r.warnings.map((w) => withFlags(w, { option: FILE_WARNING_OPTIONS })) });
         },
       }).catch((e: unknown) => {
         throw withFlagHints(e);

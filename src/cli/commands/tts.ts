@@ -13,7 +13,7 @@ import type { SynthesizeOptions, TtsModel } from '../../tts/synthesize.js';
 import type { SinkJobOptions, TtsBatchJob, TtsJobResult } from '../../tts/job.js';
 import type { TimingOutputs } from '../../tts/outputs.js';
 import { runAction, type CliContext } from '../context.js';
-import { addJobOptions, jobOptionsFrom } from '../../jobs/options.js';
+import { addJobOptions, jobOptionsFrom } from '../job-options.js';
 import { assertNoOutputConflicts, findOutputConflicts } from '../../util/output-safety.js';
 import { addQueueOptions, submitTts } from './queue.js';
 

@@ -1,5 +1,5 @@
 /**
- * The job flags shared by `separate` and `tts`: `--no-wait` and `--wait-timeout <seconds>`.
+ * The job flags shared by `separate` and `tts`: `--no-wait` and `--wait-timeout <seconds>` (CLI only: the library takes `wait` and `timeoutSec`).
  * Only the types and Option class of commander are used; command modules call addJobOptions().
  */
 import { type Command, Option } from 'commander';
