@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { DataError, InputError, UnavailableError, UsageError } from '../../errors.js';
+import { DataError, InputError, StemkitError, UnavailableError, UsageError } from '../../errors.js';
+import { withFlags } from '../messages.js';
 import type { AudioSink } from '../../audio/raw-audio.js';
 import type { SynthesizeOptions, TtsModel } from '../../tts/synthesize.js';
 import type { SinkJobOptions, TtsBatchJob, TtsJobResult } from '../../tts/job.js';
@@ -389,6 +390,13 @@ async function narrated(ctx: CliContext, textArg: string | undefined, f: TtsFlag
   }
 }
 
+/** A failed line's error as the command line says it: options named by the library shown as flags. */
+function flagged(r: TtsJobResult, e: unknown): TtsJobResult {
+  const details = e instanceof StemkitError ? e.details : undefined;
+  if (r.error === undefined || details === undefined) return r;
+  return { ...r, error: { ...r.error, message: withFlags(r.error.message, details), ...(r.error.hint !== undefined ? { hint: withFlags(r.error.hint, details) } : {}) } };
+}
+
 function reportDropped(ctx: CliContext, r: TtsJobResult): void {
   const d = r.stats?.dropped ?? {};
   const n = Object.values(d).reduce((a, b) => a + b, 0);
@@ -459,7 +467,7 @@ async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
           });
         } catch (e) {
           if (ctx.signal.aborted) throw e;
-          const r = failedJob(job.output, model, e);
+          const r = flagged(failedJob(job.output, model, e), e);
           ctx.emitJson(jsonRecord(r, { line: job.line }));
           ctx.onLog({ level: 'warn', message: `line ${job.line} (${job.output}) failed: ${r.error!.message}${r.error!.hint ? ` — ${r.error!.hint}` : ''}` });
           return r;
