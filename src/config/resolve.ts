@@ -137,7 +137,7 @@ const TOP_KEYS = [
 ] as const;
 const GPU_KEYS = ['deviceId', 'memoryFraction', 'cudnnConvAlgoSearch', 'tf32'] as const;
 const MODELS_KEYS = ['mirror', 'offline', 'precision'] as const;
-const SERVE_KEYS = ['host', 'port', 'maxQueued', 'maxUploadBytes', 'maxLoadedModels', 'retention', 'shutdownGrace', 'inputRoots', 'workDir'] as const;
+const SERVE_KEYS = ['host', 'port', 'maxQueued', 'maxUploadBytes', 'maxLoadedModels', 'maxLoadedBytes', 'retention', 'shutdownGrace', 'inputRoots', 'workDir'] as const;
 const QUEUE_KEYS = ['url', 'name', 'pathMap', 'roots', 'attempts', 'jobTimeoutSec', 'stallSec', 'maxDownloadMB'] as const;
 const BENCH_TARGET_KEYS = ['maxSeconds', 'minMBps'] as const;
 const BENCH_TIERS = ['2', '4', '6'] as const;
@@ -236,6 +236,7 @@ Object.assign(CHECKS, {
   'serve.maxQueued': intAtLeast(0),
   'serve.maxUploadBytes': intAtLeast(1),
   'serve.maxLoadedModels': intAtLeast(1),
+  'serve.maxLoadedBytes': intAtLeast(1),
   'serve.retention': atLeast(0),
   'serve.shutdownGrace': atLeast(0),
   'serve.inputRoots': stringList,
@@ -636,6 +637,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
       maxQueued: (values.get('serve.maxQueued') as number | undefined) ?? 2 * profileValues.maxConcurrentHeavyTasks,
       maxUploadBytes: num('serve.maxUploadBytes'),
       maxLoadedModels: num('serve.maxLoadedModels'),
+      maxLoadedBytes: values.get('serve.maxLoadedBytes') as number | undefined,
       retention: num('serve.retention'),
       shutdownGrace: num('serve.shutdownGrace'),
       inputRoots: values.get('serve.inputRoots') as string[],
@@ -644,6 +646,7 @@ export function resolveConfig(input: ResolveInput): ResolveResult {
   };
   if (!values.has('serve.maxQueued')) sources['serve.maxQueued'] = `computed (2 × maxConcurrentHeavyTasks)`;
   if (!values.has('serve.workDir')) sources['serve.workDir'] = 'default';
+  if (!values.has('serve.maxLoadedBytes')) sources['serve.maxLoadedBytes'] = "computed (half of the machine's memory)";
   sources['profile'] = profileSource;
   sources['cpuThreads'] = threads === undefined ? 'computed' : sources['threads'] ?? 'computed';
   sources['threadsPolicy'] = threadsPolicy === 'auto-interactive' ? 'computed (a terminal, no CPU limit set)' : threadsPolicy === 'auto-server' ? 'computed (not a terminal, no CPU limit set)' : 'computed';

@@ -106,6 +106,8 @@ export interface ServeConfig {
   maxUploadBytes: number;
   /** Models kept loaded between jobs (least recently used evicted first). */
   maxLoadedModels: number;
+  /** Bytes of model files kept loaded between jobs (the memory bound of the same LRU). Default: half of the machine's memory. */
+  maxLoadedBytes: number | undefined;
   /** Seconds a finished job's files are kept. */
   retention: number;
   /** Seconds running jobs get to finish after SIGTERM before they are cancelled. */

@@ -28,7 +28,7 @@ import type { Observer, ProgressEvent } from '../progress.js';
 import { acquireSlots, poolsForJob, resolveRuntimeDir, type SlotLease } from '../jobs/semaphore.js';
 import { threadsPerWorker } from '../jobs/batch.js';
 import type { SeparatorSpec } from '../separate/separate.js';
-import { ExecutorPool } from '../serve/pool.js';
+import { ExecutorPool, defaultMaxLoadedBytes } from '../serve/pool.js';
 import type { SeparateTask, TaskResult, TtsTask } from '../serve/protocol.js';
 import { connectRedis } from './connection.js';
 import { PERMANENT_EXIT_CODES, describeError, encodeJobError, queueKeys, type JobError, type JobOutcome, type JobProgressRecord, type SeparateJobData, type StemkitJobData, type TtsJobData, type WorkerRecord } from './jobs.js';
@@ -98,7 +98,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   // Jobs run in `stemkit serve`'s executor processes (one per concurrent job, models kept warm there), so this
   // process's event loop stays free for BullMQ's lock renewals, heartbeats and cancels, and the DSP of two jobs
   // runs on two cores. Each executor sees the per-job thread count as its CPU budget.
-  const pool = new ExecutorPool({ ...config, cpuThreads: threads }, concurrency);
+  const pool = new ExecutorPool({ ...config, cpuThreads: threads }, concurrency, config.serve.maxLoadedBytes ?? defaultMaxLoadedBytes());
   await pool.start();
   const running = new Map<string, Running>();
   let done = 0;

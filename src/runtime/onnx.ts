@@ -3,7 +3,7 @@
  * `stemkit --help`, config errors and pure-DSP work never load the native binding.
  */
 import type * as Ort from 'onnxruntime-node';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Device, GpuConfig } from '../config/schema.js';
@@ -83,6 +83,18 @@ export interface ModelSession {
 }
 
 let ortPromise: Promise<typeof Ort> | undefined;
+
+/** Bytes of the model files (or buffers) behind the sessions open in this process. */
+let openBytes = 0;
+
+/**
+ * The summed size of the models whose sessions are open in this process: a proxy for the memory they hold
+ * (weights dominate; ORT's working buffers and a TTS voice table are not counted). `stemkit serve` bounds its
+ * warm models with it.
+ */
+export function openModelBytes(): number {
+  return openBytes;
+}
 
 /** Loads onnxruntime-node once, on first use. */
 export async function loadOrt(): Promise<typeof Ort> {
@@ -244,7 +256,7 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
       if (attempt.provider === 'cpu') break;
       continue; // auto: CUDA did not initialise, try the CPU.
     }
-    return wrapSession(ort, session, attempt.provider, attempt.provider === 'cpu' ? Math.max(1, opts.threads) : 0);
+    return wrapSession(ort, session, attempt.provider, attempt.provider === 'cpu' ? Math.max(1, opts.threads) : 0, typeof model === 'string' ? fileBytes(model) : model.byteLength);
   }
   throw new DataError(`the model could not be loaded: ${lastError instanceof Error ? lastError.message.split('\n')[0] : String(lastError)}`, {
     code: 'E_MODEL_INVALID',
@@ -253,13 +265,23 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
   });
 }
 
-function wrapSession(ort: typeof Ort, session: Ort.InferenceSession, provider: Provider, threads: number): ModelSession {
+function fileBytes(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+function wrapSession(ort: typeof Ort, session: Ort.InferenceSession, provider: Provider, threads: number, bytes: number): ModelSession {
   const inputs = session.inputNames.map((n, i) => describeValue(n, session.inputMetadata?.[i]));
   const outputs = session.outputNames.map((n, i) => describeValue(n, session.outputMetadata?.[i]));
   let released = false;
+  openBytes += bytes;
   const dispose = async (): Promise<void> => {
     if (released) return;
     released = true;
+    openBytes -= bytes;
     await session.release();
   };
   return {

@@ -22,7 +22,7 @@ import { ERROR_SCHEMA, HttpError, errorBody, httpStatus } from './errors.js';
 import { JobManager, isFinal, type Job, type TaskSpec } from './jobs.js';
 import { createMetrics } from './metrics.js';
 import { SEPARATE_OPTIONS, TTS_OPTIONS, formatOf, objectSchema, readOptions, separateJob, ttsVoiceOptions } from './options.js';
-import { ExecutorPool } from './pool.js';
+import { ExecutorPool, defaultMaxLoadedBytes } from './pool.js';
 import type { QueueRunner } from './queued.js';
 import { allowedPath, checkMedia, spoolUpload, tooLarge } from './upload.js';
 
@@ -117,7 +117,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   }
   const queued = o.queueUrl === undefined ? undefined : await openRunner(o.queueUrl, config, log);
   const workDir = await mkdtemp(join(config.serve.workDir ?? tmpdir(), 'stemkit-serve-'));
-  const pool = new ExecutorPool(config, config.serve.maxLoadedModels);
+  const pool = new ExecutorPool(config, config.serve.maxLoadedModels, config.serve.maxLoadedBytes ?? defaultMaxLoadedBytes());
   let jobs!: JobManager;
   const metrics = createMetrics(config, () => jobs, pool);
   jobs = new JobManager(config, queued ?? pool, workDir, { onFinished: (j) => metrics.finished(j), onRejected: (k) => metrics.rejected(k) });
@@ -448,6 +448,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         ...(queued ? { workQueue: { name: queued.client.name, ...(await queued.status()) } } : {}),
         loadedModels: pool.loadedModels(),
         maxLoadedModels: config.serve.maxLoadedModels,
+        maxLoadedBytes: config.serve.maxLoadedBytes ?? defaultMaxLoadedBytes(),
       });
     },
   });

@@ -19,6 +19,8 @@ import type { FromExecutor, JobError, ProviderStatus, SeparateTask, TaskResult, 
 type Warm = { kind: 'separate'; value: Separator } | { kind: 'tts'; value: TtsModel };
 
 const warm = new Map<string, Warm>();
+/** key → bytes of the model files its sessions hold (runtime/onnx.ts openModelBytes), for the server's memory bound. */
+const sizes = new Map<string, number>();
 const running = new Map<string, AbortController>();
 let config: ResolvedConfig | undefined;
 
@@ -95,11 +97,20 @@ async function runTask(t: SeparateTask | TtsTask): Promise<void> {
     warm.set(t.key, w);
   }
   const obs = observer(t.id, controller.signal);
+  // One job at a time per executor: what the open sessions grew by during the job is this model's (a model
+  // that failed to load released its sessions again, and temporary sessions are gone by the end).
+  const { openModelBytes } = await import('../runtime/onnx.js');
+  const before = openModelBytes();
+  const finish = (): { loaded: string[]; bytes: Record<string, number> } => {
+    const grown = openModelBytes() - before;
+    if (warm.has(t.key)) sizes.set(t.key, (sizes.get(t.key) ?? 0) + grown);
+    return { loaded: [...warm.keys()], bytes: Object.fromEntries([...warm.keys()].map((k) => [k, sizes.get(k) ?? 0])) };
+  };
   try {
     const value = t.type === 'separate' ? await runSeparate(t, obs) : await runTts(t, obs);
-    send({ type: 'done', id: t.id, ok: true, value, loaded: [...warm.keys()] });
+    send({ type: 'done', id: t.id, ok: true, value, ...finish() });
   } catch (e) {
-    send({ type: 'done', id: t.id, ok: false, error: toJobError(e), loaded: [...warm.keys()] });
+    send({ type: 'done', id: t.id, ok: false, error: toJobError(e), ...finish() });
   } finally {
     running.delete(t.id);
   }
@@ -145,7 +156,7 @@ process.on('message', (raw: unknown) => {
     case 'separate':
     case 'tts':
       if (!config) {
-        send({ type: 'done', id: m.id, ok: false, error: toJobError(new InternalError('executor used before init')), loaded: [] });
+        send({ type: 'done', id: m.id, ok: false, error: toJobError(new InternalError('executor used before init')), loaded: [], bytes: {} });
         break;
       }
       void runTask(m);
@@ -156,6 +167,7 @@ process.on('message', (raw: unknown) => {
     case 'evict': {
       const w = warm.get(m.key);
       warm.delete(m.key);
+      sizes.delete(m.key);
       void (w ? dispose(w) : Promise.resolve()).then(() => send({ type: 'evicted', key: m.key, loaded: [...warm.keys()] }));
       break;
     }
@@ -167,5 +179,6 @@ process.on('disconnect', () => {
   for (const c of running.values()) c.abort();
   const all = [...warm.values()];
   warm.clear();
+  sizes.clear();
   void Promise.all(all.map(dispose));
 });

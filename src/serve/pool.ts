@@ -5,13 +5,17 @@
  * nothing), else to the idle executor holding the fewest models, else to a new executor. The number of
  * executors therefore never exceeds the number of jobs running at once, which the job slots bound.
  * Before an executor loads a model, the least recently used models of idle executors (or of that one) are
- * evicted until at most `maxLoadedModels` stay loaded; models in use by a running job are never evicted.
+ * evicted until at most `maxLoadedModels` stay loaded and their model files (the size last seen for the
+ * incoming model included) fit `maxLoadedBytes`; after each job the sizes the executor measured are checked
+ * against that budget again. Models in use by a running job are never evicted (src/serve/lru.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/schema.js';
 import { InternalError, InterruptedError } from '../errors.js';
 import type { LogEvent, ProgressEvent } from '../progress.js';
+import { chooseEvictions, type WarmModel } from './lru.js';
 import type { FromExecutor, JobError, ProviderStatus, SeparateTask, TaskResult, ToExecutor, TtsTask } from './protocol.js';
 
 /** Seconds a cancelled task gets to stop between blocks before its executor is killed. */
@@ -34,6 +38,8 @@ interface Executor {
   child: ChildProcess;
   /** key → last use (ms), in the executor's own view after its last message. */
   loaded: Map<string, number>;
+  /** key → bytes of its model files, as the executor measured them (absent until its first job on it ends). */
+  bytes: Map<string, number>;
   task: Pending | undefined;
   taskId: string | undefined;
   ready: Promise<ProviderStatus[]>;
@@ -43,16 +49,26 @@ export interface LoadedModel {
   key: string;
   pid: number;
   lastUsed: string;
+  /** Size of its model files (the memory proxy of the LRU); 0 while its first job runs. */
+  bytes: number;
+}
+
+/** The default byte budget of warm models: half of the machine's memory. */
+export function defaultMaxLoadedBytes(): number {
+  return Math.floor(totalmem() / 2);
 }
 
 export class ExecutorPool {
   private readonly executors: Executor[] = [];
   private providers: ProviderStatus[] | undefined;
   private closed = false;
+  /** key → the last size measured for it, kept after eviction: the estimate for its next load. */
+  private readonly knownBytes = new Map<string, number>();
 
   constructor(
     private readonly config: ResolvedConfig,
     private readonly maxLoaded: number,
+    private readonly maxLoadedBytes: number = defaultMaxLoadedBytes(),
   ) {}
 
   /** Starts the first executor, which also probes the execution providers for /health. */
@@ -67,7 +83,7 @@ export class ExecutorPool {
   }
 
   loadedModels(): LoadedModel[] {
-    return this.executors.flatMap((e) => [...e.loaded].map(([key, t]) => ({ key, pid: e.child.pid ?? 0, lastUsed: new Date(t).toISOString() })));
+    return this.executors.flatMap((e) => [...e.loaded].map(([key, t]) => ({ key, pid: e.child.pid ?? 0, lastUsed: new Date(t).toISOString(), bytes: e.bytes.get(key) ?? 0 })));
   }
 
   executorCount(): number {
@@ -127,17 +143,26 @@ export class ExecutorPool {
       target.loaded.set(key, Date.now());
       return;
     }
-    const total = (): number => this.executors.reduce((n, e) => n + e.loaded.size, 0);
-    const candidates = this.executors
-      .filter((e) => e === target || e.task === undefined)
-      .flatMap((e) => [...e.loaded].map(([k, t]) => ({ e, k, t })))
-      .sort((a, b) => a.t - b.t);
-    while (total() + 1 > this.maxLoaded && candidates.length > 0) {
-      const { e, k } = candidates.shift()!;
-      e.loaded.delete(k);
-      this.send(e, { type: 'evict', key: k });
-    }
+    this.evict({ bytes: this.knownBytes.get(key) ?? 0 });
     target.loaded.set(key, Date.now());
+  }
+
+  /** Evicts idle models, least recently used first, until the limits hold (with `incoming` about to load). */
+  private evict(incoming?: { bytes: number }): void {
+    const where = new Map<string, { e: Executor; key: string }>();
+    const models: WarmModel[] = this.executors.flatMap((e, i) =>
+      [...e.loaded].map(([key, lastUsed]) => {
+        const id = `${i}:${key}`;
+        where.set(id, { e, key });
+        return { id, bytes: e.bytes.get(key) ?? 0, lastUsed, busy: e.task !== undefined };
+      }),
+    );
+    for (const id of chooseEvictions(models, { maxModels: this.maxLoaded, maxBytes: this.maxLoadedBytes }, incoming)) {
+      const { e, key } = where.get(id)!;
+      e.loaded.delete(key);
+      e.bytes.delete(key);
+      this.send(e, { type: 'evict', key });
+    }
   }
 
   private send(e: Executor, m: ToExecutor): void {
@@ -151,7 +176,7 @@ export class ExecutorPool {
       serialization: 'advanced',
     });
     let ready!: (p: ProviderStatus[]) => void;
-    const ex: Executor = { child, loaded: new Map(), task: undefined, taskId: undefined, ready: new Promise((r) => (ready = r)) };
+    const ex: Executor = { child, loaded: new Map(), bytes: new Map(), task: undefined, taskId: undefined, ready: new Promise((r) => (ready = r)) };
     this.executors.push(ex);
     child.on('message', (raw: unknown) => {
       const m = raw as FromExecutor;
@@ -168,6 +193,10 @@ export class ExecutorPool {
         // The executor's list is the truth (a failed load leaves nothing loaded); keep the parent's use times.
         const times = ex.loaded;
         ex.loaded = new Map(m.loaded.map((k) => [k, times.get(k) ?? Date.now()]));
+        ex.bytes = new Map(Object.entries(m.bytes));
+        for (const [k, b] of ex.bytes) this.knownBytes.set(k, b);
+        // Now that the sizes are known: a model over the byte budget is released once idle.
+        this.evict();
         p.resolve(m.ok ? { ok: true, value: m.value } : { ok: false, error: m.error });
       }
     });

@@ -56,8 +56,8 @@ export type FromExecutor =
   | { type: 'ready'; providers: ProviderStatus[] }
   | { type: 'progress'; id: string; event: ProgressEvent }
   | { type: 'log'; id: string; event: LogEvent }
-  | { type: 'done'; id: string; ok: true; value: TaskResult; loaded: string[] }
-  | { type: 'done'; id: string; ok: false; error: JobError; loaded: string[] }
+  | { type: 'done'; id: string; ok: true; value: TaskResult; loaded: string[]; bytes: Record<string, number> }
+  | { type: 'done'; id: string; ok: false; error: JobError; loaded: string[]; bytes: Record<string, number> }
   | { type: 'evicted'; key: string; loaded: string[] };
 
 /** Whether an execution provider really created a session and ran a one-node model in an executor. */

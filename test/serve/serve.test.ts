@@ -5,7 +5,7 @@
  * fixture of test/helpers/tts-fixtures.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -274,6 +274,42 @@ describe('stemkit serve (small profile, loopback, no token)', () => {
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     expect(metrics).toMatch(/^stemkit_jobs_total\{kind="separate",status="rejected"\} [1-9]/m);
     expect(metrics).toMatch(/^stemkit_slots_limit\{pool="heavy"\} 2$/m);
+  });
+});
+
+describe('stemkit serve: the warm-model LRU is bounded by model bytes (serve.maxLoadedBytes)', () => {
+  it('a second model that does not fit the budget with the first evicts it; sizes are the model files; a warm model loads nothing', async () => {
+    // Two models of known size: the 6-MatMul one and a 1-MatMul one; the budget holds either, not both.
+    const big = slowModel;
+    const small = writeSlowModel(join(work, 'inputs', 'model1'), 1);
+    const bigBytes = statSync(big).size;
+    const smallBytes = statSync(small).size;
+    const s = await startServer('lru', { maxLoadedModels: 2, maxLoadedBytes: bigBytes + smallBytes - 1 });
+    const run = async (model: string): Promise<number> => {
+      const res = await fetch(`${s.url}/v1/separate?wait=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: join(work, 'inputs', 'short.wav'), model }) });
+      const job = await json(res);
+      expect(job['status'], JSON.stringify(job)).toBe('succeeded');
+      return (job['times'] as { load: number }).load;
+    };
+    const loaded = async (): Promise<Array<[string, number]>> => {
+      const health = await json(await fetch(`${s.url}/health`));
+      expect(health['maxLoadedBytes']).toBe(bigBytes + smallBytes - 1);
+      return (health['loadedModels'] as Array<{ key: string; bytes: number }>).map((l) => [l.key.includes('model1') ? 'small' : 'big', l.bytes]);
+    };
+    try {
+      expect(await run(big)).toBeGreaterThan(0);
+      expect(await loaded()).toEqual([['big', bigBytes]]);
+      // Two models fit the count limit but not the byte budget: the least recently used one goes.
+      expect(await run(small)).toBeGreaterThan(0);
+      expect(await loaded()).toEqual([['small', smallBytes]]);
+      expect(await run(small)).toBe(0);
+      // Its size is known now: loading the big one again evicts the small one first.
+      expect(await run(big)).toBeGreaterThan(0);
+      expect(await loaded()).toEqual([['big', bigBytes]]);
+    } finally {
+      s.proc.child.kill('SIGTERM');
+      expect(await s.proc.exited).toBe(0);
+    }
   });
 });
 
