@@ -43,8 +43,10 @@ export type { StemModel, StemStream, StemBlocks, TrackStats } from './separate/t
 // Text to speech
 export { loadVoiceModel } from './tts/synthesize.js';
 export type { TtsModel, TtsRun, SpeechBlock, SynthesizeOptions, SynthesisStats, VoiceModelSpec, LoadVoiceModelOptions } from './tts/synthesize.js';
-export { synthesizeToSink } from './tts/job.js';
-export type { SinkJobOptions, TtsJobResult } from './tts/job.js';
+export { synthesizeToSink, parseJobLines } from './tts/job.js';
+export type { SinkJobOptions, TtsJobResult, TtsBatchJob, ParsedJobLine } from './tts/job.js';
+export { runTtsJob, synthesizeBatch, openTtsSink } from './tts/batch.js';
+export type { TtsJobSpec, RunTtsJobOptions, TtsJobOutcome, TtsBatchOptions, TtsBatchItem, TtsBatchResult, TtsVoiceSettings } from './tts/batch.js';
 export type { Timestamps, SentenceTimestamps, WordTimestamps, PhonemeTimestamps } from './tts/timing.js';
 export { buildCues, formatSubtitles, formatSrt, formatVtt } from './tts/subtitles.js';
 export type { Cue, SubtitleFormat } from './tts/subtitles.js';

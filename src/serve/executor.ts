@@ -1,6 +1,6 @@
 /**
  * An executor process of `stemkit serve`: runs one job at a time with the library's own functions
- * (loadSeparator → Separator.separateFile; loadVoiceModel → synthesizeToSink) and keeps the models it
+ * (loadSeparator → Separator.separateFile; loadVoiceModel → runTtsJob, as `stemkit tts`) and keeps the models it
  * loaded warm for the next job, until the server asks it to evict one.
  *
  * Why a child process and not a worker thread: the pipelines do seconds of synchronous DSP and ONNX work
@@ -61,11 +61,7 @@ async function runSeparate(t: SeparateTask, obs: Observer): Promise<TaskResult> 
 }
 
 async function runTts(t: TtsTask, obs: Observer): Promise<TaskResult> {
-  const [{ loadVoiceModel }, { synthesizeToSink }, { createAudioSink }] = await Promise.all([
-    import('../tts/synthesize.js'),
-    import('../tts/job.js'),
-    import('../audio/open.js'),
-  ]);
+  const [{ loadVoiceModel }, { runTtsJob }] = await Promise.all([import('../tts/synthesize.js'), import('../tts/batch.js')]);
   let entry = warm.get(t.key);
   let loadSeconds = 0;
   if (entry?.kind !== 'tts') {
@@ -74,16 +70,11 @@ async function runTts(t: TtsTask, obs: Observer): Promise<TaskResult> {
     warm.set(t.key, entry);
     loadSeconds = model.loadSeconds;
   }
-  const model = entry.value;
-  const sink = await createAudioSink(t.output, {
-    sampleRate: model.sampleRate,
-    channels: 1,
-    format: t.format,
-    ...(t.bits !== undefined ? { bits: t.bits } : {}),
-    ...(config!.ffmpegPath ? { ffmpegPath: config!.ffmpegPath } : {}),
-    ...(obs.signal ? { signal: obs.signal } : {}),
-  });
-  const result = await synthesizeToSink(model, t.text, sink, { ...t.voice, ...obs, loadSeconds });
+  const { result } = await runTtsJob(
+    entry.value,
+    { text: t.text, output: t.output, voice: t.voice, format: t.format, ...(t.bits !== undefined ? { bits: t.bits } : {}) },
+    { config: config!, ...obs, loadSeconds },
+  );
   return { kind: 'tts', result };
 }
 

@@ -183,21 +183,14 @@ function jsonRecord(r: TtsJobResult, extra: Record<string, unknown> = {}): Recor
   };
 }
 
-async function openSink(ctx: CliContext, f: TtsFlags, output: string, sampleRate: number): Promise<AudioSink> {
-  if (output === '-') {
-    const { createStreamSink } = await import('../../tts/job.js');
-    return createStreamSink(ctx.stdout, { format: f.stdoutFormat === 'wav' ? 'wav' : 'raw', sampleRate, channels: 1 });
-  }
-  const [{ createAudioSink }, { sweepStaleTemps }] = await Promise.all([import('../../audio/open.js'), import('../../util/atomic.js')]);
-  await sweepStaleTemps([resolve(output)]);
-  const bits = f.bits === undefined ? undefined : (Number(f.bits) as 16 | 24 | 32);
-  return createAudioSink(output, {
-    sampleRate,
-    channels: 1,
-    ...(bits ? { bits } : {}),
-    ...(ctx.config.ffmpegPath ? { ffmpegPath: ctx.config.ffmpegPath } : {}),
-    signal: ctx.signal,
-  });
+function bitsFrom(f: TtsFlags): 16 | 24 | 32 | undefined {
+  return f.bits === undefined ? undefined : (Number(f.bits) as 16 | 24 | 32);
+}
+
+/** --stdout: a sink that streams to stdout (a file output is opened by the library's runTtsJob). */
+async function stdoutSink(ctx: CliContext, f: TtsFlags, sampleRate: number): Promise<AudioSink> {
+  const { createStreamSink } = await import('../../tts/job.js');
+  return createStreamSink(ctx.stdout, { format: f.stdoutFormat === 'wav' ? 'wav' : 'raw', sampleRate, channels: 1 });
 }
 
 async function loadModel(ctx: CliContext, f: TtsFlags): Promise<TtsModel> {
@@ -272,26 +265,29 @@ async function single(ctx: CliContext, textArg: string | undefined, f: TtsFlags)
   }
   if (f.video !== undefined) return narrated(ctx, textArg, f, output);
   const text = await readText(textArg, f);
-  const opts = synthOptions(ctx, f);
+  const { onProgress, onLog, signal, ...voice } = synthOptions(ctx, f);
   const timing = timingOutputsFrom(f);
   const outputRate = outputRateFrom(f);
+  const bits = bitsFrom(f);
   const stream = await sentenceStream(f);
   return withSlots(ctx, f, `stemkit tts → ${output === '-' ? 'stdout' : output}`, async () => {
     const model = await loadModel(ctx, f);
     try {
-      const sink = await openSink(ctx, f, output, outputRate ?? model.sampleRate);
-      const { synthesizeToSink } = await import('../../tts/job.js');
-      const { wantsTimestamps, writeTimingOutputs, timingRecord } = await import('../../tts/outputs.js');
-      const result = await synthesizeToSink(model, text, sink, {
-        ...opts,
-        onProgress: ctx.onProgress,
-        loadSeconds: model.loadSeconds,
-        timestamps: wantsTimestamps(timing),
-        ...(outputRate !== undefined ? { outputRate } : {}),
-        ...(stream ? { onSentence: stream.onSentence } : {}),
-      });
+      const [{ runTtsJob }, { timingRecord }] = await Promise.all([import('../../tts/batch.js'), import('../../tts/outputs.js')]);
+      const { result, written } = await runTtsJob(
+        model,
+        { text, output, voice, timing, ...(outputRate !== undefined ? { outputRate } : {}), ...(bits !== undefined ? { bits } : {}) },
+        {
+          config: ctx.config,
+          onProgress: ctx.onProgress,
+          onLog: ctx.onLog,
+          signal: ctx.signal,
+          loadSeconds: model.loadSeconds,
+          ...(output === '-' ? { sink: await stdoutSink(ctx, f, outputRate ?? model.sampleRate) } : {}),
+          ...(stream ? { onSentence: stream.onSentence } : {}),
+        },
+      );
       await stream?.end(result);
-      const written = result.timestamps ? await writeTimingOutputs(result.timestamps, text, timing) : {};
       if (result.timestamps?.estimated) ctx.onLog({ level: 'info', message: 'timings are estimated: this model reports no durations (see README "Timestamps and subtitles")' });
       reportDropped(ctx, result);
       ctx.emitJson(jsonRecord(result, timingRecord(result, written)));
@@ -329,7 +325,7 @@ async function narrated(ctx: CliContext, textArg: string | undefined, f: TtsFlag
   const { existsSync } = await import('node:fs');
   if (!existsSync(f.video!)) throw new InputError(`video or image not found: ${f.video}`, { code: 'E_INPUT_NOT_FOUND', hint: 'Check the path given to --video.' });
   const text = await readText(textArg, f);
-  const opts = synthOptions(ctx, f);
+  const { onProgress, onLog, signal, ...voice } = synthOptions(ctx, f);
   const timing = timingOutputsFrom(f);
   const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
@@ -341,10 +337,10 @@ async function narrated(ctx: CliContext, textArg: string | undefined, f: TtsFlag
     const result = await withSlots(ctx, f, `stemkit tts --video → ${output}`, async () => {
       const model = await loadModel(ctx, f);
       try {
-        const { createAudioSink } = await import('../../audio/open.js');
-        const sink = await createAudioSink(speech, { sampleRate: model.sampleRate, channels: 1, signal: ctx.signal });
-        const { synthesizeToSink } = await import('../../tts/job.js');
-        return await synthesizeToSink(model, text, sink, { ...opts, onProgress: ctx.onProgress, loadSeconds: model.loadSeconds, timestamps: true });
+        const { runTtsJob } = await import('../../tts/batch.js');
+        // The timing files are written below, with the subtitles cut to the clip.
+        const job = await runTtsJob(model, { text, output: speech, voice, timestamps: true }, { config: ctx.config, onProgress: ctx.onProgress, onLog: ctx.onLog, signal: ctx.signal, loadSeconds: model.loadSeconds });
+        return job.result;
       } finally {
         await model.dispose();
       }
@@ -411,71 +407,49 @@ async function batch(ctx: CliContext, f: TtsFlags): Promise<number> {
   } catch (cause) {
     throw new InputError(`JSONL batch not found or unreadable: ${file}`, { cause, hint: 'Check the path given to --jsonl.' });
   }
-  const { parseJobLines, synthesizeToSink, failedJob } = await import('../../tts/job.js');
-  const { runBounded, batchWorkers } = await import('../../jobs/batch.js');
+  const [{ parseJobLines }, { checkBatchOutputs, synthesizeBatch }, { timingRecord }] = await Promise.all([import('../../tts/job.js'), import('../../tts/batch.js'), import('../../tts/outputs.js')]);
   const lines = parseJobLines(content, file);
   if (lines.length === 0) throw new DataError(`the JSONL batch ${file} has no jobs`, { code: 'E_EMPTY_BATCH', hint: 'One JSON object per line: {"text": "...", "output": "out.wav"}' });
   // Before the model loads: no line may write over an input of the batch or over another line's output.
-  const jobs = lines.flatMap((l) => (l.ok ? [l.job] : []));
-  assertNoOutputConflicts(
-    findOutputConflicts([file, ...ttsInputs(f), ...jobs.flatMap((j) => (j.file !== undefined ? [resolve(j.file)] : []))], jobs.flatMap((j) => [j.output, j.timestamps, j.subtitles].filter((p): p is string => p !== undefined).map((p) => ({ output: resolve(p), owner: `${file}:${j.line}` })))),
-    'give every line its own output file, and none that is an input of the batch',
-  );
+  checkBatchOutputs(lines, file, ttsInputs(f));
   const t0 = performance.now();
+  const { onProgress, onLog, signal, ...defaults } = synthOptions(ctx, f);
+  const outputRate = outputRateFrom(f);
+  const bits = bitsFrom(f);
+  const jobs = jobOptionsFrom(f);
   const model = await loadModel(ctx, f);
-  const results: TtsJobResult[] = [];
+  let results: TtsJobResult[];
   try {
-    const workers = batchWorkers(ctx.config, lines.length, ['heavy', 'tts']);
-    const ran = await runBounded(
+    const ran = await synthesizeBatch({
+      config: ctx.config,
+      model,
       lines,
-      workers,
-      async (entry, index): Promise<TtsJobResult> => {
-        if (!entry.ok) {
-          ctx.onLog({ level: 'warn', message: entry.error.message });
-          const r = failedJob(entry.output, model, entry.error);
-          ctx.emitJson(jsonRecord(r, { line: entry.line }));
-          return r;
-        }
-        const job = entry.job;
-        const output = resolve(job.output);
-        try {
-          const text = job.text ?? (await readTextFile(resolve(job.file!), `Check the "file" of line ${job.line} in ${file}.`));
-          if (text.trim() === '') throw new DataError(`${file}:${job.line}: the text is empty`, { code: 'E_EMPTY_TEXT' });
-          const opts = synthOptions(ctx, f, job);
-          const progress = ctx.onProgress;
-          const timing: TimingOutputs = {
-            ...(job.timestamps !== undefined ? { timestamps: resolve(job.timestamps) } : {}),
-            ...(job.subtitles !== undefined ? { subtitles: resolve(job.subtitles) } : {}),
-            ...(job.maxCueChars !== undefined ? { maxCueChars: job.maxCueChars } : {}),
-          };
-          const { wantsTimestamps, writeTimingOutputs, timingRecord } = await import('../../tts/outputs.js');
-          const outputRate = outputRateFrom(f);
-          return await withSlots(ctx, f, `stemkit tts --jsonl ${file} (line ${job.line})`, async () => {
-            const sink = await openSink(ctx, f, output, outputRate ?? model.sampleRate);
-            const r = await synthesizeToSink(model, text, sink, {
-              ...opts,
-              onProgress: (e) => progress({ ...e, file: job.output }),
-              loadSeconds: index === 0 ? model.loadSeconds : 0,
-              timestamps: wantsTimestamps(timing),
-              ...(outputRate !== undefined ? { outputRate } : {}),
-            });
-            const written = r.timestamps ? await writeTimingOutputs(r.timestamps, text, timing) : {};
-            reportDropped(ctx, r);
-            ctx.emitJson(jsonRecord(r, { line: job.line, ...timingRecord(r, written) }));
-            ctx.print(summaryLine(r));
-            return r;
-          });
-        } catch (e) {
-          if (ctx.signal.aborted) throw e;
-          const r = flagged(failedJob(job.output, model, e), e);
-          ctx.emitJson(jsonRecord(r, { line: job.line }));
-          ctx.onLog({ level: 'warn', message: `line ${job.line} (${job.output}) failed: ${r.error!.message}${r.error!.hint ? ` — ${r.error!.hint}` : ''}` });
-          return r;
+      source: file,
+      defaults,
+      ...(outputRate !== undefined ? { outputRate } : {}),
+      ...(bits !== undefined ? { bits } : {}),
+      wait: jobs.wait,
+      ...(jobs.timeoutSec !== undefined ? { timeoutSec: jobs.timeoutSec } : {}),
+      command: `stemkit tts --jsonl ${file}`,
+      onProgress: ctx.onProgress,
+      onLog: ctx.onLog,
+      signal: ctx.signal,
+      onResult: (item) => {
+        if (item.invalid) {
+          ctx.onLog({ level: 'warn', message: item.result.error!.message });
+          ctx.emitJson(jsonRecord(item.result, { line: item.line }));
+        } else if (item.result.status === 'failed') {
+          const r = flagged(item.result, item.error);
+          ctx.emitJson(jsonRecord(r, { line: item.line }));
+          ctx.onLog({ level: 'warn', message: `line ${item.line} (${item.output}) failed: ${r.error!.message}${r.error!.hint ? ` — ${r.error!.hint}` : ''}` });
+        } else {
+          reportDropped(ctx, item.result);
+          ctx.emitJson(jsonRecord(item.result, { line: item.line, ...timingRecord(item.result, item.written) }));
+          ctx.print(summaryLine(item.result));
         }
       },
-      ctx.signal,
-    );
-    results.push(...ran);
+    });
+    results = ran.items.map((i) => i.result);
   } finally {
     await model.dispose();
   }
