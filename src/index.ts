@@ -53,6 +53,10 @@ export type { Cue, SubtitleFormat } from './tts/subtitles.js';
 export { narrateVideo } from './tts/narrate.js';
 export type { NarrateVideoOptions, NarrateResult, VideoAudioMode } from './tts/narrate.js';
 
+// Doctor
+export { collectDoctorReport } from './doctor/doctor.js';
+export type { DoctorReport, DoctorOptions, DoctorProvider, CheckStatus, ProviderCheck, ToolCheck, GpuInfo } from './doctor/doctor.js';
+
 // Fair sharing
 export { acquireSlots, readPools, runBounded, threadsPerWorker } from './jobs/index.js';
 

@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseNvidiaSmi, parseToolVersion, type DoctorReport } from '../../src/cli/commands/doctor.js';
+import { parseNvidiaSmi, parseToolVersion } from '../../src/doctor/doctor.js';
+import type { DoctorReport } from '../../src/cli/commands/doctor.js';
 import { PROBE_MODEL_FILE, buildProbeModel } from '../../src/onnx/probe.js';
 import { runCli } from '../helpers/cli-run.js';
 
