@@ -36,8 +36,10 @@ export { ensureModel, importModel } from './models/ensure.js';
 export { listCache, verifyModel, removeModel, isInstalled } from './models/cache.js';
 
 // Separation
-export { loadSeparator, separateBatch, formatTimingLine } from './separate/separate.js';
-export type { Separator, SeparatorSpec, SeparateFileOptions, FileResult, PhaseTimes, SeparateBatchOptions, BatchResult } from './separate/separate.js';
+export { loadSeparator } from './separate/separate.js';
+export type { Separator, SeparatorSpec, SeparateFileOptions, FileResult, PhaseTimes } from './separate/separate.js';
+export { separateBatch, formatTimingLine } from './separate/batch.js';
+export type { SeparateBatchOptions, BatchResult } from './separate/batch.js';
 export type { StemModel, StemStream, StemBlocks, TrackStats } from './separate/types.js';
 
 // Text to speech

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { StemkitError, type ExitCodeValue } from '../errors.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import type { Observer } from '../progress.js';
-import { formatTimingLine, loadSeparator, type SeparatorSpec } from '../separate/separate.js';
+import { loadSeparator, type SeparatorSpec } from '../separate/separate.js';
+import { formatTimingLine } from '../separate/batch.js';
 import { findReferenceTracks } from './layout.js';
 import { assertNoOutputConflicts, findOutputConflicts } from '../util/output-safety.js';
 

@@ -5,7 +5,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatTimingLine, loadSeparator, planOutputs } from '../../src/separate/separate.js';
+import { loadSeparator, planOutputs } from '../../src/separate/separate.js';
+import { formatTimingLine } from '../../src/separate/batch.js';
 import type { ProgressEvent } from '../../src/progress.js';
 import { mdxModel, mdxSidecar } from '../helpers/separate-models.js';
 import { sines, tempDir, testConfig, writeWav } from '../helpers/separate-fixtures.js';

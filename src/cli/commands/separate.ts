@@ -1,7 +1,7 @@
 /**
  * `stemkit separate <inputs...>`: split audio (or the audio of videos) into stems.
  * Thin adapter: parses and validates the flags up front (UsageError 64 naming the allowed values), expands
- * the inputs, and hands everything to separateBatch (src/separate/separate.ts), which is imported lazily
+ * the inputs, and hands everything to separateBatch (src/separate/batch.ts), which is imported lazily
  * so that `stemkit --help` does not load the engine.
  */
 import { Command, Option } from 'commander';
@@ -226,9 +226,10 @@ device unavailable; 75 busy (--no-wait); 130 interrupted.`,
       const { spec, file } = parseSeparateFlags(flags);
       if (flags.queue !== undefined) return submitSeparate(ctx, inputs, flags, ctx.typed(command, '--wait') && flags.wait === true, spec, file);
       const jobs = jobOptionsFrom(flags);
-      const [{ expandInputs }, { separateBatch, formatTimingLine, plannedOutputs, FILE_WARNING_OPTIONS }] = await Promise.all([
+      const [{ expandInputs }, { plannedOutputs, FILE_WARNING_OPTIONS }, { separateBatch, formatTimingLine }] = await Promise.all([
         import('../../separate/inputs.js'),
         import('../../separate/separate.js'),
+        import('../../separate/batch.js'),
       ]);
       if (file.filename !== undefined) plannedOutputs('x.wav', ['x'], 'm', { filename: file.filename }); // validates the template up front
       const expanded = await expandInputs(inputs, { recursive: flags.recursive === true });
