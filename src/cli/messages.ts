@@ -98,7 +98,17 @@ export function flagForOption(option: string): string {
  */
 export function cliHint(code: string, hint: string, details: Record<string, unknown> | undefined): string {
   if (code === 'E_BUSY' && details?.['pool'] !== undefined) return 'Retry later, or let stemkit wait for a free slot (drop --no-wait).';
-  return withFlags(hint, details);
+  return hintWithFlags(hint, details);
+}
+
+const asList = (v: unknown): unknown[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
+
+/**
+ * A hint with its options shown as flags: those of `details.option`, and `details.hintOption` for an option
+ * named only in the hint (where the message uses the same word in its plain sense: "needs voices").
+ */
+export function hintWithFlags(hint: string, details: Record<string, unknown> | undefined): string {
+  return withFlags(hint, { option: [...asList(details?.['option']), ...asList(details?.['hintOption'])] });
 }
 
 /**

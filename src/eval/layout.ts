@@ -70,7 +70,7 @@ export function parseStemMap(values: readonly string[]): Record<string, string> 
   const map: Record<string, string> = {};
   for (const v of values.flatMap((x) => x.split(','))) {
     const m = /^\s*([^=\s]+)\s*=\s*([^=\s]+)\s*$/.exec(v);
-    if (!m) throw new UsageError(`invalid --map "${v}"`, { hint: 'Use --map <reference-stem>=<estimate-stem>, e.g. --map other=no_vocals.' });
+    if (!m) throw new UsageError(`invalid map "${v}"`, { hint: 'Use map <reference-stem>=<estimate-stem>, e.g. map other=no_vocals.', details: { option: 'map' } });
     map[m[1]!] = m[2]!;
   }
   return map;

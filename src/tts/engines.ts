@@ -68,7 +68,8 @@ export function requireVoices(files: EngineFiles): string {
   if (files.voices === undefined) {
     throw new UsageError(`the Kokoro model ${files.model} needs voices`, {
       code: 'E_VOICES_REQUIRED',
-      hint: 'Pass --voices <voices-v1.0.bin | file.npz | folder of .bin files>.',
+      hint: 'Pass voices <voices-v1.0.bin | file.npz | folder of .bin files>.',
+      details: { hintOption: 'voices' },
     });
   }
   return files.voices;

@@ -140,7 +140,8 @@ async function resolveSpec(spec: VoiceModelSpec, opts: LoadVoiceModelOptions): P
   if (ref.entry.task !== 'tts' || (piperPrefixed && ref.entry.adapter !== 'piper')) {
     throw new UsageError(`"${spec}" is not a ${piperPrefixed ? 'Piper voice' : 'text-to-speech model'}`, {
       code: 'E_UNKNOWN_MODEL',
-      hint: 'Use --model kokoro, piper:<voice> (e.g. piper:en_US-lessac-medium) or a path to an .onnx file; `stemkit models list` shows the TTS models.',
+      hint: 'Use model kokoro, piper:<voice> (e.g. piper:en_US-lessac-medium) or a path to an .onnx file; `stemkit models list` shows the TTS models.',
+      details: { hintOption: 'model' },
     });
   }
   const installed = await ensureModel(id, {
@@ -192,7 +193,7 @@ export async function loadVoiceModel(spec: VoiceModelSpec, opts: LoadVoiceModelO
         await loadPiperConfig(r.model, r.config);
       }
       if (names.includes('style')) requireVoices(r);
-      throw new DataError(`${r.model} is neither a Kokoro nor a Piper model (inputs: ${names.join(', ')})`, { code: 'E_MODEL_CONTRACT', hint: 'Use a Kokoro v1.0 ONNX export with --voices, or a Piper voice with its .onnx.json.' });
+      throw new DataError(`${r.model} is neither a Kokoro nor a Piper model (inputs: ${names.join(', ')})`, { code: 'E_MODEL_CONTRACT', hint: 'Use a Kokoro v1.0 ONNX export with voices, or a Piper voice with its .onnx.json.', details: { hintOption: 'voices' } });
     }
     return prepared.create(session, { id: r.id, loadSeconds: now() - t0, espeakPath: opts.espeakPath, ...(opts.onLog ? { onLog: opts.onLog } : {}) });
   } catch (e) {

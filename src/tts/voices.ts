@@ -154,7 +154,7 @@ export async function openVoiceStore(path: string): Promise<VoiceStore> {
   try {
     st = await stat(path);
   } catch (cause) {
-    throw new InputError(`voices not found: ${path}`, { code: 'E_VOICES_NOT_FOUND', cause, hint: 'Pass --voices <voices-v1.0.bin | file.npz | folder of .bin files>.' });
+    throw new InputError(`voices not found: ${path}`, { code: 'E_VOICES_NOT_FOUND', cause, hint: 'Pass voices <voices-v1.0.bin | file.npz | folder of .bin files>.', details: { hintOption: 'voices' } });
   }
   if (st.isDirectory()) {
     const tables = new Map<string, () => Promise<Float32Array>>();

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { planOutputs } from '../../src/separate/separate.js';
 import { validateFilenameTemplate } from '../../src/separate/paths.js';
-import { cliHint, flagForOption, withFlags } from '../../src/cli/messages.js';
+import { cliHint, flagForOption, hintWithFlags, withFlags } from '../../src/cli/messages.js';
+import { requireVoices } from '../../src/tts/engines.js';
 
 function thrown(fn: () => unknown): UsageError {
   try {
@@ -58,5 +59,14 @@ describe('library errors name options; the CLI shows flags', () => {
     expect(cliHint('E_BUSY', 'Retry later, or let stemkit wait for a free slot (wait: true).', { pool: 'heavy', used: 2, limit: 2 })).toBe('Retry later, or let stemkit wait for a free slot (drop --no-wait).');
     expect(cliHint('E_BUSY', 'wait for the other install', undefined)).toBe('wait for the other install');
     expect(cliHint('E_BUSY_TIMEOUT', 'Retry later, or raise timeoutSec.', { option: 'timeoutSec' })).toBe('Retry later, or raise --wait-timeout.');
+  });
+
+  it('hintOption: an option named only in the hint (the message uses the word plainly)', () => {
+    const e = thrown(() => requireVoices({ model: 'k.onnx' }));
+    expect(e.message).toBe('the Kokoro model k.onnx needs voices');
+    expect(e.hint).toBe('Pass voices <voices-v1.0.bin | file.npz | folder of .bin files>.');
+    expect(withFlags(e.message, e.details)).toBe('the Kokoro model k.onnx needs voices');
+    expect(hintWithFlags(e.hint!, e.details)).toBe('Pass --voices <voices-v1.0.bin | file.npz | folder of .bin files>.');
+    expect(cliHint(e.code, e.hint!, e.details)).toBe('Pass --voices <voices-v1.0.bin | file.npz | folder of .bin files>.');
   });
 });

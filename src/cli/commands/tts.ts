@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DataError, InputError, StemkitError, UnavailableError, UsageError } from '../../errors.js';
-import { withFlags } from '../messages.js';
+import { hintWithFlags, withFlags } from '../messages.js';
 import type { AudioSink } from '../../audio/raw-audio.js';
 import type { SynthesizeOptions, TtsModel } from '../../tts/synthesize.js';
 import type { SinkJobOptions, TtsBatchJob, TtsJobResult } from '../../tts/job.js';
@@ -390,7 +390,7 @@ async function narrated(ctx: CliContext, textArg: string | undefined, f: TtsFlag
 function flagged(r: TtsJobResult, e: unknown): TtsJobResult {
   const details = e instanceof StemkitError ? e.details : undefined;
   if (r.error === undefined || details === undefined) return r;
-  return { ...r, error: { ...r.error, message: withFlags(r.error.message, details), ...(r.error.hint !== undefined ? { hint: withFlags(r.error.hint, details) } : {}) } };
+  return { ...r, error: { ...r.error, message: withFlags(r.error.message, details), ...(r.error.hint !== undefined ? { hint: hintWithFlags(r.error.hint, details) } : {}) } };
 }
 
 function reportDropped(ctx: CliContext, r: TtsJobResult): void {
