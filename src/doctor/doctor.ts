@@ -117,7 +117,7 @@ async function checkGpus(signal: AbortSignal): Promise<DoctorReport['gpus']> {
 }
 
 /** The probe model (x·2), shipped in models/ (see src/onnx/probe.ts). */
-async function probeModel(): Promise<Uint8Array> {
+export async function probeModel(): Promise<Uint8Array> {
   const [{ readFile }, { join }, { packageModelsDir }, { PROBE_MODEL_FILE }] = await Promise.all([
     import('node:fs/promises'),
     import('node:path'),
@@ -129,7 +129,7 @@ async function probeModel(): Promise<Uint8Array> {
 
 const PROBE_TIMEOUT_MS = 60_000;
 
-type ProbeOutcome = { ok: true; provider: string; seconds: number } | { ok: false; message: string; hint?: string };
+export type ProbeOutcome = { ok: true; provider: string; seconds: number } | { ok: false; message: string; hint?: string };
 
 /**
  * Creates a session on `provider`, runs the probe model once and checks the answer. Exported for the

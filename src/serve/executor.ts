@@ -107,29 +107,19 @@ async function runTask(t: SeparateTask | TtsTask): Promise<void> {
   }
 }
 
-/** Creates a session on each provider the config may use and runs a one-node model: what /health reports. */
+/**
+ * Creates a session on each provider the config may use and runs doctor's probe model (stemkit doctor's own
+ * check, src/doctor/doctor.ts): what /health reports.
+ */
 async function probeProviders(cfg: ResolvedConfig): Promise<ProviderStatus[]> {
-  const [{ GraphBuilder }, rt] = await Promise.all([import('../onnx/builder.js'), import('../runtime/onnx.js')]);
-  const g = new GraphBuilder('probe');
-  g.input('x', 'float32', [1]);
-  g.op('Identity', ['x'], {}, 'y');
-  g.output('y', 'float32', [1]);
-  const model = g.build();
+  const [{ probeInProcess, probeModel }, rt] = await Promise.all([import('../doctor/doctor.js'), import('../runtime/onnx.js')]);
+  const model = await probeModel();
   const providers: Array<'cpu' | 'cuda'> = cfg.device === 'cpu' || !rt.cudaProviderInstalled() ? ['cpu'] : ['cpu', 'cuda'];
   const out: ProviderStatus[] = [];
   for (const p of providers) {
-    try {
-      const s = await rt.createSession(model, { device: p, threads: 1, gpu: cfg.gpu });
-      try {
-        const r = await s.run({ x: { data: new Float32Array([2]), dims: [1] } });
-        const ok = r['y']?.data[0] === 2 && s.provider === p;
-        out.push({ provider: p, ok, detail: ok ? `ran on ${s.provider}` : `fell back to ${s.provider}` });
-      } finally {
-        await s.dispose();
-      }
-    } catch (e) {
-      out.push({ provider: p, ok: false, detail: toJobError(e).message });
-    }
+    const r = await probeInProcess(p, model, { ...cfg, cpuThreads: 1 }, undefined);
+    if (!r.ok) out.push({ provider: p, ok: false, detail: r.message });
+    else out.push({ provider: p, ok: r.provider === p, detail: r.provider === p ? `ran on ${r.provider}` : `fell back to ${r.provider}` });
   }
   return out;
 }

@@ -294,6 +294,8 @@ describe('stemkit serve: the warm-model LRU is bounded by model bytes (serve.max
     const loaded = async (): Promise<Array<[string, number]>> => {
       const health = await json(await fetch(`${s.url}/health`));
       expect(health['maxLoadedBytes']).toBe(bigBytes + smallBytes - 1);
+      // The provider check is doctor's probe, run in an executor.
+      expect(health['providers']).toEqual([{ provider: 'cpu', ok: true, detail: 'ran on cpu' }]);
       return (health['loadedModels'] as Array<{ key: string; bytes: number }>).map((l) => [l.key.includes('model1') ? 'small' : 'big', l.bytes]);
     };
     try {
