@@ -73,7 +73,7 @@ export function resolvePrecision(
   }
   const explicit = req !== undefined && req !== 'auto' ? req : undefined;
   if (explicit && opts.suffix && explicit !== opts.suffix) {
-    throw new UsageError(`model id asks for ${opts.suffix} but --precision says ${explicit}`, { hint: 'give the precision once' });
+    throw new UsageError(`model id asks for ${opts.suffix} but precision says ${explicit}`, { hint: 'give the precision once', details: { option: 'precision' } });
   }
   const wanted = explicit ?? opts.suffix;
   const available = availablePrecisions(entry);

@@ -199,14 +199,16 @@ function providerFailure(device: 'cuda' | 'webgpu', cause: unknown): Unavailable
       {
         code: 'E_DEVICE_UNAVAILABLE',
         cause,
-        hint: 'Install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (in the folder stemkit is installed in; needs network access, CUDA 12 and cuDNN 9), or use `--device cpu`.',
+        hint: 'Install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (in the folder stemkit is installed in; needs network access, CUDA 12 and cuDNN 9), or use `device cpu`.',
+        details: { hintOption: 'device' },
       },
     );
   }
   return new UnavailableError(`WebGPU was requested but could not be initialised: ${reason}`, {
     code: 'E_DEVICE_UNAVAILABLE',
     cause,
-    hint: 'WebGPU needs a GPU with Vulkan drivers (Linux) or Metal/D3D12; use `--device cpu` or `--device cuda` instead.',
+    hint: 'WebGPU needs a GPU with Vulkan drivers (Linux) or Metal/D3D12; use `device cpu` or `device cuda` instead.',
+    details: { hintOption: 'device' },
   });
 }
 

@@ -189,7 +189,8 @@ export async function separateOne(
     // A batch checked every file up front; a lone call (library, eval) gets the same guarantee here.
     assertNoOutputConflicts(
       findOutputConflicts([input, ...modelInputs(spec)], Object.values(outputs).map((o) => ({ output: o, owner: input }))),
-      'choose another output folder (-o) or --filename',
+      'choose another output folder (outDir) or filename',
+      { hintOption: ['outDir', 'filename'] },
     );
     result.outputs = outputs;
     const recipe = recipeFor(model, plan, spec, fopts);

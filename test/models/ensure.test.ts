@@ -238,7 +238,7 @@ describe('resolvePrecision', () => {
     expect(resolvePrecision(kokoro, { suffix: 'int8', config: modelsConfig(cache) })).toEqual({ precision: 'int8' });
     expect(() => resolvePrecision(gtcrn, { requested: 'fp16', config: modelsConfig(cache) })).toThrow(UsageError);
     expect(() => resolvePrecision(kokoro, { requested: 'fp16', suffix: 'int8', config: modelsConfig(cache) })).toThrow(
-      'model id asks for int8 but --precision says fp16',
+      'model id asks for int8 but precision says fp16',
     );
     expect(() => resolvePrecision(kokoro, { requested: 'fp8', config: modelsConfig(cache) })).toThrow('unknown precision "fp8"');
     expect(resolvePrecision(gtcrn, { config: modelsConfig(cache, { precision: 'int8' }) })).toEqual({

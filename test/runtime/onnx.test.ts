@@ -143,13 +143,15 @@ describe.skipIf(cudaProviderInstalled())('--device cuda without the CUDA provide
     expect(u.code).toBe('E_DEVICE_UNAVAILABLE');
     expect(u.message).toBe('CUDA was requested but onnxruntime-node was installed without the CUDA provider');
     expect(u.hint).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js');
-    expect(u.hint).toContain('--device cpu');
+    // The library names the option (an HTTP client sends `device`); the command line shows the flag.
+    expect(u.hint).toContain('`device cpu`');
+    expect(u.hint).not.toContain('--device');
 
     // What the user sees: one line, one hint, exit 69.
     const out = captureStream();
     const errOut = captureStream();
     const io = defaultIO({ stdout: out.stream, stderr: errOut.stream, env: {}, stdoutIsTTY: false, stderrIsTTY: false });
     expect(reportError(err, io, { json: false, verbose: false, color: false })).toBe(69);
-    expect(errOut.text()).toBe(`stemkit: ${u.message}\nhint: ${u.hint}\n`);
+    expect(errOut.text()).toBe(`stemkit: ${u.message}\nhint: ${u.hint!.replace('`device cpu`', '`--device cpu`')}\n`);
   });
 });
