@@ -85,7 +85,15 @@ export function printableStyled(text: string): string {
 }
 
 /** The flag of a library option where it is not simply the option in kebab case. */
-const OPTION_FLAGS: Record<string, string> = { channelMode: '--channels', outDir: '-o', timeoutSec: '--wait-timeout' };
+const OPTION_FLAGS: Record<string, string> = {
+  channelMode: '--channels',
+  outDir: '-o',
+  timeoutSec: '--wait-timeout',
+  mdx: '--mdx-*',
+  'mdx.nFft': '--mdx-n-fft',
+  'mdx.dimF': '--mdx-dim-f',
+  'mdx.dimT': '--mdx-dim-t',
+};
 
 /** `twoStems` → `--two-stems`: library errors name options, the CLI shows the flag the user typed. */
 export function flagForOption(option: string): string {
@@ -121,7 +129,9 @@ export function withFlags(text: string, details: Record<string, unknown> | undef
   let out = text;
   for (const option of options) {
     if (option === '') continue;
-    out = out.replace(new RegExp(`(^|[^\\w"-])${option}(?![\\w"-])`, 'g'), (_m, pre: string) => `${pre}${flagForOption(option)}`);
+    // Nested options (`mdx.nFft`) carry a dot: escaped, it matches only itself.
+    const name = option.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    out = out.replace(new RegExp(`(^|[^\\w".-])${name}(?![\\w"-]|\\.\\w)`, 'g'), (_m, pre: string) => `${pre}${flagForOption(option)}`);
   }
   return out;
 }

@@ -90,7 +90,10 @@ export function paramsFromUvr(e: UvrModelData, source: string): Partial<MdxParam
   return p;
 }
 
-/** Flags that override or supply MDX-Net parameters (`--mdx-n-fft`, `--mdx-dim-f`, `--mdx-dim-t`, `--mdx-compensate`, `--mdx-primary`). */
+/** The options that give MDX-Net's sizes, as hints name them (the CLI shows them as flags). */
+const MDX_SIZE_OPTIONS = ['mdx.nFft', 'mdx.dimF', 'mdx.dimT'];
+
+/** Options that override or supply MDX-Net parameters (the CLI's `--mdx-n-fft`, `--mdx-dim-f`, `--mdx-dim-t`, `--mdx-compensate`, `--mdx-primary`). */
 export interface MdxOverrides {
   nFft?: number;
   dimF?: number;
@@ -125,7 +128,7 @@ export async function resolveMdxParams(path: string, opts: { registry?: Record<s
     try {
       entry = JSON.parse(readFileSync(sidecar, 'utf8')) as UvrModelData;
     } catch (cause) {
-      throw new UsageError(`the MDX-Net sidecar ${sidecar} is not valid JSON`, { cause, hint: 'fix it, or pass the parameters with --mdx-n-fft/--mdx-dim-f/--mdx-dim-t' });
+      throw new UsageError(`the MDX-Net sidecar ${sidecar} is not valid JSON`, { cause, hint: 'fix it, or pass the parameters with mdx.nFft/mdx.dimF/mdx.dimT', details: { hintOption: MDX_SIZE_OPTIONS } });
     }
     layers.push(paramsFromUvr(entry, `sidecar ${sidecar}`));
   }
@@ -152,7 +155,8 @@ export async function resolveMdxParams(path: string, opts: { registry?: Record<s
   if (missing.length > 0) {
     throw new UsageError(`unknown MDX-Net model ${path} (hash ${hash}): ${missing.join(', ')} not known`, {
       code: 'E_MDX_PARAMS',
-      hint: `put a sidecar ${sidecar} in UVR's model-data format ({"compensate":1.035,"mdx_dim_f_set":3072,"mdx_dim_t_set":8,"mdx_n_fft_scale_set":6144,"primary_stem":"Vocals"}) or pass --mdx-n-fft, --mdx-dim-f and --mdx-dim-t`,
+      hint: `put a sidecar ${sidecar} in UVR's model-data format ({"compensate":1.035,"mdx_dim_f_set":3072,"mdx_dim_t_set":8,"mdx_n_fft_scale_set":6144,"primary_stem":"Vocals"}) or pass mdx.nFft, mdx.dimF and mdx.dimT`,
+      details: { hintOption: MDX_SIZE_OPTIONS },
     });
   }
   const p: MdxParams = {
@@ -205,7 +209,8 @@ export async function createMdxModel(opts: MdxModelOptions): Promise<StemModel> 
     await session.dispose();
     throw new DataError(`${opts.path} does not match the MDX-Net contract: ${why}`, {
       code: 'E_MODEL_CONTRACT',
-      hint: 'check the model parameters (sidecar JSON or --mdx-* flags); see model-io.md §2.1',
+      hint: 'check the model parameters (sidecar JSON or the mdx options); see model-io.md §2.1',
+      details: { hintOption: 'mdx' },
     });
   };
   if (session.inputs.length !== 1 || session.outputs.length !== 1) await fail(`expected one input and one output, found ${session.inputs.length} and ${session.outputs.length}`);

@@ -69,4 +69,17 @@ describe('library errors name options; the CLI shows flags', () => {
     expect(hintWithFlags(e.hint!, e.details)).toBe('Pass --voices <voices-v1.0.bin | file.npz | folder of .bin files>.');
     expect(cliHint(e.code, e.hint!, e.details)).toBe('Pass --voices <voices-v1.0.bin | file.npz | folder of .bin files>.');
   });
+
+  it('nested options (mdx.nFft) map to their own flags, and the parent option does not touch them', () => {
+    const details = { hintOption: ['mdx.nFft', 'mdx.dimF', 'mdx.dimT'] };
+    expect(hintWithFlags('fix it, or pass the parameters with mdx.nFft/mdx.dimF/mdx.dimT', details)).toBe(
+      'fix it, or pass the parameters with --mdx-n-fft/--mdx-dim-f/--mdx-dim-t',
+    );
+    expect(hintWithFlags('see mdx.nFft, or the mdx options', { hintOption: 'mdx' })).toBe('see mdx.nFft, or the --mdx-* options');
+    // A dotted name matches only itself: `mdx.nFft` is not `mdxXnFft`.
+    expect(hintWithFlags('mdxXnFft stays', details)).toBe('mdxXnFft stays');
+    // An option word inside a dotted config key is not a flag.
+    expect(hintWithFlags('turn it off (models.offline)', { hintOption: 'offline' })).toBe('turn it off (models.offline)');
+    expect(hintWithFlags('use `device cpu`', { hintOption: 'device' })).toBe('use `--device cpu`');
+  });
 });
