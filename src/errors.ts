@@ -156,11 +156,11 @@ export function fromSystemError(e: unknown, ctx: { path?: string; role?: 'input'
   switch (code) {
     case 'ENOSPC':
     case 'EDQUOT':
-      return new OutputError(`no space left on the device${at}`, { ...opts, code: 'E_DISK_FULL', hint: 'free some space or write to another disk (-o); nothing incomplete was left under a final name' });
+      return new OutputError(`no space left on the device${at}`, { ...opts, code: 'E_DISK_FULL', hint: 'free some space or write to another disk (outDir); nothing incomplete was left under a final name', details: { hintOption: 'outDir' } });
     case 'EFBIG':
-      return new OutputError(`file too large for the file system${at}`, { ...opts, code: 'E_DISK_FULL', hint: 'write to another file system or a compressed format (--format flac)' });
+      return new OutputError(`file too large for the file system${at}`, { ...opts, code: 'E_DISK_FULL', hint: 'write to another file system or a compressed output (format flac)', details: { hintOption: 'format' } });
     case 'EROFS':
-      return new OutputError(`read-only file system${at}`, { ...opts, hint: 'write to another folder (-o)' });
+      return new OutputError(`read-only file system${at}`, { ...opts, hint: 'write to another folder (outDir)', details: { hintOption: 'outDir' } });
     case 'EMFILE':
     case 'ENFILE':
       return new BusyError(`too many open files${at}`, { ...opts, code: 'E_TOO_MANY_FILES', hint: 'raise the limit (ulimit -n) or run fewer jobs at once' });

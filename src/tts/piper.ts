@@ -208,7 +208,11 @@ export function piperIds(phonemes: string | SpanText, config: Pick<PiperConfig, 
 export function resolveSpeaker(config: Pick<PiperConfig, 'numSpeakers' | 'speakerIdMap'>, speaker: string | number | undefined, hasSid: boolean): number | undefined {
   if (!hasSid) {
     if (speaker !== undefined) {
-      throw new UsageError(`this Piper voice has a single speaker; --speaker "${speaker}" does not apply`, { code: 'E_UNKNOWN_SPEAKER', hint: 'Drop --speaker, or pick a multi-speaker voice.' });
+      throw new UsageError(`this Piper voice is single-speaker; speaker "${speaker}" does not apply`, {
+        code: 'E_UNKNOWN_SPEAKER',
+        hint: 'Drop speaker, or pick a multi-speaker voice.',
+        details: { option: 'speaker' },
+      });
     }
     return undefined;
   }
@@ -240,7 +244,8 @@ export class PiperEngine {
     if (!names.includes('input') || !names.includes('scales')) {
       throw new DataError(`not a Piper model: its inputs are ${names.join(', ') || '(none)'}; expected input, input_lengths, scales[, sid]`, {
         code: 'E_MODEL_CONTRACT',
-        hint: 'Use a Piper voice .onnx, or a Kokoro model with --voices.',
+        hint: 'Use a Piper voice .onnx, or a Kokoro model with voices.',
+        details: { hintOption: 'voices' },
       });
     }
     this.hasSid = names.includes('sid');

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
+import { UsageError, fromSystemError, type StemkitError } from '../../src/errors.js';
 import { planOutputs } from '../../src/separate/separate.js';
 import { validateFilenameTemplate } from '../../src/separate/paths.js';
 import { cliHint, flagForOption, hintWithFlags, withFlags } from '../../src/cli/messages.js';
 import { requireVoices } from '../../src/tts/engines.js';
+import { resolveSpeaker } from '../../src/tts/piper.js';
 
 function thrown(fn: () => unknown): UsageError {
   try {
@@ -81,5 +82,20 @@ describe('library errors name options; the CLI shows flags', () => {
     // An option word inside a dotted config key is not a flag.
     expect(hintWithFlags('turn it off (models.offline)', { hintOption: 'offline' })).toBe('turn it off (models.offline)');
     expect(hintWithFlags('use `device cpu`', { hintOption: 'device' })).toBe('use `--device cpu`');
+  });
+
+  it('Piper speakers and full disks: the library names speaker / outDir / format, the CLI shows the flags', () => {
+    const e = thrown(() => resolveSpeaker({ numSpeakers: 1, speakerIdMap: {} }, 'amy', false));
+    expect(e.message).toBe('this Piper voice is single-speaker; speaker "amy" does not apply');
+    expect(withFlags(e.message, e.details)).toBe('this Piper voice is single-speaker; --speaker "amy" does not apply');
+    expect(cliHint(e.code, e.hint!, e.details)).toBe('Drop --speaker, or pick a multi-speaker voice.');
+    const sys = (code: string): StemkitError =>
+      fromSystemError(Object.assign(new Error(code), { code, syscall: 'write', path: '/o/x.wav' })) as StemkitError;
+    expect(sys('ENOSPC').hint).toBe('free some space or write to another disk (outDir); nothing incomplete was left under a final name');
+    expect(cliHint('E_DISK_FULL', sys('ENOSPC').hint!, sys('ENOSPC').details)).toBe(
+      'free some space or write to another disk (-o); nothing incomplete was left under a final name',
+    );
+    expect(cliHint('E_DISK_FULL', sys('EFBIG').hint!, sys('EFBIG').details)).toBe('write to another file system or a compressed output (--format flac)');
+    expect(cliHint('E_OUTPUT', sys('EROFS').hint!, sys('EROFS').details)).toBe('write to another folder (-o)');
   });
 });
