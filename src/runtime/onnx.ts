@@ -41,7 +41,8 @@ export interface SessionOptions {
 }
 
 /**
- * ORT's CPU memory management for a session. Both levers are off by default, as measured with
+ * ORT's CPU memory management for a session. The arena and memory patterns are off by default (plan reuse stays
+ * on: turning it off costs a busy-waiting thread, so only HTDemucs asks for that), as measured with
  * `scripts/bench-memory.mjs` (README, "Memory"): the arena grows across `session.run` calls (it extends by powers
  * of two and never shrinks) and memory patterns add one plan-sized block per run, so a full-size HTDemucs peaked at
  * 5.0 GB on a 30 s track with ORT's defaults, 3.6 GB with patterns off and 2.6 GB with both off. The price is
