@@ -235,6 +235,9 @@ export class JobManager {
       onLog: (e) => {
         if (e.level !== 'debug' && job.logs.length < MAX_LOGS) job.logs.push(e);
       },
+      onQueued: (queued) => {
+        if (!isFinal(job.status)) job.status = queued ? 'queued' : 'running';
+      },
     });
     job.cancel = run.cancel;
     let outcome: TaskOutcome;

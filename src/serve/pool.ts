@@ -24,6 +24,8 @@ const CANCEL_KILL_SEC = 5;
 export interface TaskHandlers {
   onProgress(e: ProgressEvent): void;
   onLog(e: LogEvent): void;
+  /** The task waits in a queue outside the server (`serve --queue`: for a worker) while true. */
+  onQueued?(queued: boolean): void;
 }
 
 export type TaskOutcome = { ok: true; value: TaskResult } | { ok: false; error: JobError };

@@ -52,6 +52,8 @@ export class QueueRunner {
 
   /** Enqueues the task and follows it; `cancel()` goes through the queue's cancel (removed, or stopped by its worker). */
   run(task: SeparateTask | TtsTask, handlers: TaskHandlers): { done: Promise<TaskOutcome>; cancel(): void } {
+    // Queued until a worker takes it (its record turns active), not running: the job JSON says so.
+    handlers.onQueued?.(true);
     let queueId: string | undefined;
     let cancelled = false;
     const cancelInQueue = async (): Promise<void> => {
@@ -69,7 +71,10 @@ export class QueueRunner {
           // Waiting for a worker shows as the 'wait' stage, as waiting for a local slot does.
           if (r.state === state) return;
           if (state === '' && r.state !== 'active') handlers.onProgress?.({ stage: 'wait', status: 'start', done: 0, total: 1, message: `queued (job ${r.id})` });
-          else if (r.state === 'active') handlers.onProgress?.({ stage: 'wait', status: 'done', done: 1, total: 1, message: `running on ${r.worker ?? 'a worker'}` });
+          else if (r.state === 'active') {
+            handlers.onProgress?.({ stage: 'wait', status: 'done', done: 1, total: 1, message: `running on ${r.worker ?? 'a worker'}` });
+            handlers.onQueued?.(false);
+          }
           state = r.state;
         },
       });

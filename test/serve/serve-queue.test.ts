@@ -143,6 +143,8 @@ describe.skipIf(!HAS_REDIS)('stemkit serve --queue (one worker, real Redis)', ()
       const id = String((await json(first))['id']);
       // The first job reaches Redis asynchronously after its 202.
       for (let i = 0; i < 50 && !((await json(await fetch(`${base}/health`)))['workQueue'] as { counts: { waiting: number } }).counts.waiting; i++) await new Promise((r) => setTimeout(r, 100));
+      // No worker takes this queue: the job is queued, not running.
+      expect((await json(await fetch(`${base}/v1/jobs/${id}`)))['status']).toBe('queued');
       const second = await submit();
       expect(second.status).toBe(429);
       expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
