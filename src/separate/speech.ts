@@ -114,17 +114,12 @@ export async function createGtcrnModel(path: string, opts: SpeechModelOptions): 
     const mixIn = session.inputs.find(isFrame);
     const enhOut = session.outputs.find(isFrame);
     if (!mixIn || !enhOut) throw contractError(path, 'no [1,257,1,2] spectrum frame input/output', 'GTCRN');
-    bindStates(
-      session.inputs.filter((v) => v !== mixIn),
-      session.outputs.filter((v) => v !== enhOut),
-      path,
-      'GTCRN',
-    );
-    const names = { mix: mixIn.name, enh: enhOut.name };
-    const stateInfo = { ins: session.inputs.filter((v) => v.name !== names.mix), outs: session.outputs.filter((v) => v.name !== names.enh) };
+    const signal: StepSignal = { input: mixIn.name, output: enhOut.name, dims: [1, G_BINS, 1, 2] };
+    const stateInfo = { ins: session.inputs.filter((v) => v !== mixIn), outs: session.outputs.filter((v) => v !== enhOut) };
+    const bound = bindStates(stateInfo.ins, stateInfo.outs, path, 'GTCRN');
     // One session.run per block of frames instead of per 16 ms frame: the step graph wrapped in a Scan carries the
     // caches inside ORT (same kernels, same values). A graph that cannot be wrapped runs frame by frame.
-    const scan = opts.stepping === 'frame' ? undefined : await gtcrnScanSession(path, names, bindStates(stateInfo.ins, stateInfo.outs, path, 'GTCRN'), smallModelSession(opts.session));
+    const scan = opts.stepping === 'frame' ? undefined : await scanSession(path, signal, bound, smallModelSession(opts.session));
     if (scan) await session.dispose();
     const run = scan?.session ?? session;
     return {
@@ -137,7 +132,7 @@ export async function createGtcrnModel(path: string, opts: SpeechModelOptions): 
       needsTrackStats: false,
       createStream(so) {
         const states = bindStates(stateInfo.ins, stateInfo.outs, path, 'GTCRN');
-        const step = scan ? scanStepper(scan.session, scan.names, states) : frameStepper(session, names, states);
+        const step = scan ? scanStepper(scan.session, scan.names, states, signal.dims) : frameStepper(session, signal, states);
         return new GtcrnStream(step, so.wantedStems ?? STEMS, so.signal, so.onInferProgress);
       },
       async dispose() {
@@ -150,19 +145,28 @@ export async function createGtcrnModel(path: string, opts: SpeechModelOptions): 
   }
 }
 
-/** Runs `frames` spectrum frames ([frames, 1, 257, 1, 2]) through the model; returns the enhanced frames, same layout. */
-type GtcrnStepper = (input: Float32Array, frames: number) => Promise<Float32Array>;
+/**
+ * Advances a recurrent model by `frames` steps: `input` holds the step inputs back to back, the result the step
+ * outputs back to back (same size per step); the states are carried from call to call.
+ */
+type Stepper = (input: Float32Array, frames: number) => Promise<Float32Array>;
 
-async function gtcrnScanSession(
-  path: string,
-  names: { mix: string; enh: string },
-  states: readonly State[],
-  session: SessionOptions,
-): Promise<{ session: ModelSession; names: ScanNames } | undefined> {
+/** A step graph's signal tensors and the dims of one step (without the Scan's leading `steps` axis). */
+interface StepSignal {
+  input: string;
+  output: string;
+  dims: readonly number[];
+}
+
+/**
+ * Wraps the step graph at `path` in a Scan (src/onnx/scan.ts) and opens it; undefined when the graph cannot be
+ * wrapped or the wrapped graph does not load (the caller then runs it frame by frame).
+ */
+async function scanSession(path: string, signal: StepSignal, states: readonly State[], session: SessionOptions): Promise<{ session: ModelSession; names: ScanNames } | undefined> {
   let wrapped: { model: Uint8Array; names: ScanNames };
   try {
     const { wrapInScan } = await import('../onnx/scan.js');
-    wrapped = wrapInScan(await readFile(path), { states: states.map((st) => ({ input: st.input, output: st.output })), stepInput: names.mix, stepOutput: names.enh });
+    wrapped = wrapInScan(await readFile(path), { states: states.map((st) => ({ input: st.input, output: st.output })), stepInput: signal.input, stepOutput: signal.output });
   } catch {
     return undefined; // not a plain step graph: per-frame runs
   }
@@ -174,9 +178,10 @@ async function gtcrnScanSession(
   }
 }
 
-function scanStepper(session: ModelSession, names: ScanNames, states: State[]): GtcrnStepper {
+function scanStepper(session: ModelSession, names: ScanNames, states: State[], dims: readonly number[]): Stepper {
+  const size = product(dims);
   return async (input, frames) => {
-    const feeds: Record<string, TensorData> = { [names.stepsInput]: { data: input.subarray(0, frames * G_FRAME), dims: [frames, 1, G_BINS, 1, 2] } };
+    const feeds: Record<string, TensorData> = { [names.stepsInput]: { data: input.subarray(0, frames * size), dims: [frames, ...dims] } };
     states.forEach((st, i) => (feeds[names.states[i]!.input] = { data: st.value, dims: st.dims }));
     const out = await session.run(feeds);
     states.forEach((st, i) => (st.value = out[names.states[i]!.output]!.data as Float32Array));
@@ -184,18 +189,20 @@ function scanStepper(session: ModelSession, names: ScanNames, states: State[]): 
   };
 }
 
-function frameStepper(session: ModelSession, names: { mix: string; enh: string }, states: State[]): GtcrnStepper {
-  let enh = new Float32Array(0);
+function frameStepper(session: ModelSession, signal: StepSignal, states: State[]): Stepper {
+  const size = product(signal.dims);
+  const dims = [...signal.dims];
+  let outputs = new Float32Array(0);
   return async (input, frames) => {
-    if (enh.length < frames * G_FRAME) enh = new Float32Array(frames * G_FRAME);
+    if (outputs.length < frames * size) outputs = new Float32Array(frames * size);
     for (let f = 0; f < frames; f++) {
-      const feeds: Record<string, TensorData> = { [names.mix]: { data: input.subarray(f * G_FRAME, (f + 1) * G_FRAME), dims: [1, G_BINS, 1, 2] } };
+      const feeds: Record<string, TensorData> = { [signal.input]: { data: input.subarray(f * size, (f + 1) * size), dims } };
       for (const st of states) feeds[st.input] = { data: st.value, dims: st.dims };
       const out = await session.run(feeds);
       for (const st of states) st.value = out[st.output]!.data as Float32Array;
-      enh.set(out[names.enh]!.data as Float32Array, f * G_FRAME);
+      outputs.set(out[signal.output]!.data as Float32Array, f * size);
     }
-    return enh;
+    return outputs;
   };
 }
 
@@ -224,7 +231,7 @@ class GtcrnStream implements StemStream {
   private framesIn = new Float32Array(0);
 
   constructor(
-    private readonly step: GtcrnStepper,
+    private readonly step: Stepper,
     private readonly wanted: readonly string[],
     private readonly signal: AbortSignal | undefined,
     private readonly onProgress: ((frames: number) => void) | undefined,
@@ -357,13 +364,14 @@ const D_SHIFT = 128;
 const D_BINS = D_BLOCK / 2 + 1;
 /** Output block idx ends at (idx+1)·shift but its first `shift` samples describe time idx·shift − 384. */
 const D_DELAY = D_BLOCK - D_SHIFT;
+/** Steps per model call (≈ 4 s of audio): bounds the spectra and blocks held between the two stages. */
+const D_MAX_STEPS = 512;
 
+/** One DTLN stage: its signal tensors and its one state. */
 interface DtlnStage {
-  session: ModelSession;
-  signalIn: string;
-  signalOut: string;
-  state: ValueInfo;
-  stateOut: string;
+  signal: StepSignal;
+  stateIn: ValueInfo;
+  stateOut: ValueInfo;
 }
 
 function bindDtlnStage(session: ModelSession, path: string, width: number): DtlnStage {
@@ -376,37 +384,58 @@ function bindDtlnStage(session: ModelSession, path: string, width: number): Dtln
     throw contractError(path, `expected a [1,1,${width}] signal and one state in and out`, 'DTLN');
   }
   fixedShape(stIn, path, 'DTLN');
-  return { session, signalIn: sigIn.name, signalOut: sigOut.name, state: stIn, stateOut: stOut.name };
+  return { signal: { input: sigIn.name, output: sigOut.name, dims: [1, 1, width] }, stateIn: stIn, stateOut: stOut };
 }
 
 /**
  * Loads DTLN's two stages (`model_1.onnx`: magnitude [1,1,257] + state → mask + state; `model_2.onnx`:
  * block [1,1,512] + state → block + state), binding tensors by shape.
+ *
+ * Stage 1 never reads stage 2's results, so each stage can advance a whole block of steps per session.run: both
+ * step graphs are wrapped in a Scan (`stepping: 'scan'`, the default), stage 1 runs over the block, the masking
+ * and inverse FFTs run in JavaScript, then stage 2 runs over the block: two runs per block instead of two per 8 ms
+ * step, with the same kernels and the same JavaScript FFTs. Graphs that cannot be wrapped run step by step.
  * @throws DataError (65) when a stage does not have that contract.
  */
 export async function createDtlnModel(stage1Path: string, stage2Path: string, opts: SpeechModelOptions): Promise<StemModel> {
   await loadSimdFft();
-  const s1 = await opts.createSession(stage1Path, smallModelSession(opts.session));
+  const sessionOpts = smallModelSession(opts.session);
+  const s1 = await opts.createSession(stage1Path, sessionOpts);
   let s2: ModelSession | undefined;
+  let scans: Array<{ session: ModelSession; names: ScanNames } | undefined> = [];
   try {
-    s2 = await opts.createSession(stage2Path, smallModelSession(opts.session));
+    s2 = await opts.createSession(stage2Path, sessionOpts);
     const st1 = bindDtlnStage(s1, stage1Path, D_BINS);
     const st2 = bindDtlnStage(s2, stage2Path, D_BLOCK);
+    const states = (st: DtlnStage, path: string): State[] => bindStates([st.stateIn], [st.stateOut], path, 'DTLN');
+    if (opts.stepping !== 'frame') {
+      scans = [await scanSession(stage1Path, st1.signal, states(st1, stage1Path), sessionOpts), await scanSession(stage2Path, st2.signal, states(st2, stage2Path), sessionOpts)];
+    }
+    const [scan1, scan2] = scans;
+    const scanned = scan1 !== undefined && scan2 !== undefined;
+    // Both stages Scan or neither: the step-by-step path is the reference the Scan path is tested against.
+    await Promise.all(scanned ? [s1.dispose(), s2.dispose()] : scans.map((x) => x?.session.dispose()));
+    const runs = scanned ? [scan1.session, scan2.session] : [s1, s2];
     return {
       id: opts.id,
       stems: [...STEMS],
       sampleRate: RATE,
       channels: 1,
-      provider: s1.provider,
-      threads: s1.threads,
+      provider: runs[0]!.provider,
+      threads: runs[0]!.threads,
       needsTrackStats: false,
-      createStream: (so) => new DtlnStream(st1, st2, so.wantedStems ?? STEMS, so.signal, so.onInferProgress),
+      createStream(so) {
+        const [b1, b2] = [states(st1, stage1Path), states(st2, stage2Path)];
+        const step1 = scanned ? scanStepper(scan1.session, scan1.names, b1, st1.signal.dims) : frameStepper(s1, st1.signal, b1);
+        const step2 = scanned ? scanStepper(scan2.session, scan2.names, b2, st2.signal.dims) : frameStepper(s2!, st2.signal, b2);
+        return new DtlnStream(step1, step2, so.wantedStems ?? STEMS, so.signal, so.onInferProgress);
+      },
       async dispose() {
-        await Promise.all([s1.dispose(), s2!.dispose()]);
+        await Promise.all(runs.map((r) => r.dispose()));
       },
     };
   } catch (e) {
-    await Promise.all([s1.dispose(), s2?.dispose()]);
+    await Promise.all([s1.dispose(), s2?.dispose(), ...scans.map((x) => x?.session.dispose())]);
     throw e;
   }
 }
@@ -419,30 +448,27 @@ class DtlnStream implements StemStream {
   private readonly outBuf = new Float32Array(D_BLOCK);
   private readonly pending = new PlanarQueue(1, 1 << 14);
   private readonly mix = new PlanarQueue(1, 1 << 14);
-  private state1: Float32Array;
-  private state2: Float32Array;
   private readonly re = new Float64Array(D_BINS);
   private readonly im = new Float64Array(D_BINS);
-  private readonly mag = new Float32Array(D_BINS);
   private readonly block = new Float64Array(D_BLOCK);
-  /** model_2's input (the runtime reads it during the call only, so one array serves every step). */
-  private readonly est = new Float32Array(D_BLOCK);
   private readonly chunk = [new Float32Array(D_SHIFT)];
+  /** Per step of one model call, grown to the largest call: the spectra, stage 1's input and stage 2's input. */
+  private specRe = new Float64Array(0);
+  private specIm = new Float64Array(0);
+  private mags = new Float32Array(0);
+  private est = new Float32Array(0);
   /** Output samples produced so far (upstream's out_file index), of which the first D_DELAY are dropped. */
   private produced = 0;
   private total = 0;
   private emitted = 0;
 
   constructor(
-    private readonly st1: DtlnStage,
-    private readonly st2: DtlnStage,
+    private readonly stage1: Stepper,
+    private readonly stage2: Stepper,
     private readonly wanted: readonly string[],
     private readonly signal: AbortSignal | undefined,
     private readonly onProgress: ((frames: number) => void) | undefined,
-  ) {
-    this.state1 = new Float32Array(product(fixedShape(st1.state, 'model_1', 'DTLN')));
-    this.state2 = new Float32Array(product(fixedShape(st2.state, 'model_2', 'DTLN')));
-  }
+  ) {}
 
   async push(block: RawAudio): Promise<StemBlocks> {
     throwIfAborted(this.signal);
@@ -462,62 +488,84 @@ class DtlnStream implements StemStream {
     return this.run(true);
   }
 
+  private reserve(steps: number): void {
+    if (this.mags.length >= steps * D_BINS) return;
+    this.specRe = new Float64Array(steps * D_BINS);
+    this.specIm = new Float64Array(steps * D_BINS);
+    this.mags = new Float32Array(steps * D_BINS);
+    this.est = new Float32Array(steps * D_BLOCK);
+  }
+
   private async run(final: boolean): Promise<StemBlocks> {
-    // One output array per call, written step by step; the input is read in place and dropped once at the end
-    // (shifting the queue per 8 ms step copied the rest of the block each time and allocated per step).
+    // One output array per call; the input is read in place and dropped once at the end.
     const steps = Math.floor(this.pending.length / D_SHIFT);
     const out = new Float32Array(steps * D_SHIFT);
     let n = 0;
     let pos = this.pending.start;
-    for (let i = 0; i < steps; i++) {
-      this.pending.copyTo(pos, D_SHIFT, this.chunk);
-      pos += D_SHIFT;
-      await this.step(this.chunk[0]!);
-      // Upstream's out_file index j describes input time j − 384: drop the first 384 to align.
-      const skip = Math.max(0, Math.min(D_SHIFT, D_DELAY - this.produced));
-      this.produced += D_SHIFT;
-      const end = Math.min(D_SHIFT, skip + this.total - this.emitted);
-      if (end > skip) {
-        out.set(this.outBuf.subarray(skip, end), n);
-        n += end - skip;
-        this.emitted += end - skip;
+    for (let first = 0; first < steps; first += D_MAX_STEPS) {
+      const m = Math.min(D_MAX_STEPS, steps - first);
+      this.reserve(m);
+      for (let i = 0; i < m; i++) {
+        this.pending.copyTo(pos, D_SHIFT, this.chunk);
+        pos += D_SHIFT;
+        this.analyse(this.chunk[0]!, i);
       }
-      if ((this.produced / D_SHIFT) % 256 === 0) this.onProgress?.(Math.min(this.total, this.emitted));
+      const t0 = performance.now();
+      const masks = await this.stage1(this.mags, m);
+      const t1 = performance.now();
+      for (let i = 0; i < m; i++) this.masked(masks, i);
+      const t2 = performance.now();
+      const blocks = await this.stage2(this.est, m);
+      this.inferSeconds += (t1 - t0 + performance.now() - t2) / 1000;
+      for (let i = 0; i < m; i++) {
+        this.overlapAdd(blocks, i * D_BLOCK);
+        // Upstream's out_file index j describes input time j − 384: drop the first 384 to align.
+        const skip = Math.max(0, Math.min(D_SHIFT, D_DELAY - this.produced));
+        this.produced += D_SHIFT;
+        const end = Math.min(D_SHIFT, skip + this.total - this.emitted);
+        if (end > skip) {
+          out.set(this.outBuf.subarray(skip, end), n);
+          n += end - skip;
+          this.emitted += end - skip;
+        }
+      }
+      this.onProgress?.(Math.min(this.total, this.emitted));
     }
     this.pending.discardBefore(pos);
     if (final) this.onProgress?.(this.total);
     return speechAndNoise(this.mix, out.subarray(0, n), this.wanted);
   }
 
-  /** One 128-sample step of upstream's loop; out_buffer[:128] after the overlap-add is `outBuf[0, 128)`. */
-  private async step(chunk: Float32Array): Promise<void> {
+  /** Upstream's loop up to stage 1 for step `i` of a call: shift the block in, keep its spectrum and magnitude. */
+  private analyse(chunk: Float32Array, i: number): void {
     this.inBuf.copyWithin(0, D_SHIFT);
     this.inBuf.set(chunk, D_BLOCK - D_SHIFT);
     this.fft.forward(this.inBuf, this.re, this.im);
-    for (let k = 0; k < D_BINS; k++) this.mag[k] = Math.sqrt(this.re[k]! * this.re[k]! + this.im[k]! * this.im[k]!);
-    const t0 = performance.now();
-    const o1 = await this.st1.session.run({
-      [this.st1.signalIn]: { data: this.mag, dims: [1, 1, D_BINS] },
-      [this.st1.state.name]: { data: this.state1, dims: this.st1.state.shape as number[] },
-    });
-    const mask = o1[this.st1.signalOut]!.data as Float32Array;
-    this.state1 = o1[this.st1.stateOut]!.data as Float32Array;
-    // |X|·mask·e^{i∠X} = mask·X: the masked spectrum without computing the phase.
+    const o = i * D_BINS;
     for (let k = 0; k < D_BINS; k++) {
-      this.re[k] = this.re[k]! * mask[k]!;
-      this.im[k] = this.im[k]! * mask[k]!;
+      const re = this.re[k]!;
+      const im = this.im[k]!;
+      this.specRe[o + k] = re;
+      this.specIm[o + k] = im;
+      this.mags[o + k] = Math.sqrt(re * re + im * im);
+    }
+  }
+
+  /** Stage 2's input for step `i`: the time block of mask·X (= |X|·mask·e^{i∠X}, without computing the phase). */
+  private masked(masks: Float32Array, i: number): void {
+    const o = i * D_BINS;
+    for (let k = 0; k < D_BINS; k++) {
+      this.re[k] = this.specRe[o + k]! * masks[o + k]!;
+      this.im[k] = this.specIm[o + k]! * masks[o + k]!;
     }
     this.fft.inverse(this.re, this.im, this.block);
-    this.est.set(this.block);
-    const o2 = await this.st2.session.run({
-      [this.st2.signalIn]: { data: this.est, dims: [1, 1, D_BLOCK] },
-      [this.st2.state.name]: { data: this.state2, dims: this.st2.state.shape as number[] },
-    });
-    this.inferSeconds += (performance.now() - t0) / 1000;
-    const outBlock = o2[this.st2.signalOut]!.data as Float32Array;
-    this.state2 = o2[this.st2.stateOut]!.data as Float32Array;
+    this.est.set(this.block, i * D_BLOCK);
+  }
+
+  /** Upstream's overlap-add: out_buffer[:128] afterwards is `outBuf[0, 128)`. */
+  private overlapAdd(blocks: Float32Array, from: number): void {
     this.outBuf.copyWithin(0, D_SHIFT);
     this.outBuf.fill(0, D_BLOCK - D_SHIFT);
-    for (let i = 0; i < D_BLOCK; i++) this.outBuf[i] = this.outBuf[i]! + outBlock[i]!;
+    for (let i = 0; i < D_BLOCK; i++) this.outBuf[i] = this.outBuf[i]! + blocks[from + i]!;
   }
 }
