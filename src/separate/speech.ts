@@ -95,8 +95,9 @@ export interface SpeechModelOptions {
   session: SessionOptions;
   createSession(path: string, opts: SessionOptions): Promise<ModelSession>;
   /**
-   * GTCRN: 'scan' (default) runs a block of frames per session.run through the step graph wrapped in a Scan;
-   * 'frame' runs one session.run per frame (the reference the Scan path is tested against).
+   * 'scan' runs a block of frames per session.run through the step graph(s) wrapped in a Scan, and fails with
+   * E_MODEL_CONTRACT when a graph cannot be wrapped; 'frame' runs one session.run per frame (the reference the Scan
+   * path is tested against). Unset (the default): the Scan where the graphs allow it, else frame by frame.
    */
   stepping?: 'scan' | 'frame';
 }
@@ -120,6 +121,7 @@ export async function createGtcrnModel(path: string, opts: SpeechModelOptions): 
     // One session.run per block of frames instead of per 16 ms frame: the step graph wrapped in a Scan carries the
     // caches inside ORT (same kernels, same values). A graph that cannot be wrapped runs frame by frame.
     const scan = opts.stepping === 'frame' ? undefined : await scanSession(path, signal, bound, smallModelSession(opts.session));
+    if (!scan && opts.stepping === 'scan') throw contractError(path, 'its step graph cannot be wrapped in a Scan', 'GTCRN');
     if (scan) await session.dispose();
     const run = scan?.session ?? session;
     return {
@@ -392,7 +394,7 @@ function bindDtlnStage(session: ModelSession, path: string, width: number): Dtln
  * block [1,1,512] + state → block + state), binding tensors by shape.
  *
  * Stage 1 never reads stage 2's results, so each stage can advance a whole block of steps per session.run: both
- * step graphs are wrapped in a Scan (`stepping: 'scan'`, the default), stage 1 runs over the block, the masking
+ * step graphs are wrapped in a Scan (unless `stepping: 'frame'`), stage 1 runs over the block, the masking
  * and inverse FFTs run in JavaScript, then stage 2 runs over the block: two runs per block instead of two per 8 ms
  * step, with the same kernels and the same JavaScript FFTs. Graphs that cannot be wrapped run step by step.
  * @throws DataError (65) when a stage does not have that contract.
@@ -413,6 +415,7 @@ export async function createDtlnModel(stage1Path: string, stage2Path: string, op
     }
     const [scan1, scan2] = scans;
     const scanned = scan1 !== undefined && scan2 !== undefined;
+    if (!scanned && opts.stepping === 'scan') throw contractError(scan1 ? stage2Path : stage1Path, 'its step graph cannot be wrapped in a Scan', 'DTLN');
     // Both stages Scan or neither: the step-by-step path is the reference the Scan path is tested against.
     await Promise.all(scanned ? [s1.dispose(), s2.dispose()] : scans.map((x) => x?.session.dispose()));
     const runs = scanned ? [scan1.session, scan2.session] : [s1, s2];
