@@ -6,6 +6,8 @@
 //   mkdir -p .bench/sherpa && npm install --prefix .bench/sherpa sherpa-onnx-node
 // (.bench/ is gitignored). sherpa-onnx has no DTLN runner; DTLN is compared with a bare onnxruntime-node loop
 // (the two sessions per 8 ms block with preallocated tensors, no DSP: a floor no JS pipeline can beat).
+// stemkit-dtln-frame is stemkit's DTLN run step by step (stepping: 'frame', two session.run per 8 ms block), the
+// reference its Scan path (the default, stemkit-dtln) must equal.
 // Run: npm run build && node scripts/bench-speech.mjs [--seconds 60] [--repeat 3] [--kinds stemkit-dtln,ort-dtln] [--json]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '60' },
     repeat: { type: 'string', default: '3' },
-    // a subset of: stemkit-gtcrn, sherpa-gtcrn, stemkit-dtln, ort-dtln
+    // a subset of: stemkit-gtcrn, sherpa-gtcrn, stemkit-dtln, stemkit-dtln-frame, ort-dtln
     kinds: { type: 'string' },
     json: { type: 'boolean', default: false },
     shared: { type: 'string', default: process.env.STEMKIT_SHARED_DIR ?? fileURLToPath(new URL('../../shared', import.meta.url)) },
@@ -88,7 +90,7 @@ async function child(kind) {
     const model =
       kind === 'stemkit-gtcrn'
         ? await speech.createGtcrnModel(GTCRN, { id: 'gtcrn', session, createSession })
-        : await speech.createDtlnModel(DTLN[0], DTLN[1], { id: 'dtln', session, createSession });
+        : await speech.createDtlnModel(DTLN[0], DTLN[1], { id: 'dtln', session, createSession, stepping: kind === 'stemkit-dtln-frame' ? 'frame' : undefined });
     const stream = model.createStream({ wantedStems: ['speech'] });
     const parts = [];
     const take = (b) => b['speech'] && parts.push(b['speech'].channels[0]);
@@ -158,7 +160,7 @@ if (values.child) {
     const input = makeInput(dir, seconds);
     writeSherpaGtcrn(join(dir, 'gtcrn_meta.onnx'));
     const haveSherpa = existsSync(join(resolve(values.sherpa), 'node_modules/sherpa-onnx-node'));
-    const all = ['stemkit-gtcrn', ...(haveSherpa ? ['sherpa-gtcrn'] : []), 'stemkit-dtln', 'ort-dtln'];
+    const all = ['stemkit-gtcrn', ...(haveSherpa ? ['sherpa-gtcrn'] : []), 'stemkit-dtln', 'stemkit-dtln-frame', 'ort-dtln'];
     const kinds = values.kinds ? all.filter((k) => values.kinds.split(',').includes(k)) : all;
     if (!haveSherpa) process.stderr.write(`sherpa-onnx-node not found under ${values.sherpa}: GTCRN is measured without its reference\n`);
     const runs = Object.fromEntries(kinds.map((k) => [k, []]));
@@ -178,7 +180,15 @@ if (values.child) {
       summary.gtcrnRatio = summary['stemkit-gtcrn'].cpu / summary['sherpa-gtcrn'].cpu;
       summary.gtcrnSiSdrVsSherpa = siSdr(a, b);
     }
-    if (kinds.includes('stemkit-dtln') && kinds.includes('ort-dtln')) summary.dtlnRatioToBareOrt = summary['stemkit-dtln'].cpu / summary['ort-dtln'].cpu;
+    const read = (k) => new Float32Array(readFileSync(join(dir, `${k}.f32`)).buffer.slice(0));
+    for (const k of ['stemkit-dtln', 'stemkit-dtln-frame']) {
+      if (kinds.includes(k) && kinds.includes('ort-dtln')) summary[`${k === 'stemkit-dtln' ? 'dtln' : 'dtlnFrame'}RatioToBareOrt`] = summary[k].cpu / summary['ort-dtln'].cpu;
+    }
+    if (kinds.includes('stemkit-dtln') && kinds.includes('stemkit-dtln-frame')) {
+      const a = read('stemkit-dtln');
+      const b = read('stemkit-dtln-frame');
+      summary.dtlnScanVsFrameMaxDiff = a.length === b.length ? a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0) : NaN;
+    }
     summary.seconds = seconds;
     if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     else for (const [k, v] of Object.entries(summary)) process.stdout.write(`${k.padEnd(20)} ${typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' ? v.toFixed(3) : v}\n`);

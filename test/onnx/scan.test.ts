@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { wrapInScan } from '../../src/onnx/scan.js';
+import { graphSignature, wrapInScan } from '../../src/onnx/scan.js';
 import { createSession } from '../../src/runtime/onnx.js';
 
 /** A step model: y = 2·x + s, s_out = s + x (an accumulator), x and s of shape [1, 3]; inputs listed state first. */
@@ -47,5 +47,37 @@ describe('wrapInScan', () => {
   it('refuses a model with an input that is neither a state nor the step signal, and bytes that are not a model', () => {
     expect(() => wrapInScan(stepModel(), { states: [], stepInput: 'x', stepOutput: 'y' })).toThrow(/inputs other than/);
     expect(() => wrapInScan(Uint8Array.from([0xff, 0xff, 0xff]), { states: [], stepInput: 'x', stepOutput: 'y' })).toThrow();
+  });
+});
+
+describe('graphSignature', () => {
+  it('reads the inputs and outputs (names, float type, fixed and symbolic dims) as onnxruntime reports them', async () => {
+    const g = new GraphBuilder('sig');
+    g.input('x', 'float32', [1, 'n', 3]);
+    g.input('k', 'int64', [2]);
+    g.op('Identity', ['k'], {}, 'k_out');
+    g.op('Relu', ['x'], {}, 'y');
+    g.output('y', 'float32', [1, 'n', 3]);
+    g.output('k_out', 'int64', [2]);
+    const bytes = g.build();
+    const sig = graphSignature(bytes);
+    expect(sig).toEqual({
+      inputs: [
+        { name: 'x', type: 'float32', shape: [1, 'n', 3] },
+        { name: 'k', type: undefined, shape: [2] },
+      ],
+      outputs: [
+        { name: 'y', type: 'float32', shape: [1, 'n', 3] },
+        { name: 'k_out', type: undefined, shape: [2] },
+      ],
+    });
+    const session = await createSession(bytes, { device: 'cpu', threads: 1 });
+    try {
+      expect(sig.inputs.map((v) => [v.name, v.shape])).toEqual(session.inputs.map((v) => [v.name, v.shape]));
+      expect(sig.outputs.map((v) => [v.name, v.shape])).toEqual(session.outputs.map((v) => [v.name, v.shape]));
+    } finally {
+      await session.dispose();
+    }
+    expect(() => graphSignature(Uint8Array.from([0xff, 0xff, 0xff]))).toThrow();
   });
 });

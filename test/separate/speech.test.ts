@@ -105,4 +105,15 @@ describe.skipIf(!SHARED_DIR)('speech enhancement on speech + noise (real models)
       }
     }, 60_000);
   }
+
+  it('dtln: a file that is not a DTLN stage is refused with E_MODEL_CONTRACT on either path', async () => {
+    const gtcrn = join(SHARED_DIR!, 'models/gtcrn/gtcrn_simple.onnx');
+    const stage2 = join(SHARED_DIR!, 'models/dtln/model_2.onnx');
+    for (const stepping of [undefined, 'scan', 'frame'] as const) {
+      await expect(createDtlnModel(gtcrn, stage2, { id: 'dtln', session: { device: 'cpu', threads: 1 }, createSession, ...(stepping && { stepping }) })).rejects.toMatchObject({
+        code: 'E_MODEL_CONTRACT',
+        message: expect.stringContaining('does not match the DTLN contract'),
+      });
+    }
+  }, 30_000);
 });
