@@ -12,7 +12,7 @@
  * nothing.
  */
 import type { PffftModule } from '@echogarden/pffft-wasm/simd';
-import { isSupportedFftSize, type RealTransform } from './fft.js';
+import { isSupportedFftSize, type BinMajorBatch, type RealTransform } from './fft.js';
 
 const PFFFT_REAL = 0;
 const PFFFT_FORWARD = 0;
@@ -21,6 +21,8 @@ const PFFFT_BACKWARD = 1;
 let pffft: PffftModule | null = null;
 let loading: Promise<boolean> | null = null;
 let enabled = true;
+/** Frames per {@link BinMajorBatch} call: 16 float32 bins are one 64-byte cache line of a bin-major tensor. */
+const BATCH = 16;
 /** Per size: its transform, or null when PFFFT refused the size. */
 const instances = new Map<number, SimdRealFFT | null>();
 
@@ -74,7 +76,8 @@ export function simdRealFFT(n: number): RealTransform | null {
  * PFFFT's ordered real spectrum is [X₀, X_{n/2}, Re X₁, Im X₁, …, Re X_{n/2−1}, Im X_{n/2−1}] (DC and Nyquist are
  * real); its backward transform reads the same layout and returns n·x.
  */
-class SimdRealFFT implements RealTransform {
+class SimdRealFFT implements RealTransform, BinMajorBatch {
+  readonly maxFrames = BATCH;
   /** Float indices of the buffers in the heap (byte pointer / 4). */
   private readonly inAt: number;
   private readonly outAt: number;
@@ -89,6 +92,68 @@ class SimdRealFFT implements RealTransform {
     this.inAt = mod._pffft_aligned_malloc(4 * n) >> 2;
     this.outAt = mod._pffft_aligned_malloc(4 * n) >> 2;
     this.work = mod._pffft_aligned_malloc(4 * n);
+    this.span = n + 16;
+  }
+
+  /**
+   * Float indices of the batch's input and output areas (BATCH frames each, `span` floats apart), allocated on
+   * first use. The frames are n + 16 floats apart, not n: a power-of-two distance would map the same bin of every
+   * frame to one L1 cache set, and the bin-major loops touch all frames at once.
+   */
+  private batchIn = -1;
+  private batchOut = -1;
+  private readonly span: number;
+
+  get binMajor(): BinMajorBatch {
+    return this;
+  }
+
+  private batchAreas(): void {
+    if (this.batchIn >= 0) return;
+    this.batchIn = this.mod._pffft_aligned_malloc(4 * BATCH * this.span) >> 2;
+    this.batchOut = this.mod._pffft_aligned_malloc(4 * BATCH * this.span) >> 2;
+  }
+
+  loadFrame(u: number, input: ArrayLike<number>, offset: number, window: ArrayLike<number>): void {
+    this.batchAreas();
+    const h = this.mod.HEAPF32;
+    const n = this.n;
+    const a = this.batchIn + u * this.span;
+    for (let j = 0; j < n; j++) h[a + j] = input[offset + j]! * window[j]!;
+  }
+
+  forwardStaged(g: number, scale: number, re: Float32Array, im: Float32Array, reOffset: number, imOffset: number, stride: number, bins: number): void {
+    this.batchAreas();
+    const m = this.n / 2;
+    const n = this.span;
+    for (let u = 0; u < g; u++) {
+      this.mod._pffft_transform_ordered(this.setup, 4 * (this.batchIn + u * n), 4 * (this.batchOut + u * n), this.work, PFFFT_FORWARD);
+    }
+    const h = this.mod.HEAPF32;
+    const b = this.batchOut;
+    // Ordered layout per frame: [X₀, X_m, Re X₁, Im X₁, …]; bin k of frame u at b + u·span + 2k.
+    if (bins > 0) {
+      for (let u = 0; u < g; u++) {
+        re[reOffset + u] = h[b + u * n]! * scale;
+        im[imOffset + u] = 0;
+      }
+    }
+    const held = Math.min(bins, m);
+    for (let k = 1; k < held; k++) {
+      const ro = reOffset + k * stride;
+      const io = imOffset + k * stride;
+      let p = b + 2 * k;
+      for (let u = 0; u < g; u++, p += n) {
+        re[ro + u] = h[p]! * scale;
+        im[io + u] = h[p + 1]! * scale;
+      }
+    }
+    if (bins > m) {
+      for (let u = 0; u < g; u++) {
+        re[reOffset + m * stride + u] = h[b + u * n + 1]! * scale;
+        im[imOffset + m * stride + u] = 0;
+      }
+    }
   }
 
   forward(input: ArrayLike<number>, re: Float64Array, im: Float64Array): void {
@@ -135,9 +200,10 @@ class SimdRealFFT implements RealTransform {
     offset: number,
     inOffset = 0,
     inStride = 1,
+    bins = this.n / 2 + 1,
   ): void {
     const h = this.mod.HEAPF32;
-    this.runInverse(h, re, im, inOffset, inStride);
+    this.runInverse(h, re, im, inOffset, inStride, bins);
     const b = this.outAt;
     const n = this.n;
     const inv = scale / n;
@@ -159,16 +225,21 @@ class SimdRealFFT implements RealTransform {
     }
   }
 
-  /** Packs n/2+1 bins (bin k at o + k·st) into PFFFT's ordered layout and runs the backward transform. */
-  private runInverse(h: Float32Array, re: ArrayLike<number>, im: ArrayLike<number>, o: number, st: number): void {
+  /**
+   * Packs bins [0, bins) (bin k at o + k·st; the others zero) into PFFFT's ordered layout and runs the backward
+   * transform.
+   */
+  private runInverse(h: Float32Array, re: ArrayLike<number>, im: ArrayLike<number>, o: number, st: number, bins = this.n / 2 + 1): void {
     const a = this.inAt;
     const m = this.n / 2;
-    h[a] = re[o]!;
-    h[a + 1] = re[o + m * st]!;
-    for (let k = 1; k < m; k++) {
+    const held = Math.min(bins, m);
+    h[a] = bins > 0 ? re[o]! : 0;
+    h[a + 1] = bins > m ? re[o + m * st]! : 0;
+    for (let k = 1; k < held; k++) {
       h[a + 2 * k] = re[o + k * st]!;
       h[a + 2 * k + 1] = im[o + k * st]!;
     }
+    if (held < m) h.fill(0, a + 2 * Math.max(1, held), a + 2 * m);
     this.mod._pffft_transform_ordered(this.setup, 4 * a, 4 * this.outAt, this.work, PFFFT_BACKWARD);
   }
 }

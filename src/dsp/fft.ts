@@ -91,7 +91,10 @@ export interface RealTransform {
   ): void;
   /** Inverse transform (1/n included) of n/2+1 bins into n real samples. */
   inverse(re: ArrayLike<number>, im: ArrayLike<number>, out: Float64Array): void;
-  /** Inverse of (re, im)·scale (bin k at inOffset + k·inStride), times window, added into out[offset .. offset+n). */
+  /**
+   * Inverse of (re, im)·scale (bin k at inOffset + k·inStride), times window, added into out[offset .. offset+n).
+   * Only bins [0, bins) are read (default all n/2+1); the higher ones count as zero.
+   */
   inverseWindowedAdd(
     re: ArrayLike<number>,
     im: ArrayLike<number>,
@@ -101,7 +104,23 @@ export interface RealTransform {
     offset: number,
     inOffset?: number,
     inStride?: number,
+    bins?: number,
   ): void;
+  /** Batched bin-major I/O, where the transform has it (see {@link BinMajorBatch}). */
+  readonly binMajor?: BinMajorBatch;
+}
+
+/**
+ * Batched forward transforms of up to {@link BinMajorBatch.maxFrames} frames into bin-major spectrograms (bin k of
+ * frame u at offset + k·stride + u), offered by transforms whose per-call copies cost more than the transform itself
+ * (the WASM FFT): a group's bins are written in runs of contiguous frames, with no intermediate spectrum.
+ */
+export interface BinMajorBatch {
+  readonly maxFrames: number;
+  /** Stages frame u (< maxFrames) of the next forward batch: input[offset .. offset+n)·window. */
+  loadFrame(u: number, input: ArrayLike<number>, offset: number, window: ArrayLike<number>): void;
+  /** Forward transforms of frames 0..g−1 as staged, times scale; bins [0, bins) written bin-major. */
+  forwardStaged(g: number, scale: number, re: Float32Array, im: Float32Array, reOffset: number, imOffset: number, stride: number, bins: number): void;
 }
 
 /**
@@ -256,8 +275,9 @@ export class RealFFT implements RealTransform {
     offset: number,
     inOffset = 0,
     inStride = 1,
+    bins = this.half + 1,
   ): void {
-    this.startInverse(re, im, inOffset, inStride);
+    this.startInverse(re, im, inOffset, inStride, bins);
     const m = this.half;
     const inv = scale / this.n;
     this.run();
@@ -306,17 +326,19 @@ export class RealFFT implements RealTransform {
    * stored swapped (Im in ar, Re in ai) so that the forward FFT computes the inverse DFT.
    * Values are 2× the true ones; the caller's 1/n accounts for the 1/2 and the 1/(n/2).
    */
-  private startInverse(re: ArrayLike<number>, im: ArrayLike<number>, o: number, st: number): void {
+  private startInverse(re: ArrayLike<number>, im: ArrayLike<number>, o: number, st: number, bins = this.half + 1): void {
     const m = this.half;
     const wr = this.wr;
     const wi = this.wi;
     const ar = this.ar;
     const ai = this.ai;
     for (let k = 0; k < m; k++) {
-      const xr = re[o + k * st]!;
-      const xi = k === 0 ? 0 : im[o + k * st]!;
-      const yr = re[o + (m - k) * st]!;
-      const yi = k === 0 ? 0 : -im[o + (m - k) * st]!;
+      const held = k < bins;
+      const mirror = m - k < bins;
+      const xr = held ? re[o + k * st]! : 0;
+      const xi = k === 0 || !held ? 0 : im[o + k * st]!;
+      const yr = mirror ? re[o + (m - k) * st]! : 0;
+      const yi = k === 0 || !mirror ? 0 : -im[o + (m - k) * st]!;
       // Xe = Xa + Xb, Xo = (Xa − Xb)·conj(W^k), Z = Xe + i·Xo (all ×2), with Xb = conj X[m−k].
       const er = xr + yr;
       const ei = xi + yi;

@@ -154,6 +154,11 @@ export class OlaStream {
     private readonly stems: number,
     private readonly run: SegmentRunner,
     private readonly batchSize = 1,
+    /**
+     * An affine map applied to each released sample, y = fround(ola)·scale + offset (HTDemucs' denormalisation),
+     * fused into the release so that the result is not traversed again.
+     */
+    private readonly post: { scale: number; offset: number } = { scale: 1, offset: 0 },
   ) {
     if (layout.step < 1 || layout.step > layout.segment) throw new InternalError(`bad segment step ${layout.step}`);
     this.input = new PlanarQueue(channels, layout.segment * 2);
@@ -258,11 +263,20 @@ export class OlaStream {
     const n = limit - this.released;
     const out = Array.from({ length: this.stems }, () => Array.from({ length: this.channels }, () => new Float32Array(n)));
     const from = dropFront + this.released - this.accBase;
-    for (let j = 0; j < n; j++) {
-      const w = this.wsum[from + j]!;
-      // 0/0 only happens where every window is zero (the very first/last padded sample with symmetric Hann).
-      const inv = w > 0 ? 1 / w : 0;
-      for (let s = 0; s < this.stems; s++) for (let c = 0; c < this.channels; c++) out[s]![c]![j] = this.acc[s]![c]![from + j]! * inv;
+    const { scale, offset } = this.post;
+    const affine = scale !== 1 || offset !== 0;
+    for (let s = 0; s < this.stems; s++) {
+      for (let c = 0; c < this.channels; c++) {
+        const src = this.acc[s]![c]!;
+        const dst = out[s]![c]!;
+        const wsum = this.wsum;
+        for (let j = 0; j < n; j++) {
+          const w = wsum[from + j]!;
+          // 0/0 only happens where every window is zero (the very first/last padded sample with symmetric Hann).
+          const v = w > 0 ? src[from + j]! * (1 / w) : 0;
+          dst[j] = affine ? Math.fround(v) * scale + offset : v;
+        }
+      }
     }
     this.released = limit;
     // Drop accumulator samples that are released or belong to the dropped front padding.

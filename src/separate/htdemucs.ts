@@ -412,6 +412,8 @@ export async function createHtdemucsModel(opts: HtdemucsModelOptions): Promise<S
 interface Lane {
   sub: number;
   ola: OlaStream;
+  /** True when the stream denormalises its output itself (every stem it produces comes from it alone, weight 1). */
+  denormalised: boolean;
   /** Positions j (into the wanted stems) this lane produces: those its sub-model has a non-zero weight for. */
   produces: number[];
   /** Queued output per produced stem, keyed by j. */
@@ -451,8 +453,12 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
       // Only the stems this sub-model weighs on get the (costly) iSTFT: one per stem for htdemucs_ft.
       const produces = stemIdx.flatMap((k, j) => (weights[i]![k] !== 0 ? [j] : []));
       const runner = makeRunner(sub, produces.map((j) => stemIdx[j]!), timing, so.signal);
-      const ola = new OlaStream(layout, 2, produces.length, runner, sub.binding.fixedBatch ?? Math.max(1, so.batchSize ?? 1));
-      lanes.push({ sub: i, ola, produces, queues: new Map(produces.map((j) => [j, new PlanarQueue(2)])) });
+      // A stem made by this lane alone with weight 1 is denormalised in the overlap-add's release: combine()'s
+      // formula (fround(1·x)/1)·σ + μ is then exactly fround(x)·σ + μ, and the result is traversed once less.
+      const alone = rounds.length === 1 && produces.every((j) => weights[i]![stemIdx[j]!] === 1 && weights.every((w, i2) => i2 === i || w[stemIdx[j]!] === 0));
+      const post = alone ? { scale, offset: mu } : undefined;
+      const ola = new OlaStream(layout, 2, produces.length, runner, sub.binding.fixedBatch ?? Math.max(1, so.batchSize ?? 1), post);
+      lanes.push({ sub: i, ola, produces, denormalised: alone, queues: new Map(produces.map((j) => [j, new PlanarQueue(2)])) });
     }
   }
   const collect = (lane: Lane, out: Float32Array[][]): void => {
@@ -465,7 +471,7 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
     const n = Math.min(...lanes.map((l) => l.queues.get(l.produces[0]!)!.length));
     const result: StemBlocks = {};
     stemIdx.forEach((k, j) => {
-      const parts: Array<{ part: Float32Array[]; rw: number }> = [];
+      const parts: Array<{ part: Float32Array[]; rw: number; done: boolean }> = [];
       let total = 0;
       for (let i = 0; i < subs.length; i++) {
         const w = weights[i]![k]!;
@@ -473,14 +479,14 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
         total += w;
         const sublanes = lanes.filter((l) => l.sub === i);
         const rw = w / sublanes.length;
-        for (const l of sublanes) parts.push({ part: l.queues.get(j)!.shift(n), rw });
+        for (const l of sublanes) parts.push({ part: l.queues.get(j)!.shift(n), rw, done: l.denormalised });
       }
       // Denormalise (§1.5 step 5): stems·(σ + 1e-8) + μ. One contribution (no bag, no shifts): in place in the
-      // queue's fresh copy, with the same float32 rounding as the weighted sum below.
+      // queue's fresh copy, with the same float32 rounding as the weighted sum below, unless its overlap-add did.
       const only = parts.length === 1 ? parts[0]! : undefined;
       const acc = only ? only.part : [new Float32Array(n), new Float32Array(n)];
       if (only) {
-        for (const a of acc) for (let t = 0; t < n; t++) a[t] = (Math.fround(only.rw * a[t]!) / total) * scale + mu;
+        if (!only.done) for (const a of acc) for (let t = 0; t < n; t++) a[t] = (Math.fround(only.rw * a[t]!) / total) * scale + mu;
       } else {
         for (const { part, rw } of parts) for (let c = 0; c < 2; c++) for (let t = 0; t < n; t++) acc[c]![t] = acc[c]![t]! + rw * part[c]![t]!;
         for (let c = 0; c < 2; c++) for (let t = 0; t < n; t++) acc[c]![t] = (acc[c]![t]! / total) * scale + mu;
@@ -488,6 +494,16 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
       result[stems[k]!] = { channels: acc, sampleRate: HT.sampleRate };
     });
     // Lanes of stems nobody asked for are not kept: their queues were never filled.
+    return result;
+  };
+
+  /** One lane that denormalises its own output: its fresh blocks are the result, with no queue between. */
+  const finish = (lane: Lane, out: Float32Array[][]): StemBlocks => {
+    progress();
+    const result: StemBlocks = {};
+    lane.produces.forEach((j, li) => {
+      result[stems[stemIdx[j]!]!] = { channels: out[li]!, sampleRate: HT.sampleRate };
+    });
     return result;
   };
 
@@ -501,17 +517,21 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
     },
     async push(block: RawAudio): Promise<StemBlocks> {
       throwIfAborted(so.signal);
+      const direct = lanes.length === 1 && lanes[0]!.denormalised ? lanes[0]! : undefined;
       // Track normalisation (§1.5 step 1): (wav − μ)/(σ + 1e-8) with the whole-track statistics of the first pass.
       const norm = block.channels.map((ch) => {
         const o = new Float32Array(ch.length);
         for (let i = 0; i < ch.length; i++) o[i] = (ch[i]! - mu) / scale;
         return o;
       });
+      if (direct) return finish(direct, await direct.ola.push(norm));
       for (const lane of lanes) collect(lane, await lane.ola.push(norm));
       progress();
       return combine();
     },
     async flush(): Promise<StemBlocks> {
+      const direct = lanes.length === 1 && lanes[0]!.denormalised ? lanes[0]! : undefined;
+      if (direct) return finish(direct, await direct.ola.flush());
       for (const lane of lanes) collect(lane, await lane.ola.flush());
       progress();
       return combine();
