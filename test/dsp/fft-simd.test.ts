@@ -92,6 +92,57 @@ describe('SIMD float32 real FFT against the float64 DFT', () => {
   });
 });
 
+describe('bin-major batches and partial bins', () => {
+  it('forwardStaged writes exactly what forwardWindowed gives, bin-major, for bins [0, bins)', () => {
+    const n = 512;
+    const fft = simd(n);
+    const batch = fft.binMajor!;
+    const window = hannPeriodic(n);
+    const x = Float32Array.from(noise(n + 15 * 64, 11));
+    const g = 13; // a partial group
+    const stride = 40;
+    const bins = 200;
+    const re = new Float32Array(bins * stride).fill(7);
+    const im = new Float32Array(bins * stride).fill(7);
+    for (let u = 0; u < g; u++) batch.loadFrame(u, x, u * 64, window);
+    batch.forwardStaged(g, 0.5, re, im, 3, 3, stride, bins);
+    const fr = new Float64Array(n / 2 + 1);
+    const fi = new Float64Array(n / 2 + 1);
+    for (let u = 0; u < g; u++) {
+      fft.forwardWindowed(x, u * 64, window, 0.5, fr, fi);
+      for (let k = 0; k < bins; k++) {
+        expect(re[3 + k * stride + u]).toBe(Math.fround(fr[k]!));
+        expect(im[3 + k * stride + u]).toBe(Math.fround(fi[k]!));
+      }
+    }
+    // Outside the written frames nothing moved.
+    expect(re[2]).toBe(7);
+    expect(re[3 + g]).toBe(7);
+  });
+
+  it.each(['float64', 'float32'] as const)('inverseWindowedAdd with bins < n/2+1 equals the zero-filled spectrum (%s)', (precision) => {
+    const n = 512;
+    const fft = getRealFFT(n, precision);
+    const window = hannPeriodic(n);
+    const stride = 3;
+    const full = n / 2 + 1;
+    const spec = Float32Array.from(noise(full * stride * 2, 5));
+    for (const bins of [0, 1, 100, n / 2, full]) {
+      const zr = new Float32Array(full * stride);
+      const zi = new Float32Array(full * stride);
+      for (let k = 0; k < bins; k++) {
+        zr[k * stride + 1] = spec[k * stride + 1]!;
+        zi[k * stride + 1] = spec[full * stride + k * stride + 1]!;
+      }
+      const a = new Float64Array(n);
+      const b = new Float64Array(n);
+      fft.inverseWindowedAdd(spec, spec.subarray(full * stride), window, 2, a, 0, 1, stride, bins);
+      fft.inverseWindowedAdd(zr, zi, window, 2, b, 0, 1, stride);
+      expect(maxAbsDiff(a, b)).toBe(0);
+    }
+  });
+});
+
 describe('choice of FFT', () => {
   it('float32 gets the SIMD FFT for PFFFT sizes and the float64 RealFFT for every other size', () => {
     for (const n of [...PIPELINE_SIZES, ...SMALL_SIZES]) {
