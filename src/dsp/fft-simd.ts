@@ -243,3 +243,81 @@ class SimdRealFFT implements RealTransform, BinMajorBatch {
     this.mod._pffft_transform_ordered(this.setup, 4 * a, 4 * this.outAt, this.work, PFFFT_BACKWARD);
   }
 }
+
+/**
+ * Circular convolution of n float32 samples with a fixed zero-phase (symmetric) filter, entirely inside PFFFT's
+ * heap: forward transform, product with the filter's response (`pffft_zconvolve_accumulate`, in PFFFT's internal
+ * bin order, so no reordering per block), backward transform scaled by 1/n. For FFT-block (overlap-save) filters:
+ * the JavaScript side only copies samples into {@link input} and out of the returned view, with no spectrum
+ * packing.
+ */
+export class SimdCircularConvolution {
+  /** Float indices (byte pointer / 4) of the input, the input's spectrum, the product, and the output. */
+  private readonly inAt: number;
+  private readonly specAt: number;
+  private readonly prodAt: number;
+  private readonly outAt: number;
+  /** Byte pointers of the filter's response (internal layout) and of PFFFT's work area. */
+  private readonly response: number;
+  private readonly work: number;
+
+  /** Use {@link simdCircularConvolution}, which checks the size. */
+  constructor(
+    private readonly mod: PffftModule,
+    private readonly setup: number,
+    readonly n: number,
+    gain: ArrayLike<number>,
+  ) {
+    const alloc = (): number => mod._pffft_aligned_malloc(4 * n);
+    this.inAt = alloc() >> 2;
+    this.specAt = alloc() >> 2;
+    this.prodAt = alloc() >> 2;
+    this.outAt = alloc() >> 2;
+    this.response = alloc();
+    this.work = alloc();
+    // The response enters once rounded to float32 from the caller's (float64) values, in the ordered layout
+    // (DC, Nyquist, then re/im pairs), reordered by PFFFT into its internal one: a float32 transform of the
+    // kernel instead would add its own rounding to the stopband.
+    const h = mod.HEAPF32;
+    const a = this.inAt;
+    const m = n / 2;
+    h[a] = gain[0]!;
+    h[a + 1] = gain[m]!;
+    for (let k = 1; k < m; k++) {
+      h[a + 2 * k] = gain[k]!;
+      h[a + 2 * k + 1] = 0;
+    }
+    mod._pffft_zreorder(setup, 4 * a, this.response, PFFFT_BACKWARD);
+    // Callers that write only some input samples (zero-stuffing) rely on the others staying zero.
+    h.fill(0, a, a + n);
+  }
+
+  /**
+   * The n input samples, a view into the heap: write them, then call {@link run}. Samples not written keep their
+   * previous values (zero at first). Take a fresh view per block: the heap's buffer changes when it grows.
+   */
+  input(): Float32Array {
+    return this.mod.HEAPF32.subarray(this.inAt, this.inAt + this.n);
+  }
+
+  /** Filters the input circularly; returns the n outputs as a view valid until the next call. */
+  run(): Float32Array {
+    const { mod, setup, n } = this;
+    mod._pffft_transform(setup, 4 * this.inAt, 4 * this.specAt, this.work, PFFFT_FORWARD);
+    mod.HEAPF32.fill(0, this.prodAt, this.prodAt + n);
+    mod._pffft_zconvolve_accumulate(setup, 4 * this.specAt, this.response, 4 * this.prodAt, 1 / n);
+    mod._pffft_transform(setup, 4 * this.prodAt, 4 * this.outAt, this.work, PFFFT_BACKWARD);
+    return mod.HEAPF32.subarray(this.outAt, this.outAt + n);
+  }
+}
+
+/**
+ * A {@link SimdCircularConvolution} of size n with the real response `gain` (n/2 + 1 bins, DC to Nyquist), or null
+ * when the SIMD FFT is off, not loaded ({@link loadSimdFft}) or cannot do n. Each call allocates heap memory that
+ * is never freed: callers cache one per filter.
+ */
+export function simdCircularConvolution(n: number, gain: ArrayLike<number>): SimdCircularConvolution | null {
+  if (!enabled || pffft === null || !isSimdFftSize(n) || gain.length !== n / 2 + 1) return null;
+  const setup = pffft._pffft_new_setup(n, PFFFT_REAL);
+  return setup === 0 ? null : new SimdCircularConvolution(pffft, setup, n, gain);
+}

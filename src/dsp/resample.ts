@@ -31,6 +31,8 @@
 import { InternalError } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import { getRealFFT, type FftPrecision } from './stft.js';
+import { simdCircularConvolution, simdRealFFT, type SimdCircularConvolution } from './fft-simd.js';
+import { simdPolyphase, type SimdPolyphase } from './polyphase-simd.js';
 
 /** Streaming resampler for a fixed number of planar channels. */
 export interface Resampler {
@@ -147,6 +149,9 @@ interface Design {
   poly: PolyStage;
   /** Stage-1 index of the first sample the first FFT block completes: before output 0's kernel, a multiple of U. */
   origin: number;
+  /** The float32 WASM forms of the two stages, made on first use (null: not available). */
+  simdConv?: SimdCircularConvolution | null;
+  simdPoly?: SimdPolyphase | null;
 }
 
 const designCache = new Map<string, Design>();
@@ -363,16 +368,19 @@ class PassThrough implements Resampler {
   }
 }
 
+type Samples = Float32Array | Float64Array;
+
 /** A per-channel sliding window over a signal indexed globally: buf[i] holds sample start + i. */
-class SlidingBuffer {
-  readonly bufs: Float64Array[];
+class SlidingBuffer<T extends Samples> {
+  readonly bufs: T[];
   len = 0;
   constructor(
+    private readonly make: (n: number) => T,
     channels: number,
     capacity: number,
     public start: number,
   ) {
-    this.bufs = Array.from({ length: channels }, () => new Float64Array(capacity));
+    this.bufs = Array.from({ length: channels }, () => make(capacity));
   }
   get end(): number {
     return this.start + this.len;
@@ -394,7 +402,7 @@ class SlidingBuffer {
     if (need > this.bufs[0]!.length) {
       const cap = Math.max(need, 2 * this.bufs[0]!.length);
       for (let c = 0; c < this.bufs.length; c++) {
-        const nb = new Float64Array(cap);
+        const nb = this.make(cap);
         nb.set(this.bufs[c]!.subarray(0, this.len));
         this.bufs[c] = nb;
       }
@@ -405,10 +413,27 @@ class SlidingBuffer {
   }
 }
 
+/**
+ * The float32 WASM forms of a design's stages when `precision` is float32 and the SIMD FFT is loaded: the FFT stage
+ * as PFFFT's own convolution (no spectrum packing in JavaScript), the polyphase stage (exact phases) in
+ * stemkit's SIMD module. Cached on the design: the convolution's heap memory is never freed.
+ */
+function simdStages(d: Design): { conv: SimdCircularConvolution; poly: SimdPolyphase | null } | null {
+  // simdRealFFT answers null while the SIMD FFT is off or not loaded: the cached forms are not used then either.
+  if (simdRealFFT(d.sharp.fftSize) === null) return null;
+  if (d.simdConv === undefined) d.simdConv = simdCircularConvolution(d.sharp.fftSize, d.sharp.gain);
+  if (d.simdConv === null) return null;
+  if (d.simdPoly === undefined) {
+    const p = d.poly;
+    d.simdPoly = p.exact ? simdPolyphase({ L: p.L, M: p.M, coef: p.coef, width: 2 * p.half, advance: p.advance, next: p.next }) : null;
+  }
+  return { conv: d.simdConv, poly: d.simdPoly };
+}
+
 class TwoStageResampler implements Resampler {
   /** Input samples (stage-1 blocks read them) and stage-1 output (the polyphase stage reads it). */
-  private readonly input: SlidingBuffer;
-  private readonly mid: SlidingBuffer;
+  private readonly input: SlidingBuffer<Samples>;
+  private readonly mid: SlidingBuffer<Samples>;
   /** Input samples received. */
   private inCount = 0;
   /** Outputs produced, and the position of the next one: t = ipos + phaseNum/L stage-1 samples. */
@@ -416,6 +441,8 @@ class TwoStageResampler implements Resampler {
   private ipos = 0;
   private phaseNum = 0;
   private flushed = false;
+  /** Float32 WASM path: both buffers hold Float32Array; null on the JavaScript FFT path. */
+  private readonly simd: { conv: SimdCircularConvolution; poly: SimdPolyphase | null } | null;
   private readonly fwd: ReturnType<typeof getRealFFT>;
   private readonly inv: ReturnType<typeof getRealFFT>;
   private readonly re: Float64Array;
@@ -433,11 +460,13 @@ class TwoStageResampler implements Resampler {
     precision: FftPrecision,
   ) {
     const { U, half, fftSize } = d.sharp;
+    this.simd = precision === 'float32' ? simdStages(d) : null;
+    const make = this.simd !== null ? (n: number): Samples => new Float32Array(n) : (n: number): Samples => new Float64Array(n);
     // The first block reads input from (origin − half)/U on: the zeros before the first sample are stored.
     const inStart = (d.origin - half) / U;
-    this.input = new SlidingBuffer(channels, fftSize + 8192, inStart);
+    this.input = new SlidingBuffer(make, channels, fftSize + 8192, inStart);
     this.input.reserve(-inStart);
-    this.mid = new SlidingBuffer(channels, 2 * fftSize + 4 * d.poly.half, d.origin);
+    this.mid = new SlidingBuffer(make, channels, 2 * fftSize + 4 * d.poly.half, d.origin);
     this.fwd = getRealFFT(fftSize / U, precision);
     this.inv = getRealFFT(fftSize, precision);
     this.re = new Float64Array(fftSize / 2 + 1);
@@ -494,40 +523,62 @@ class TwoStageResampler implements Resampler {
 
   /** Runs every FFT block whose input is complete, appending its stage-1 samples to `mid`. */
   private runBlocks(): void {
-    const { U, half, fftSize, step, gain } = this.d.sharp;
+    const { U, fftSize } = this.d.sharp;
     const span = fftSize / U;
-    const { re, im, re2, im2, block } = this;
     for (;;) {
       const first = this.nextBlockInput();
       if (first + span > this.input.end) return;
       // The polyphase stage never reads before its next output's kernel.
       this.mid.dropBefore(this.ipos - this.d.poly.half + 1);
-      const at = this.mid.reserve(step);
+      const at = this.mid.reserve(this.d.sharp.step);
       const off = first - this.input.start;
-      for (let c = 0; c < this.channels; c++) {
-        this.fwd.forward(this.input.bufs[c]!.subarray(off, off + span), re, im);
-        if (U === 1) {
-          for (let k = 0; k <= fftSize / 2; k++) {
-            re[k] = re[k]! * gain[k]!;
-            im[k] = im[k]! * gain[k]!;
-          }
-        } else {
-          // Zero-stuffing repeats the spectrum: bin k of the stuffed block is bin k mod (n/2) of the input block,
-          // which past n/4 is the conjugate of bin n/2 − k.
-          const q = fftSize / 4;
-          for (let k = 0; k <= q; k++) {
-            re2[k] = re[k]! * gain[k]!;
-            im2[k] = im[k]! * gain[k]!;
-          }
-          for (let k = q + 1; k <= 2 * q; k++) {
-            re2[k] = re[2 * q - k]! * gain[k]!;
-            im2[k] = -im[2 * q - k]! * gain[k]!;
-          }
+      if (this.simd !== null) this.simdBlock(this.simd.conv, off, at);
+      else this.jsBlock(off, at);
+    }
+  }
+
+  /** One FFT block of every channel on the float64 (or JavaScript) FFT: input[off …] → mid[at …]. */
+  private jsBlock(off: number, at: number): void {
+    const { U, half, fftSize, step, gain } = this.d.sharp;
+    const span = fftSize / U;
+    const { re, im, re2, im2, block } = this;
+    for (let c = 0; c < this.channels; c++) {
+      this.fwd.forward(this.input.bufs[c]!.subarray(off, off + span), re, im);
+      if (U === 1) {
+        for (let k = 0; k <= fftSize / 2; k++) {
+          re[k] = re[k]! * gain[k]!;
+          im[k] = im[k]! * gain[k]!;
         }
-        this.inv.inverse(re2, im2, block);
-        // Circular convolution is exact away from the block's ends: samples [half, half + step).
-        this.mid.bufs[c]!.set(block.subarray(half, half + step), at);
+      } else {
+        // Zero-stuffing repeats the spectrum: bin k of the stuffed block is bin k mod (n/2) of the input block,
+        // which past n/4 is the conjugate of bin n/2 − k.
+        const q = fftSize / 4;
+        for (let k = 0; k <= q; k++) {
+          re2[k] = re[k]! * gain[k]!;
+          im2[k] = im[k]! * gain[k]!;
+        }
+        for (let k = q + 1; k <= 2 * q; k++) {
+          re2[k] = re[2 * q - k]! * gain[k]!;
+          im2[k] = -im[2 * q - k]! * gain[k]!;
+        }
       }
+      this.inv.inverse(re2, im2, block);
+      // Circular convolution is exact away from the block's ends: samples [half, half + step).
+      this.mid.bufs[c]!.set(block.subarray(half, half + step), at);
+    }
+  }
+
+  /** The same block on PFFFT's convolution in the WASM heap: only sample copies happen in JavaScript. */
+  private simdBlock(conv: SimdCircularConvolution, off: number, at: number): void {
+    const { U, half, fftSize, step } = this.d.sharp;
+    const span = fftSize / U;
+    for (let c = 0; c < this.channels; c++) {
+      const x = this.input.bufs[c]!;
+      const dst = conv.input();
+      if (U === 1) dst.set(x.subarray(off, off + span));
+      // Zero-stuffed: the odd samples are never written and stay zero.
+      else for (let j = 0; j < span; j++) dst[2 * j] = x[off + j]!;
+      this.mid.bufs[c]!.set(conv.run().subarray(half, half + step), at);
     }
   }
 
@@ -549,7 +600,9 @@ class TwoStageResampler implements Resampler {
     const first = this.ipos - poly.half + 1 - this.mid.start;
     const bufs = this.mid.bufs;
     let c = 0;
-    if (poly.exact) {
+    if (this.simd?.poly) {
+      this.simd.poly.run(bufs as Float32Array[], out, count, first, this.phaseNum);
+    } else if (poly.exact) {
       // Stereo pairs share every coefficient load; the arithmetic per channel is the same as exactOne's, so a
       // channel's samples do not depend on its neighbours.
       for (; c + 1 < this.channels; c += 2) exactPair(poly, bufs[c]!, bufs[c + 1]!, out[c]!, out[c + 1]!, first, this.phaseNum);
@@ -578,8 +631,8 @@ class TwoStageResampler implements Resampler {
 
 function exactPair(
   poly: PolyStage,
-  bufA: Float64Array,
-  bufB: Float64Array,
+  bufA: Samples,
+  bufB: Samples,
   dstA: Float32Array,
   dstB: Float32Array,
   first: number,
@@ -620,7 +673,7 @@ function exactPair(
   }
 }
 
-function exactOne(poly: PolyStage, buf: Float64Array, dst: Float32Array, first: number, phase: number): void {
+function exactOne(poly: PolyStage, buf: Samples, dst: Float32Array, first: number, phase: number): void {
   const { coef, advance, next } = poly;
   const width = 2 * poly.half;
   let b = first;
@@ -644,7 +697,7 @@ function exactOne(poly: PolyStage, buf: Float64Array, dst: Float32Array, first: 
 }
 
 /** Phases between tabulated rows: the outputs of the two nearest rows, linearly interpolated. */
-function interpolatedOne(poly: PolyStage, buf: Float64Array, dst: Float32Array, first: number, phase: number): void {
+function interpolatedOne(poly: PolyStage, buf: Samples, dst: Float32Array, first: number, phase: number): void {
   const { coef, L, M, phases } = poly;
   const width = 2 * poly.half;
   let b = first;
