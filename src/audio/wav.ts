@@ -395,6 +395,9 @@ export async function openWavSource(path: string, opts: { signal?: AbortSignal }
   };
   let framePos = 0;
   let closed = false;
+  // One byte buffer for all reads (decoding copies out of it): a fresh one per block cost more CPU than the
+  // decoding itself (new pages to fault in and zero, then to collect).
+  let scratch = new Uint8Array(0);
   return {
     info,
     header,
@@ -404,8 +407,9 @@ export async function openWavSource(path: string, opts: { signal?: AbortSignal }
       const frames = Math.min(Math.max(1, Math.floor(maxFrames)), header.frames - framePos);
       if (frames <= 0) return null;
       const len = frames * header.blockAlign;
-      // A fresh ArrayBuffer per block: offset 0 keeps typed views aligned, and the caller may keep the block.
-      const bytes = new Uint8Array(len);
+      // Offset 0 keeps typed views aligned; the caller keeps only the decoded channels, never these bytes.
+      if (scratch.length < len) scratch = new Uint8Array(len);
+      const bytes = scratch.subarray(0, len);
       const start = header.dataOffset + framePos * header.blockAlign;
       let got = 0;
       while (got < len) {
@@ -478,18 +482,19 @@ function buildWavHeader(o: { channels: number; sampleRate: number; bits: WavBits
 }
 
 /** Interleaves planar float channels into little-endian sample bytes (16/24-bit int with clamping, or float32). */
-export function encodeInterleaved(channels: Float32Array[], bits: WavBits, frames: number): Uint8Array {
+export function encodeInterleaved(channels: Float32Array[], bits: WavBits, frames: number, into?: Uint8Array): Uint8Array {
   const nc = channels.length;
   const n = frames * nc;
-  const bytes = new Uint8Array(n * (bits / 8));
+  // `into` (offset 0, large enough): the caller's reusable buffer; the result is then a view of it.
+  const bytes = into !== undefined && into.length >= n * (bits / 8) ? into.subarray(0, n * (bits / 8)) : new Uint8Array(n * (bits / 8));
   if (bits === 32) {
-    const dst = new Float32Array(bytes.buffer);
+    const dst = new Float32Array(bytes.buffer, bytes.byteOffset, n);
     for (let c = 0; c < nc; c++) {
       const ch = channels[c]!;
       for (let i = 0, j = c; i < frames; i++, j += nc) dst[j] = ch[i]!;
     }
   } else if (bits === 16) {
-    const dst = new Int16Array(bytes.buffer);
+    const dst = new Int16Array(bytes.buffer, bytes.byteOffset, n);
     for (let c = 0; c < nc; c++) {
       const ch = channels[c]!;
       for (let i = 0, j = c; i < frames; i++, j += nc) {
@@ -541,6 +546,9 @@ export async function createWavSink(path: string, opts: WavSinkOptions): Promise
   let pos = headerLen;
   let dataBytes = 0;
   let state: 'open' | 'finished' | 'aborted' = 'open';
+  // Encoded bytes of the block being written, reused (each write completes before the next starts): a fresh
+  // buffer per block cost as much CPU as the encoding.
+  let scratch = new Uint8Array(0);
   const writeAll = async (buf: Uint8Array, at: number): Promise<void> => {
     let done = 0;
     while (done < buf.length) {
@@ -565,7 +573,9 @@ export async function createWavSink(path: string, opts: WavSinkOptions): Promise
       checkSinkBlock(path, block, channels, sampleRate);
       const frames = block.channels[0]?.length ?? 0;
       if (frames === 0) return;
-      const bytes = encodeInterleaved(block.channels, bits, frames);
+      const need = frames * channels * (bits / 8);
+      if (scratch.length < need) scratch = new Uint8Array(need);
+      const bytes = encodeInterleaved(block.channels, bits, frames, scratch);
       try {
         await writeAll(bytes, pos);
       } catch (e) {
