@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Resampler benchmark: stemkit's two-stage resampler against its former single-stage one and ffmpeg's soxr, on
 // speed (CPU time, file to file and net) and on quality measured the same way for all three.
-// Run: npm run build && node scripts/bench-resample.mjs [--seconds 600] [--rounds 3] [--old-ref 16b095d] [--json]
+// Run: npm run build && node scripts/bench-resample.mjs [--seconds 600] [--rounds 3] [--old-ref 16b095d] [--prev-ref a92f081] [--json]
 //
 // Speed: a WAV of `seconds` of stereo 44.1 kHz float32 (music-like: partials plus noise) is converted to 16 kHz (and
 // 48 kHz) file to file, each conversion in its own child process, rounds interleaved, medians reported: stemkit
@@ -10,13 +10,15 @@
 // user + system of the child, read with the shell's `times`. Copies at the same rate (no resampling) give the
 // decode/encode cost of each side, so "net" = conversion − copy; stemkit's children also report the CPU time of
 // the resampler calls alone. "new float32" is the same resampler with { precision: 'float32' } (the WASM SIMD FFT,
-// as the separation pipeline uses it).
+// as the separation pipeline uses it: both stages in WASM). "prev float32" is the float32 resampler at --prev-ref
+// (the FFT stage's spectrum packing and the polyphase stage in JavaScript), run on this checkout's FFT modules.
 // Quality: one float32 file per rate pair holds 0.5 s tone segments (amplitude 0.5, 20 ms fades, analysed over their
 // central 0.3 s); each output segment is fitted with a·sin + b·cos at the tone's frequency. Passband: the fitted
 // gain in dB for tones up to 0.91 × the lower Nyquist; spurious: the level of everything but the tone (images,
 // aliases, noise) relative to the input amplitude; stopband (downsampling): the level of whatever comes out for
 // tones from the output Nyquist up to the input Nyquist, relative to the input amplitude.
-// The old resampler is src/dsp/resample.ts at --old-ref, transpiled into a temporary folder (needs the git checkout).
+// The old and previous resamplers are src/dsp/resample.ts at --old-ref / --prev-ref, transpiled into a temporary folder
+// with their relative imports pointing into dist/ (needs the git checkout).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '600' },
     rounds: { type: 'string', default: '3' },
     'old-ref': { type: 'string', default: '16b095d' },
+    'prev-ref': { type: 'string', default: 'a92f081' },
     json: { type: 'boolean', default: false },
     // internal: one conversion in this (child) process
     child: { type: 'string' },
@@ -86,7 +89,8 @@ const log = (s) => {
 try {
   const { createWavSink } = await import(pathToFileURL(join(dist, 'audio/wav.js')).href);
   const newImpl = join(dist, 'dsp/resample.js');
-  const oldImpl = buildOld(values['old-ref']);
+  const oldImpl = buildOld(values['old-ref'], 'old');
+  const prevImpl = buildOld(values['prev-ref'], 'prev');
   const { describeResampler } = await import(pathToFileURL(newImpl).href);
 
   /** Runs a shell command; returns the CPU seconds (user + system) of its children, from `times`. */
@@ -138,6 +142,7 @@ try {
     for (const [name, run] of [
       ['stemkit', (out) => ours(newImpl, inPath, out, to)],
       ['stemkit-f32', (out) => ours(newImpl, inPath, out, to, 'float32')],
+      ['stemkit-prev-f32', (out) => ours(prevImpl, inPath, out, to, 'float32')],
       ['stemkit-old', (out) => ours(oldImpl, inPath, out, to)],
       ['soxr', (out) => ffmpeg(inPath, out, to, true)],
     ]) {
@@ -163,6 +168,8 @@ try {
       add(`new ${rate} resampler`, readJson().resampleCpu);
       add(`f32 ${rate}`, childCpu(ours(newImpl, input, out, rate, 'float32')));
       add(`f32 ${rate} resampler`, readJson().resampleCpu);
+      add(`prev ${rate}`, childCpu(ours(prevImpl, input, out, rate, 'float32')));
+      add(`prev ${rate} resampler`, readJson().resampleCpu);
       add(`old ${rate}`, childCpu(ours(oldImpl, input, out, rate)));
       add(`old ${rate} resampler`, readJson().resampleCpu);
     }
@@ -175,16 +182,17 @@ try {
     const soxr = med[`soxr ${rate}`];
     const soxrNet = soxr - med['ffmpeg copy'];
     speed[`44100->${rate}`] = {
-      cpuSeconds: { soxr, new: med[`new ${rate}`], newFloat32: med[`f32 ${rate}`], old: med[`old ${rate}`] },
+      cpuSeconds: { soxr, new: med[`new ${rate}`], newFloat32: med[`f32 ${rate}`], prevFloat32: med[`prev ${rate}`], old: med[`old ${rate}`] },
       netCpuSeconds: {
         soxr: soxrNet,
         new: med[`new ${rate}`] - med['stemkit copy'],
         old: med[`old ${rate}`] - med['stemkit copy'],
         newResamplerCalls: med[`new ${rate} resampler`],
         newFloat32ResamplerCalls: med[`f32 ${rate} resampler`],
+        prevFloat32ResamplerCalls: med[`prev ${rate} resampler`],
         oldResamplerCalls: med[`old ${rate} resampler`],
       },
-      fileToFileRatio: { newVsSoxr: med[`new ${rate}`] / soxr, newFloat32VsSoxr: med[`f32 ${rate}`] / soxr, oldVsSoxr: med[`old ${rate}`] / soxr, newVsOld: med[`new ${rate}`] / med[`old ${rate}`] },
+      fileToFileRatio: { newVsSoxr: med[`new ${rate}`] / soxr, newFloat32VsSoxr: med[`f32 ${rate}`] / soxr, prevFloat32VsSoxr: med[`prev ${rate}`] / soxr, oldVsSoxr: med[`old ${rate}`] / soxr, newVsOld: med[`new ${rate}`] / med[`old ${rate}`] },
       resamplerRatio: {
         newVsSoxrNet: med[`new ${rate} resampler`] / soxrNet,
         newVsOld: med[`new ${rate} resampler`] / med[`old ${rate} resampler`],
@@ -197,6 +205,7 @@ try {
     signal: `${seconds} s stereo 44100 Hz float32 WAV`,
     rounds: Number(values.rounds),
     oldRef: values['old-ref'],
+    prevRef: values['prev-ref'],
     loadAverage1m: (await import('node:os')).loadavg()[0],
     copyCpuSeconds: { ffmpeg: med['ffmpeg copy'], stemkit: med['stemkit copy'] },
     speed,
@@ -213,14 +222,14 @@ function median(v) {
   return +s[(s.length - 1) >> 1].toFixed(3);
 }
 
-/** Transpiles src/dsp/resample.ts at `ref` into the temporary folder, importing errors.js from dist/. */
-function buildOld(ref) {
+/** Transpiles src/dsp/resample.ts at `ref` into the temporary folder, its relative imports pointing into dist/. */
+function buildOld(ref, name) {
   const src = execFileSync('git', ['-C', root, 'show', `${ref}:src/dsp/resample.ts`], { encoding: 'utf8' });
   const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);
   const ts = require('typescript');
   const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-  const path = join(dir, 'resample-old.mjs');
-  writeFileSync(path, js.replace("'../errors.js'", `'${pathToFileURL(join(dist, 'errors.js')).href}'`));
+  const path = join(dir, `resample-${name}.mjs`);
+  writeFileSync(path, js.replace(/from '(\.\.?\/[^']+)'/g, (_, rel) => `from '${pathToFileURL(join(dist, 'dsp', rel)).href}'`));
   return path;
 }
 
@@ -304,12 +313,12 @@ function report(r) {
   log(`Signal: ${r.signal}; ${r.rounds} rounds, medians; CPU seconds (user + system); load ${r.loadAverage1m.toFixed(2)}`);
   log(`Copy without resampling (decode + encode): ffmpeg ${r.copyCpuSeconds.ffmpeg} s, stemkit ${r.copyCpuSeconds.stemkit} s`);
   for (const [pair, s] of Object.entries(r.speed)) {
-    log(`${pair}: file to file soxr ${s.cpuSeconds.soxr} s, new ${s.cpuSeconds.new} s (×${s.fileToFileRatio.newVsSoxr.toFixed(2)} soxr), new float32 ${s.cpuSeconds.newFloat32} s (×${s.fileToFileRatio.newFloat32VsSoxr.toFixed(2)}), old ${s.cpuSeconds.old} s (×${s.fileToFileRatio.oldVsSoxr.toFixed(2)})`);
-    log(`  resampling alone: soxr ≈ ${s.netCpuSeconds.soxr.toFixed(3)} s (conversion − copy), new ${s.netCpuSeconds.newResamplerCalls.toFixed(3)} s (×${s.resamplerRatio.newVsSoxrNet.toFixed(2)} soxr, ×${s.resamplerRatio.newVsOld.toFixed(2)} old), new float32 ${s.netCpuSeconds.newFloat32ResamplerCalls.toFixed(3)} s (×${s.resamplerRatio.newFloat32VsSoxrNet.toFixed(2)} soxr), old ${s.netCpuSeconds.oldResamplerCalls.toFixed(3)} s`);
+    log(`${pair}: file to file soxr ${s.cpuSeconds.soxr} s, new ${s.cpuSeconds.new} s (×${s.fileToFileRatio.newVsSoxr.toFixed(2)} soxr), new float32 ${s.cpuSeconds.newFloat32} s (×${s.fileToFileRatio.newFloat32VsSoxr.toFixed(2)}), prev float32 ${s.cpuSeconds.prevFloat32} s (×${s.fileToFileRatio.prevFloat32VsSoxr.toFixed(2)}), old ${s.cpuSeconds.old} s (×${s.fileToFileRatio.oldVsSoxr.toFixed(2)})`);
+    log(`  resampling alone: soxr ≈ ${s.netCpuSeconds.soxr.toFixed(3)} s (conversion − copy), new ${s.netCpuSeconds.newResamplerCalls.toFixed(3)} s (×${s.resamplerRatio.newVsSoxrNet.toFixed(2)} soxr, ×${s.resamplerRatio.newVsOld.toFixed(2)} old), new float32 ${s.netCpuSeconds.newFloat32ResamplerCalls.toFixed(3)} s (×${s.resamplerRatio.newFloat32VsSoxrNet.toFixed(2)} soxr), prev float32 ${s.netCpuSeconds.prevFloat32ResamplerCalls.toFixed(3)} s, old ${s.netCpuSeconds.oldResamplerCalls.toFixed(3)} s`);
   }
   for (const [pair, q] of Object.entries(r.quality)) {
     const d = q.design;
     log(`${pair} quality (new design: U=${d.upsample}, ${d.sharpTaps}-tap sharp FIR by ${d.fftSize}-point FFT, ${d.polyTaps} taps × ${d.phases} phases):`);
-    for (const k of ['stemkit', 'stemkit-f32', 'stemkit-old', 'soxr']) log(`  ${k.padEnd(12)} ${JSON.stringify(q[k])}`);
+    for (const k of ['stemkit', 'stemkit-f32', 'stemkit-prev-f32', 'stemkit-old', 'soxr']) log(`  ${k.padEnd(12)} ${JSON.stringify(q[k])}`);
   }
 }
