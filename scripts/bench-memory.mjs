@@ -20,11 +20,14 @@
 // FFT: float32 (what stemkit runs: the WASM SIMD FFT in the float32 pipelines) and/or float64 (the SIMD FFT turned
 // off, every transform on the JavaScript float64 FFT), for the side-by-side comparison of scripts/bench-fft.mjs.
 //
+// With several --threads the summary gives each thread count's median wall time and the speed-up over the first;
+// every row shows the main thread's busy share (event-loop utilisation) and the machine's load average at its start.
+//
 // Run: npm run build && node scripts/bench-memory.mjs [--families htdemucs,gtcrn] [--settings ort,lean]
 //        [--threads 1,2] [--fft float32,float64] [--seconds 30] [--repeat 1] [--htdemucs-model <file>] [--json]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -210,6 +213,7 @@ async function child(spec) {
   const dir = mkdtempSync(join(tmpdir(), 'stemkit-bench-mem-'));
   const session = { device: 'cpu', threads };
   if (SETTINGS[setting]) session.memory = SETTINGS[setting];
+  const load1 = loadavg()[0];
   const c0 = cpuSeconds();
   const t0 = performance.now();
   const model = await loadFamily(family, session, dir);
@@ -217,6 +221,8 @@ async function child(spec) {
   const c1 = cpuSeconds();
   const t1 = performance.now();
   inferCpu = 0;
+  // The main thread's busy share: with classic's worker threads it only cuts chunks and reassembles them.
+  const elu0 = performance.eventLoopUtilization();
   let infer = 0;
   let frames = 0;
   if (model.tts) {
@@ -263,8 +269,9 @@ async function child(spec) {
   }
   const cpu = cpuSeconds() - c1 - signalCpu;
   const wall = (performance.now() - t1) / 1000;
+  const mainBusy = performance.eventLoopUtilization(elu0).utilization;
   rmSync(dir, { recursive: true, force: true });
-  process.stdout.write(JSON.stringify({ family, setting, threads, fft, seconds, frames, load, cpu, wall, infer, inferCpu, peakMiB: peakMiB() }) + '\n');
+  process.stdout.write(JSON.stringify({ family, setting, threads, fft, seconds, frames, load, cpu, wall, infer, inferCpu, mainBusy, loadavg: load1, peakMiB: peakMiB() }) + '\n');
 }
 
 if (values.child) {
@@ -298,7 +305,7 @@ if (values.child) {
                   `  cpu ${row.cpu.toFixed(2).padStart(7)} s  wall ${row.wall.toFixed(2).padStart(7)} s  RTF ${(row.wall / seconds).toFixed(3)}` +
                   `  cpu/audio ${(row.cpu / seconds).toFixed(3)}  outside run ${((100 * own) / row.wall).toFixed(1)} %` +
                   (row.inferCpu > 0 ? `  own cpu/audio ${((row.cpu - row.inferCpu) / seconds).toFixed(4)}` : '') +
-                  '\n',
+                  `  main thread busy ${(100 * row.mainBusy).toFixed(0)} %  load ${row.loadavg.toFixed(2)}\n`,
               );
             }
           }
@@ -307,4 +314,27 @@ if (values.child) {
     }
   }
   if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+  else if (threads.length > 1) {
+    // Speed-up against the first thread count: medians over the repeats, which ran interleaved.
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+    for (const family of families) {
+      for (const setting of settings) {
+        for (const fft of ffts) {
+          const of = (t) => rows.filter((r) => r.family === family && r.setting === setting && r.fft === fft && r.threads === t);
+          const base = of(threads[0]);
+          if (base.length === 0) continue;
+          const bw = median(base.map((r) => r.wall));
+          for (const t of threads.slice(1)) {
+            const rs = of(t);
+            if (rs.length === 0) continue;
+            const w = median(rs.map((r) => r.wall));
+            process.stdout.write(
+              `${family} ${setting} ${fft}: median wall ${bw.toFixed(2)} s at ${threads[0]} thread(s), ${w.toFixed(2)} s at ${t}: ×${(bw / w).toFixed(2)}` +
+                `  (CPU ${median(base.map((r) => r.cpu)).toFixed(2)} / ${median(rs.map((r) => r.cpu)).toFixed(2)} s, ${rs.length} runs each)\n`,
+            );
+          }
+        }
+      }
+    }
+  }
 }

@@ -166,7 +166,8 @@ export function parseRefiner(json: string): RefinerWeights {
   return out as RefinerWeights;
 }
 
-const STEMS = ['drums', 'bass', 'other', 'vocals'] as const;
+/** The stems, in the order of the refiner's output channels. */
+export const STEMS = ['drums', 'bass', 'other', 'vocals'] as const;
 /** Keeps masks finite in digital silence (power domain, float32). */
 const EPS = 1e-20;
 
@@ -742,7 +743,7 @@ class Fifo {
   }
 }
 
-function toStereo(block: RawAudio): Float32Array[] {
+export function toStereo(block: RawAudio): Float32Array[] {
   const chs = block.channels;
   if (chs.length === 2) return [chs[0]!, chs[1]!];
   if (chs.length === 1) return [chs[0]!, chs[0]!];
@@ -752,17 +753,62 @@ function toStereo(block: RawAudio): Float32Array[] {
   });
 }
 
+/** Options of {@link createClassicModel} beyond the session. */
+export interface ClassicOptions {
+  /** For scripts/dump-cascade.mjs (the refiner's training data): sees the last stage's masks, frame batch by batch (in-process runs only). */
+  onFinalMasks?: (masks: { bass: Float32Array; drums: Float32Array; vocals: Float32Array }, frames: number) => void;
+  /**
+   * Seconds of track per chunk when the cascade runs on worker threads (default: chosen from the track's length so
+   * that every worker gets the same number of chunks of at most 30 s). For tests.
+   */
+  chunkSeconds?: number;
+}
+
+/**
+ * Samples of context that make a chunk's stems equal to the whole track's: how far an output sample's value reaches
+ * back (and forward) through the three stages. A stage's output at t comes from frames within nFft/2 of t, each
+ * masked from ±ctx frames whose samples reach nFft/2 further: nFft + ctx·hop, summed over the cascade.
+ * 33,792 samples (0.77 s at 44.1 kHz); a multiple of every hop, so a chunk's frames fall on the track's grid.
+ */
+export function classicContextSamples(): number {
+  const P = CLASSIC_PARAMS;
+  const reach = (nFft: number, hop: number, ctx: number): number => nFft + ctx * hop;
+  return (
+    reach(P.bass.nFft, P.bass.hop, (P.bass.timeMedian - 1) / 2) +
+    reach(P.drums.nFft, P.drums.hop, (P.drums.timeMedian - 1) / 2) +
+    reach(P.vocals.nFft, P.vocals.hop, vocalsContextFrames())
+  );
+}
+
+/** The last stage's context frames: the modulation cues' moving means plus the refiner's kernel. */
+function vocalsContextFrames(): number {
+  const P = CLASSIC_PARAMS;
+  return (P.vocals.modFast - 1) / 2 + (P.vocals.modWindow - 1) / 2 + P.refiner.timeRadius;
+}
+
 /**
  * Loads the classic model from models/classic.onnx.
+ *
+ * With one thread (or on a GPU) the cascade runs in this thread, its graph on one ORT session. With `threads` = N ≥ 2
+ * on the CPU it runs on N worker threads, each with a one-thread session: the track is cut into chunks with
+ * {@link classicContextSamples} of context on each side, which give the same stems as one pass (src/separate/classic-parallel.ts).
  * @param modelPath the generated graph (see {@link buildClassicModel}).
- * @param session device and threads; the session is released by `dispose()`.
+ * @param session device and threads; the session (or the worker threads) are released by `dispose()`.
  */
-export async function createClassicModel(
-  modelPath: string,
-  session: SessionOptions,
-  /** For scripts/dump-cascade.mjs (the refiner's training data): sees the last stage's masks, frame batch by batch. */
-  taps: { onFinalMasks?: (masks: { bass: Float32Array; drums: Float32Array; vocals: Float32Array }, frames: number) => void } = {},
-): Promise<StemModel> {
+export async function createClassicModel(modelPath: string, session: SessionOptions, options: ClassicOptions = {}): Promise<StemModel> {
+  if (session.threads >= 2 && !options.onFinalMasks) {
+    const { cudaProviderInstalled } = await import('../runtime/onnx.js');
+    // The same choice as createSession's: `auto` means CUDA where its provider is installed.
+    if (session.device === 'cpu' || (session.device === 'auto' && !cudaProviderInstalled())) {
+      const { createParallelClassicModel } = await import('./classic-parallel.js');
+      return createParallelClassicModel(modelPath, session, options.chunkSeconds);
+    }
+  }
+  return createLocalClassicModel(modelPath, session, options);
+}
+
+/** The cascade in this thread (also what each worker thread runs). */
+export async function createLocalClassicModel(modelPath: string, session: SessionOptions, taps: ClassicOptions = {}): Promise<StemModel> {
   const { createSession } = await import('../runtime/onnx.js');
   await loadSimdFft();
   // The arena stays on here, unlike the default: classic feeds a different frame count per call, and without the
@@ -775,7 +821,7 @@ export async function createClassicModel(
     bass: { nFft: P.bass.nFft, hop: P.bass.hop, ctx: ctxOf(P.bass), maxFrames: 128, chans: 2, outs: ['bass_mask'] },
     drums: { nFft: P.drums.nFft, hop: P.drums.hop, ctx: ctxOf(P.drums), maxFrames: 512, chans: 2, outs: ['drums_mask'] },
     // The last stage also takes the bass and drums estimates (channels 2–5) for the post-filter.
-    vocals: { nFft: P.vocals.nFft, hop: P.vocals.hop, ctx: (P.vocals.modFast - 1) / 2 + (P.vocals.modWindow - 1) / 2 + P.refiner.timeRadius, maxFrames: 128, chans: 6, outs: ['final_bass_mask', 'final_drums_mask', 'vocals_mask'] },
+    vocals: { nFft: P.vocals.nFft, hop: P.vocals.hop, ctx: vocalsContextFrames(), maxFrames: 128, chans: 6, outs: ['final_bass_mask', 'final_drums_mask', 'vocals_mask'] },
   } as const;
   type StageName = keyof typeof specs;
   const names = Object.keys(specs) as StageName[];

@@ -1,0 +1,72 @@
+/**
+ * A worker thread of the parallel `classic` model (src/separate/classic-parallel.ts): loads the in-process cascade
+ * with a one-thread session, then separates one chunk per message and sends back the part of each stem that the
+ * chunk's context makes exact. Started with node:worker_threads, never imported.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { InternalError, InterruptedError } from '../errors.js';
+import { CLASSIC_PARAMS, STEMS, createLocalClassicModel } from './classic.js';
+import { transferError, type ClassicWorkerInit, type FromClassicWorker, type ToClassicWorker } from './classic-parallel.js';
+import type { StemBlocks } from './types.js';
+
+/** Samples per push: the cascade's own streaming blocks, so the worker's memory does not grow with the chunk. */
+const BLOCK = 1 << 16;
+
+const port = parentPort;
+if (!port) throw new InternalError('classic-worker.js runs only as a worker thread');
+const init = workerData as ClassicWorkerInit;
+const send = (m: FromClassicWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+
+const loading = createLocalClassicModel(init.modelPath, init.session);
+loading.then(
+  (m) => send({ type: 'ready', provider: m.provider, threads: m.threads }),
+  (e: unknown) => send({ type: 'fatal', error: transferError(e) }),
+);
+
+port.on('message', (m: ToClassicWorker) => {
+  if (m.type === 'job') void separate(m);
+  else void close();
+});
+
+/** Releases the session; with the port closed the thread has nothing left and ends. */
+async function close(): Promise<void> {
+  try {
+    await (await loading).dispose();
+  } finally {
+    port!.close();
+  }
+}
+
+async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise<void> {
+  try {
+    const model = await loading;
+    const stream = model.createStream({});
+    const { skip, keep } = job;
+    const stems: Record<string, Float32Array[]> = {};
+    for (const s of STEMS) stems[s] = [new Float32Array(keep), new Float32Array(keep)];
+    // Output samples so far (the stream returns them in input order).
+    let pos = 0;
+    const take = (b: StemBlocks): void => {
+      const n = b[STEMS[0]]!.channels[0]!.length;
+      const from = Math.max(pos, skip);
+      const to = Math.min(pos + n, skip + keep);
+      if (from < to) {
+        for (const s of STEMS) {
+          for (let c = 0; c < 2; c++) stems[s]![c]!.set(b[s]!.channels[c]!.subarray(from - pos, to - pos), from - skip);
+        }
+      }
+      pos += n;
+    };
+    const total = job.input[0]!.length;
+    for (let i = 0; i < total; i += BLOCK) {
+      // The calling thread gave this chunk up (an abort, or dispose): stop here, outside ORT.
+      if (Atomics.load(init.cancel, 0) === job.id) throw new InterruptedError();
+      take(await stream.push({ channels: job.input.map((c) => c.subarray(i, i + BLOCK)), sampleRate: CLASSIC_PARAMS.sampleRate }));
+    }
+    take(await stream.flush());
+    const buffers = STEMS.flatMap((s) => stems[s]!.map((c) => c.buffer as ArrayBuffer));
+    send({ type: 'done', id: job.id, stems, inferSeconds: stream.inferSeconds }, buffers);
+  } catch (e) {
+    send({ type: 'failed', id: job.id, error: transferError(e) });
+  }
+}
