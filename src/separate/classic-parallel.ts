@@ -43,9 +43,16 @@ export interface ClassicWorkerInit {
   modelPath: string;
   /** The worker's own session: one thread. */
   session: SessionOptions;
-  /** The id of a chunk to give up (0: none), written by the calling thread, read by the worker between blocks. */
-  cancel: Int32Array;
+  /**
+   * Shared with the calling thread: [0] the id of a chunk to give up (0: none; {@link CANCEL_ALL}: every chunk),
+   * written by the caller and read by the worker between blocks; [1] 1 while the worker is inside a block (ORT may
+   * be running), written by the worker.
+   */
+  control: Int32Array;
 }
+
+/** control[0] when the process exits: no chunk may enter ORT any more. */
+export const CANCEL_ALL = -1;
 
 /**
  * A chunk (the input with its context; the worker returns `keep` samples of each stem from sample `skip` on), or
@@ -129,8 +136,8 @@ interface Slot {
   job: (Job & { id: number }) | undefined;
   /** A chunk whose caller gave up: the worker still runs it until its next cancellation point. */
   draining: number | undefined;
-  /** The id of the chunk to give up, shared with the worker (it checks between blocks). */
-  cancel: Int32Array;
+  /** Shared with the worker: see {@link ClassicWorkerInit.control}. */
+  control: Int32Array;
   /** Called when the worker has neither a chunk nor a draining one. */
   onIdle: Array<() => void>;
   /** Its thread has ended (or is being terminated). */
@@ -158,10 +165,28 @@ export class ClassicWorkerPool {
 
   constructor(
     private readonly script: URL,
-    private readonly init: Omit<ClassicWorkerInit, 'cancel'>,
+    private readonly init: Omit<ClassicWorkerInit, 'control'>,
     readonly size: number,
   ) {
     this.slots = Array.from({ length: size }, () => undefined);
+    livePools.add(this);
+    if (livePools.size === 1) process.on('exit', stopAllAtExit);
+  }
+
+  /**
+   * At process exit (also `process.exit()`, the CLI's second Ctrl-C), before Node stops the threads: every worker
+   * is told to stop, and the exit waits (up to 5 s) until none is inside a block, so that none is stopped in ORT.
+   */
+  stopForExit(deadline: number): void {
+    for (const s of this.slots) if (s && !s.dead) Atomics.store(s.control, 0, CANCEL_ALL);
+    for (const s of this.slots) {
+      if (!s || s.dead) continue;
+      while (Atomics.load(s.control, 1) === 1) {
+        const left = deadline - Date.now();
+        if (left <= 0) return;
+        Atomics.wait(s.control, 1, 1, left);
+      }
+    }
   }
 
   /** Starts every worker and waits until each has loaded its session; the first failure is thrown (all stop). */
@@ -222,11 +247,14 @@ export class ClassicWorkerPool {
       }),
     );
     await Promise.all([...this.threads]);
+    // Only now: until its threads have ended, a draining worker may still be inside ORT when the process exits.
+    livePools.delete(this);
+    if (livePools.size === 0) process.off('exit', stopAllAtExit);
   }
 
   private abandon(s: Slot, reason: unknown): void {
     const job = s.job!;
-    Atomics.store(s.cancel, 0, job.id);
+    Atomics.store(s.control, 0, job.id);
     s.job = undefined;
     s.draining = job.id;
     job.reject(reason);
@@ -241,9 +269,9 @@ export class ClassicWorkerPool {
     });
     // The caller sees a failed start through start() or through its chunk's rejection, not as an unhandled rejection.
     ready.catch(() => undefined);
-    const cancel = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(this.script, { workerData: { ...this.init, cancel } satisfies ClassicWorkerInit });
-    const slot: Slot = { worker, ready, loaded: false, job: undefined, draining: undefined, cancel, onIdle: [], dead: false };
+    const control = new Int32Array(new SharedArrayBuffer(8));
+    const worker = new Worker(this.script, { workerData: { ...this.init, control } satisfies ClassicWorkerInit });
+    const slot: Slot = { worker, ready, loaded: false, job: undefined, draining: undefined, control, onIdle: [], dead: false };
     this.slots[i] = slot;
     const ended = new Promise<void>((r) => worker.once('exit', () => r()));
     this.threads.add(ended);
@@ -323,6 +351,13 @@ export class ClassicWorkerPool {
       );
     }
   }
+}
+
+const livePools = new Set<ClassicWorkerPool>();
+
+function stopAllAtExit(): void {
+  const deadline = Date.now() + 5000;
+  for (const p of livePools) p.stopForExit(deadline);
 }
 
 function isIdle(s: Slot): boolean {

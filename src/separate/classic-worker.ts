@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { InternalError, InterruptedError } from '../errors.js';
 import { CLASSIC_PARAMS, STEMS, createLocalClassicModel } from './classic.js';
-import { transferError, type ClassicWorkerInit, type FromClassicWorker, type ToClassicWorker } from './classic-parallel.js';
+import { CANCEL_ALL, transferError, type ClassicWorkerInit, type FromClassicWorker, type ToClassicWorker } from './classic-parallel.js';
 import type { StemBlocks } from './types.js';
 
 /** Samples per push: the cascade's own streaming blocks, so the worker's memory does not grow with the chunk. */
@@ -37,6 +37,24 @@ async function close(): Promise<void> {
   }
 }
 
+/**
+ * Marks the worker busy, then checks whether the calling thread gave the chunk up (an abort, dispose, process exit):
+ * in that order, so that a caller who sets the flag and then sees the worker idle knows it will not enter ORT.
+ */
+function enterBlock(id: number): void {
+  Atomics.store(init.control, 1, 1);
+  const cancel = Atomics.load(init.control, 0);
+  if (cancel === id || cancel === CANCEL_ALL) {
+    leaveBlock();
+    throw new InterruptedError();
+  }
+}
+
+function leaveBlock(): void {
+  Atomics.store(init.control, 1, 0);
+  Atomics.notify(init.control, 1);
+}
+
 async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise<void> {
   try {
     const model = await loading;
@@ -58,12 +76,21 @@ async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise
       pos += n;
     };
     const total = job.input[0]!.length;
-    for (let i = 0; i < total; i += BLOCK) {
-      // The calling thread gave this chunk up (an abort, or dispose): stop here, outside ORT.
-      if (Atomics.load(init.cancel, 0) === job.id) throw new InterruptedError();
-      take(await stream.push({ channels: job.input.map((c) => c.subarray(i, i + BLOCK)), sampleRate: CLASSIC_PARAMS.sampleRate }));
+    const blocks = Math.ceil(total / BLOCK);
+    // The blocks, then the end of the stream.
+    for (let k = 0; k <= blocks; k++) {
+      enterBlock(job.id);
+      try {
+        const i = k * BLOCK;
+        take(
+          k < blocks
+            ? await stream.push({ channels: job.input.map((c) => c.subarray(i, i + BLOCK)), sampleRate: CLASSIC_PARAMS.sampleRate })
+            : await stream.flush(),
+        );
+      } finally {
+        leaveBlock();
+      }
     }
-    take(await stream.flush());
     const buffers = STEMS.flatMap((s) => stems[s]!.map((c) => c.buffer as ArrayBuffer));
     send({ type: 'done', id: job.id, stems, inferSeconds: stream.inferSeconds }, buffers);
   } catch (e) {

@@ -4,7 +4,7 @@
  * The workers run the build (dist/separate/classic-worker.js): `npm test` builds first.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,11 +253,11 @@ describe.skipIf(!shared || !existsSync(song))('classic on two worker threads, a 
 });
 
 describe('stemkit separate --threads 2, interrupted', () => {
-  it('Ctrl-C while the workers run: exit 130, the process ends, no output or temp file is left', async () => {
+  /** A real CLI process on a 40 s track; Ctrl-C (once, or twice 20 ms apart) while the workers run. */
+  async function interrupt(times: 1 | 2): Promise<{ code: number | null; signal: NodeJS.Signals | null; left: string[] }> {
     const dir = mkdtempSync(join(tmpdir(), 'stemkit-classic-sigint-'));
     try {
-      const x = testSignal(40 * RATE);
-      await writeWav(join(dir, 'song.wav'), { channels: x, sampleRate: RATE });
+      await writeWav(join(dir, 'song.wav'), { channels: testSignal(40 * RATE), sampleRate: RATE });
       const out = join(dir, 'out');
       const child = spawn(process.execPath, [join(ROOT, 'bin', 'stemkit.js'), '--json', 'separate', join(dir, 'song.wav'), '-o', out, '--threads', '2', '--device', 'cpu'], {
         cwd: dir,
@@ -267,20 +267,31 @@ describe('stemkit separate --threads 2, interrupted', () => {
       child.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
       });
-      const exit = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-      // The separate stage has started: the workers hold chunks.
+      const exit = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+      // The separate stage has started: the workers hold chunks, and spend about half their time inside ORT.
       while (!/"stage":"separate","status":"start"/.test(stderr)) {
         if (child.exitCode !== null) throw new Error(`stemkit ended early: ${stderr}`);
         await new Promise((r) => setTimeout(r, 20));
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 800));
       child.kill('SIGINT');
-      expect(await exit).toBe(130);
-      const left = existsSync(out) ? readdirSync(out, { recursive: true }).map(String) : [];
-      expect(left.filter((f) => f.endsWith('.wav') || f.includes('tmp'))).toEqual([]);
-      expect(readFileSync(join(dir, 'song.wav')).length).toBeGreaterThan(40 * RATE * 8);
+      if (times === 2) {
+        await new Promise((r) => setTimeout(r, 20));
+        child.kill('SIGINT');
+      }
+      const [code, signal] = await exit;
+      return { code, signal, left: existsSync(out) ? readdirSync(out, { recursive: true }).map(String).filter((f) => f.endsWith('.wav') || f.includes('tmp')) : [] };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  it('Ctrl-C while the workers run: exit 130, the process ends, no output or temp file is left', async () => {
+    expect(await interrupt(1)).toEqual({ code: 130, signal: null, left: [] });
+  });
+
+  it('Ctrl-C twice (exit at once): 130, not an abort of a worker stopped inside ONNX Runtime', async () => {
+    // Measured before the exit hook waited for the workers' blocks: SIGABRT in 3 of 5 runs.
+    expect(await interrupt(2)).toMatchObject({ code: 130, signal: null });
   });
 });
