@@ -24,8 +24,8 @@
 // every row shows the main thread's busy share (event-loop utilisation) and the machine's load average at its start.
 //
 // Run: npm run build && node scripts/bench-memory.mjs [--families htdemucs,gtcrn] [--settings ort,lean]
-//        [--threads 1,2] [--fft float32,float64] [--seconds 30] [--repeat 1] [--htdemucs-model <file>] [--json]
-import { spawnSync } from 'node:child_process';
+//        [--threads 1,2] [--fft float32,float64] [--seconds 30] [--repeat 1] [--htdemucs-model <file>] [--input <audio>] [--json]
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,6 +41,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '30' },
     repeat: { type: 'string', default: '1' },
     'htdemucs-model': { type: 'string' },
+    // a real recording instead of the synthetic signal (separation families; decoded by ffmpeg before the clock starts)
+    input: { type: 'string' },
     shared: { type: 'string', default: process.env.STEMKIT_SHARED_DIR ?? fileURLToPath(new URL('../../shared', import.meta.url)) },
     dist: { type: 'string', default: fileURLToPath(new URL('../dist', import.meta.url)) },
     json: { type: 'boolean', default: false },
@@ -80,10 +82,25 @@ const cpuSeconds = () => {
 /** CPU seconds spent making the test signal, subtracted from the figures (it is not stemkit's work). */
 let signalCpu = 0;
 
-/** Deterministic music-like planar block: partials plus LCG noise, different per channel. */
+/** The --input recording at the model's rate and channels, decoded once (looped if shorter than --seconds). */
+let recording;
+function decodeInput(rate, channels) {
+  const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', values.input, '-f', 'f32le', '-ar', String(rate), '-ac', String(channels), '-'], { maxBuffer: 1 << 30 });
+  const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  const n = all.length / channels;
+  recording = Array.from({ length: channels }, (_, c) => {
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = all[i * channels + c];
+    return x;
+  });
+}
+
+/** Deterministic music-like planar block: partials plus LCG noise, different per channel (or the --input recording). */
 function signalBlock(rate, channels, start, frames) {
   const c0 = cpuSeconds();
-  const out = makeBlock(rate, channels, start, frames);
+  const out = recording
+    ? recording.map((x) => Float32Array.from({ length: frames }, (_, i) => x[(start + i) % x.length]))
+    : makeBlock(rate, channels, start, frames);
   signalCpu += cpuSeconds() - c0;
   return out;
 }
@@ -218,6 +235,7 @@ async function child(spec) {
   const t0 = performance.now();
   const model = await loadFamily(family, session, dir);
   const load = { cpu: cpuSeconds() - c0, wall: (performance.now() - t0) / 1000, peakMiB: peakMiB() };
+  if (values.input && !model.tts) decodeInput(model.sampleRate, model.channels);
   const c1 = cpuSeconds();
   const t1 = performance.now();
   inferCpu = 0;
@@ -291,6 +309,7 @@ if (values.child) {
           for (const fft of ffts) {
             const args = [fileURLToPath(import.meta.url), '--child', JSON.stringify({ family, setting, threads: t, seconds, fft }), '--dist', dist, '--shared', values.shared];
             if (values['htdemucs-model']) args.push('--htdemucs-model', values['htdemucs-model']);
+            if (values.input) args.push('--input', values.input);
             const res = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
             if (res.status !== 0) {
               process.stderr.write(`${family}/${setting}/${t}/${fft}: exit ${res.status}\n${res.stderr}\n`);
