@@ -95,12 +95,22 @@ function decodeInput(rate, channels) {
   });
 }
 
+/** frames samples of x from start on, wrapping around at its end (a copy, as a decoder hands out fresh blocks). */
+function loopSlice(x, start, frames) {
+  const out = new Float32Array(frames);
+  for (let o = 0; o < frames; ) {
+    const at = (start + o) % x.length;
+    const n = Math.min(frames - o, x.length - at);
+    out.set(x.subarray(at, at + n), o);
+    o += n;
+  }
+  return out;
+}
+
 /** Deterministic music-like planar block: partials plus LCG noise, different per channel (or the --input recording). */
 function signalBlock(rate, channels, start, frames) {
   const c0 = cpuSeconds();
-  const out = recording
-    ? recording.map((x) => Float32Array.from({ length: frames }, (_, i) => x[(start + i) % x.length]))
-    : makeBlock(rate, channels, start, frames);
+  const out = recording ? recording.map((x) => loopSlice(x, start, frames)) : makeBlock(rate, channels, start, frames);
   signalCpu += cpuSeconds() - c0;
   return out;
 }

@@ -759,7 +759,7 @@ export interface ClassicOptions {
   onFinalMasks?: (masks: { bass: Float32Array; drums: Float32Array; vocals: Float32Array }, frames: number) => void;
   /**
    * Seconds of track per chunk when the cascade runs on worker threads (default: chosen from the track's length so
-   * that every worker gets the same number of chunks of at most 30 s). For tests.
+   * that every worker gets the same number of chunks of at most 60 s). For tests.
    */
   chunkSeconds?: number;
 }

@@ -98,11 +98,12 @@ describe('the chunk plan', () => {
     expect(classicContextSamples()).toBe(12288 + 3072 + 18432);
     expect(classicContextSamples() % 1024).toBe(0);
   });
-  it('gives every worker the same number of chunks of at most 30 s, on the 1024-sample grid', () => {
-    expect(classicChunkSamples(180 * RATE, 2)).toBe(Math.ceil((30 * RATE) / 1024) * 1024); // 6 chunks, 3 per worker
-    expect(classicChunkSamples(180 * RATE, 4)).toBe(Math.ceil((22.5 * RATE) / 1024) * 1024); // 8 chunks, 2 per worker
+  it('gives every worker the same number of chunks of at most 60 s, on the 1024-sample grid', () => {
+    expect(classicChunkSamples(180 * RATE, 2)).toBe(Math.ceil((45 * RATE) / 1024) * 1024); // 4 chunks, 2 per worker
+    expect(classicChunkSamples(180 * RATE, 4)).toBe(Math.ceil((45 * RATE) / 1024) * 1024); // 4 chunks, 1 per worker
+    expect(classicChunkSamples(300 * RATE, 4)).toBe(Math.ceil((37.5 * RATE) / 1024) * 1024); // 8 chunks, 2 per worker
     expect(classicChunkSamples(8 * RATE, 2)).toBe(Math.ceil((5 * RATE) / 1024) * 1024); // short: at least 5 s
-    expect(classicChunkSamples(undefined, 2)).toBe(Math.ceil((30 * RATE) / 1024) * 1024);
+    expect(classicChunkSamples(undefined, 2)).toBe(Math.ceil((60 * RATE) / 1024) * 1024);
     expect(classicChunkSamples(180 * RATE, 2, 4)).toBe(Math.ceil((4 * RATE) / 1024) * 1024);
   });
 });
