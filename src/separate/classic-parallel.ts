@@ -543,7 +543,10 @@ class ParallelClassicStream implements StemStream {
           this.opts.onInferProgress?.(this.processed);
         },
         (e: unknown) => {
-          this.failure ??= e;
+          if (this.failure !== undefined) return;
+          // The first failure ends the stream: its other chunks would only burn the workers' time.
+          this.failure = e;
+          this.pool.cancel(this, e);
         },
       ),
     );
