@@ -13,7 +13,8 @@ import { GraphBuilder } from '../../src/onnx/builder.js';
 import { InputError, InterruptedError, StemkitError } from '../../src/errors.js';
 import { CLASSIC_PARAMS, classicContextSamples, createClassicModel } from '../../src/separate/classic.js';
 import { classicChunkSamples, reviveError, transferError } from '../../src/separate/classic-parallel.js';
-import type { StemBlocks, StemModel } from '../../src/separate/types.js';
+import type { StemModel } from '../../src/separate/types.js';
+import { separateStream } from '../helpers/stem-stream.js';
 import { writeWav } from '../helpers/separate-fixtures.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -50,24 +51,8 @@ function testSignal(frames: number): Float32Array[] {
   return [l, r];
 }
 
-async function separate(model: StemModel, x: Float32Array[], block: number, signal?: AbortSignal): Promise<Record<string, Float32Array[]>> {
-  const stream = model.createStream({ totalFrames: x[0]!.length, ...(signal ? { signal } : {}) });
-  const parts: StemBlocks[] = [];
-  for (let pos = 0; pos < x[0]!.length; pos += block) parts.push(await stream.push({ channels: x.map((ch) => ch.subarray(pos, pos + block)), sampleRate: RATE }));
-  parts.push(await stream.flush());
-  const out: Record<string, Float32Array[]> = {};
-  for (const k of STEMS) {
-    out[k] = [0, 1].map((c) => {
-      const y = new Float32Array(parts.reduce((a, p) => a + p[k]!.channels[c]!.length, 0));
-      let o = 0;
-      for (const p of parts) {
-        y.set(p[k]!.channels[c]!, o);
-        o += p[k]!.channels[c]!.length;
-      }
-      return y;
-    });
-  }
-  return out;
+function separate(model: StemModel, x: Float32Array[], block: number, signal?: AbortSignal): Promise<Record<string, Float32Array[]>> {
+  return separateStream(model, x, [block], { totalFrames: x[0]!.length, ...(signal ? { signal } : {}) });
 }
 
 function maxDiff(a: Record<string, Float32Array[]>, b: Record<string, Float32Array[]>, frames: number): number {

@@ -15,7 +15,8 @@ import {
   type RefinerWeights,
 } from '../../src/separate/classic.js';
 import { createSession } from '../../src/runtime/onnx.js';
-import type { StemModel, StemBlocks } from '../../src/separate/types.js';
+import type { StemModel } from '../../src/separate/types.js';
+import { separateStream } from '../helpers/stem-stream.js';
 
 const MODEL = join(import.meta.dirname, '..', '..', 'models', 'classic.onnx');
 const REFINER = join(import.meta.dirname, '..', '..', 'models', 'classic-refiner.json');
@@ -63,31 +64,8 @@ function testSignal(frames: number): Float32Array[] {
   return [l, r];
 }
 
-async function separate(model: StemModel, x: Float32Array[], blocks: number[]): Promise<Record<string, Float32Array[]>> {
-  const stream = model.createStream({});
-  const parts: StemBlocks[] = [];
-  let pos = 0;
-  let b = 0;
-  while (pos < x[0]!.length) {
-    const n = blocks[b++ % blocks.length]!;
-    parts.push(await stream.push({ channels: x.map((ch) => ch.subarray(pos, pos + n)), sampleRate: RATE }));
-    pos += n;
-  }
-  parts.push(await stream.flush());
-  const out: Record<string, Float32Array[]> = {};
-  for (const k of STEMS) {
-    out[k] = [0, 1].map((c) => {
-      const total = parts.reduce((a, p) => a + p[k]!.channels[c]!.length, 0);
-      const y = new Float32Array(total);
-      let o = 0;
-      for (const p of parts) {
-        y.set(p[k]!.channels[c]!, o);
-        o += p[k]!.channels[c]!.length;
-      }
-      return y;
-    });
-  }
-  return out;
+function separate(model: StemModel, x: Float32Array[], blocks: number[]): Promise<Record<string, Float32Array[]>> {
+  return separateStream(model, x, blocks);
 }
 
 describe('medianNetwork', () => {
