@@ -9,6 +9,7 @@ import { assertFinite } from '../audio/guard.js';
 import { DataError, OutputError, isStemkitError } from '../errors.js';
 import type { Observer } from '../progress.js';
 import { createResampler, type Resampler } from '../dsp/resample.js';
+import { loadSimdFft } from '../dsp/fft-simd.js';
 import type { SynthesisStats, SynthesizeOptions, TtsModel } from './synthesize.js';
 import { sec, sentenceTimestamps, type SentenceTimestamps, type Timestamps } from './timing.js';
 
@@ -69,7 +70,11 @@ export async function synthesizeToSink(model: TtsModel, text: string, sink: Audi
   let write = 0;
   const { loadSeconds, outputRate, timestamps: wantTimestamps, onSentence, ...synthOpts } = opts;
   const rate = model.sampleRate;
-  const resampler: Resampler | undefined = outputRate !== undefined && outputRate !== rate ? createResampler(rate, outputRate, 1) : undefined;
+  // float32 (both stages in WASM, dsp/resample.ts): the voices' audio is float32, and that resampler's passband,
+  // images and aliases stay below soxr's at a third of the float64 one's time.
+  const resampling = outputRate !== undefined && outputRate !== rate;
+  if (resampling) await loadSimdFft();
+  const resampler: Resampler | undefined = resampling ? createResampler(rate, outputRate, 1, { precision: 'float32' }) : undefined;
   const run = model.synthesize(text, synthOpts);
   const sentences: SentenceTimestamps[] = [];
   // Samples (model rate) before the current block: times are model-rate sample counts over the model rate,
