@@ -14,6 +14,7 @@
  *   included: one waveform input [1,2,343980] (`mix`) → one waveform output [1,S,2,343980] (`stems`). Bound by rank.
  *   Only the track-level steps (normalisation, chunking, shifts, bags) run here.
  */
+import os from 'node:os';
 import { DataError, InternalError, throwIfAborted } from '../errors.js';
 import type { RawAudio } from '../audio/raw-audio.js';
 import type { ModelSession, SessionMemory, SessionOptions, ValueInfo } from '../runtime/onnx.js';
@@ -61,15 +62,24 @@ export interface HtBinding {
 const dimOk = (d: number | string | undefined, want: number): boolean => typeof d !== 'number' || d < 0 || d === want;
 
 /**
- * HTDemucs's CPU memory settings unless its caller chose them. From two threads on, ORT plans without static buffer
- * reuse ({@link SessionMemory.planReuse}) and keeps its arena: the graph is a U-Net, so with reuse the first
- * encoder's temporaries stay allocated until the last decoder layer needs buffers of their size, and a full-size
- * segment holds 2.06 GB of tensors where 0.77 GB are live. Measured with scripts/bench-memory.mjs on the full-size
- * stand-in: peak RSS 2.55 GB with reuse, 1.29–1.33 GB without. The parallel executor that turns reuse off spends one
- * thread waiting, so one thread keeps ORT's plan (2.55 GB) rather than keep two cores busy under a cap of one.
+ * Below this much machine memory, HTDemucs's CPU sessions of two or more threads plan without ORT's static buffer
+ * reuse; at or above it they keep ORT's sequential plan. 16 GiB holds a serve/worker's concurrent heavy jobs (up to 4
+ * in the large preset) at the sequential plan's ≈ 2.6 GB each with room to spare.
  */
-export function htdemucsSessionOptions(session: SessionOptions): SessionOptions {
-  if (session.memory || session.threads < 2) return session;
+export const HTDEMUCS_LEAN_BELOW_BYTES = 16 * 2 ** 30;
+
+/**
+ * HTDemucs's CPU memory settings unless its caller chose them: a trade of memory against time, chosen by the
+ * machine's memory. The graph is a U-Net, so with ORT's buffer reuse the first encoder's temporaries stay allocated
+ * until the last decoder layer needs buffers of their size: a full-size segment holds 2.06 GB of tensors where 0.77 GB
+ * are live (peak RSS 2.55 GB). Without reuse ({@link SessionMemory.planReuse}, with the arena) the peak is 1.29–1.33
+ * GB, but ORT's parallel executor that turns reuse off spends one thread waiting, so only threads − 1 compute: on the
+ * quiet 2-core machine two threads took 29.3 s for a 30 s track against 20.3 s with the sequential plan (one thread:
+ * 33.9 s). So machines below {@link HTDEMUCS_LEAN_BELOW_BYTES} run lean from two threads on, larger ones fast; one
+ * thread always keeps the sequential plan (the waiting thread would make a cap of one two busy cores).
+ */
+export function htdemucsSessionOptions(session: SessionOptions, totalMemory = os.totalmem()): SessionOptions {
+  if (session.memory || session.threads < 2 || totalMemory >= HTDEMUCS_LEAN_BELOW_BYTES) return session;
   return { ...session, memory: { cpuArena: true, memPattern: false, planReuse: false } };
 }
 

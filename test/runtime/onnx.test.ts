@@ -5,7 +5,7 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import { DataError, InputError, InternalError, UnavailableError } from '../../src/errors.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { DEFAULT_SESSION_MEMORY, createSession, cudaProviderInstalled, loadOrt, withSession } from '../../src/runtime/onnx.js';
-import { htdemucsSessionOptions } from '../../src/separate/htdemucs.js';
+import { HTDEMUCS_LEAN_BELOW_BYTES, htdemucsSessionOptions } from '../../src/separate/htdemucs.js';
 import { captureStream } from '../helpers/cli-run.js';
 
 /** y = x · 3 on [batch, 4]. */
@@ -92,10 +92,14 @@ describe('CPU sessions', () => {
     ]);
   });
 
-  it('HTDemucs plans without buffer reuse from two threads on, unless its caller chose the memory settings', () => {
-    expect(htdemucsSessionOptions({ device: 'cpu', threads: 1 })).toEqual({ device: 'cpu', threads: 1 });
-    expect(htdemucsSessionOptions({ device: 'cpu', threads: 2 })).toEqual({ device: 'cpu', threads: 2, memory: { cpuArena: true, memPattern: false, planReuse: false } });
-    expect(htdemucsSessionOptions({ device: 'cpu', threads: 8, memory: { cpuArena: false } })).toEqual({ device: 'cpu', threads: 8, memory: { cpuArena: false } });
+  it('HTDemucs plans without buffer reuse from two threads on where memory is short (below 16 GiB), unless its caller chose the memory settings', () => {
+    const small = HTDEMUCS_LEAN_BELOW_BYTES - 1;
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 1 }, small)).toEqual({ device: 'cpu', threads: 1 });
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 2 }, small)).toEqual({ device: 'cpu', threads: 2, memory: { cpuArena: true, memPattern: false, planReuse: false } });
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 8, memory: { cpuArena: false } }, small)).toEqual({ device: 'cpu', threads: 8, memory: { cpuArena: false } });
+    // A machine with the memory to spare keeps ORT's sequential plan, whose threads all compute.
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 2 }, HTDEMUCS_LEAN_BELOW_BYTES)).toEqual({ device: 'cpu', threads: 2 });
+    expect(htdemucsSessionOptions({ device: 'cpu', threads: 8 }, 64 * 2 ** 30)).toEqual({ device: 'cpu', threads: 8 });
   });
 
   it('auto falls back to the CPU when the CUDA provider is not installed, and reports it', async () => {
