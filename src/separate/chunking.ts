@@ -265,11 +265,11 @@ export class OlaStream {
     const from = dropFront + this.released - this.accBase;
     const { scale, offset } = this.post;
     const affine = scale !== 1 || offset !== 0;
+    const wsum = this.wsum;
     for (let s = 0; s < this.stems; s++) {
       for (let c = 0; c < this.channels; c++) {
         const src = this.acc[s]![c]!;
         const dst = out[s]![c]!;
-        const wsum = this.wsum;
         for (let j = 0; j < n; j++) {
           const w = wsum[from + j]!;
           // 0/0 only happens where every window is zero (the very first/last padded sample with symmetric Hann).

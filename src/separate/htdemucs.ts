@@ -507,7 +507,8 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
     return result;
   };
 
-  /** One lane that denormalises its own output: its fresh blocks are the result, with no queue between. */
+  /** The one lane, when it denormalises its own output: its fresh blocks are the result, with no queue between. */
+  const direct = lanes.length === 1 && lanes[0]!.denormalised ? lanes[0]! : undefined;
   const finish = (lane: Lane, out: Float32Array[][]): StemBlocks => {
     progress();
     const result: StemBlocks = {};
@@ -527,7 +528,6 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
     },
     async push(block: RawAudio): Promise<StemBlocks> {
       throwIfAborted(so.signal);
-      const direct = lanes.length === 1 && lanes[0]!.denormalised ? lanes[0]! : undefined;
       // Track normalisation (§1.5 step 1): (wav − μ)/(σ + 1e-8) with the whole-track statistics of the first pass.
       const norm = block.channels.map((ch) => {
         const o = new Float32Array(ch.length);
@@ -540,7 +540,6 @@ function createHtStream(subs: Array<SubModel | undefined>, stems: readonly strin
       return combine();
     },
     async flush(): Promise<StemBlocks> {
-      const direct = lanes.length === 1 && lanes[0]!.denormalised ? lanes[0]! : undefined;
       if (direct) return finish(direct, await direct.ola.flush());
       for (const lane of lanes) collect(lane, await lane.ola.flush());
       progress();
