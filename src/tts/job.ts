@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { AudioSink, RawAudio } from '../audio/raw-audio.js';
 import { assertFinite } from '../audio/guard.js';
+import { encodeInterleaved } from '../audio/wav.js';
 import { DataError, OutputError, isStemkitError } from '../errors.js';
 import type { Observer } from '../progress.js';
 import { createResampler, type Resampler } from '../dsp/resample.js';
@@ -172,19 +173,9 @@ export function wavHeader(sampleRate: number, channels: number, frames?: number)
   return b;
 }
 
-/** Float → interleaved 16-bit little-endian PCM (×32768, clamped; the same rule as the WAV writer). */
+/** Float → interleaved 16-bit little-endian PCM (×32768, clamped: the WAV writer's rule and code). */
 export function toPcm16(block: RawAudio): Uint8Array {
-  const nc = block.channels.length;
-  const frames = block.channels[0]?.length ?? 0;
-  const out = new Int16Array(frames * nc);
-  for (let c = 0; c < nc; c++) {
-    const ch = block.channels[c]!;
-    for (let i = 0, j = c; i < frames; i++, j += nc) {
-      const s = Math.round(ch[i]! * 32768);
-      out[j] = s > 32767 ? 32767 : s < -32768 ? -32768 : s;
-    }
-  }
-  return new Uint8Array(out.buffer);
+  return encodeInterleaved(block.channels, 16, block.channels[0]?.length ?? 0);
 }
 
 /**

@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readAll } from '../../src/audio/open.js';
-import { createWavSink, openWavSource, parseWavHeader } from '../../src/audio/wav.js';
+import { createWavSink, encodeInterleaved, openWavSource, parseWavHeader } from '../../src/audio/wav.js';
 import { buildWav, makeTempDir, patternBytes, sine } from '../helpers/audio-fixtures.js';
 
 const tmp = makeTempDir('stemkit-wav-');
@@ -166,6 +166,39 @@ describe('WAV writer', () => {
     const b = readFileSync(out);
     const off = b.length - 14;
     expect(Array.from({ length: 7 }, (_, i) => b.readInt16LE(off + i * 2))).toEqual([32767, -32768, 32767, -32768, 0, 1, -1]);
+  });
+
+  it.each([16, 24] as const)('%i-bit encoding is Math.round(x·2^(b−1)) clamped, for every float32 tie and its neighbours', (bits) => {
+    const scale = 2 ** (bits - 1);
+    // Ties (k + ½)/scale, one float32 step either side, random values, tiny ones that round to ±0, the clamps.
+    const xs: number[] = [0, -0, 1e-45, -1e-45, 1e-30, -1e-30, 1, -1, 1.5, -1.5, 32767.5 / 32768, -32768.5 / 32768];
+    const f = new Float32Array(1);
+    const up = (x: number, d: number): number => {
+      f[0] = x;
+      const u = new Int32Array(f.buffer);
+      u[0]! += x >= 0 ? d : -d;
+      return f[0]!;
+    };
+    for (let k = -scale; k < scale; k += bits === 16 ? 1 : 257) {
+      const t = Math.fround((k + 0.5) / scale);
+      xs.push(t, up(t, 1), up(t, -1));
+    }
+    let seed = 7;
+    for (let i = 0; i < 20000; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      xs.push((seed / 2 ** 32) * 2.2 - 1.1);
+    }
+    const x = Float32Array.from(xs);
+    const bytes = encodeInterleaved([x], bits, x.length);
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    let bad = 0;
+    for (let i = 0; i < x.length; i++) {
+      const want = Math.max(-scale, Math.min(scale - 1, Math.round(x[i]! * scale)));
+      const got = bits === 16 ? b.readInt16LE(i * 2) : b.readIntLE(i * 3, 3);
+      if (got !== want) bad++;
+    }
+    expect(x.length).toBeGreaterThan(bits === 16 ? 200000 : 100000);
+    expect(bad).toBe(0);
   });
 
   it('writes a standard header (RIFF, JUNK reserve, fmt, data) that ffprobe-free readers parse', async () => {
