@@ -389,6 +389,7 @@ async function runPipeline(
       sampleRate: outRate,
       channels: C,
       clip: fopts.clip ?? 'rescale',
+      eager: (fopts.format ?? 'wav') === 'wav',
       createSink: (p, sr, ch) => {
         const o: Parameters<typeof createAudioSink>[1] = { sampleRate: sr, channels: ch, format: fopts.format ?? 'wav' };
         if (fopts.bits !== undefined) o.bits = fopts.bits;
@@ -400,7 +401,8 @@ async function runPipeline(
     });
     writers.push(w);
     stemWriters.set(stem, w);
-    outResamplers.set(stem, createResampler(modelRate, outRate, C, rsOpts));
+    // At the model's rate the stems go to the writers as they are (a pass-through resampler copies every block).
+    if (outRate !== modelRate) outResamplers.set(stem, createResampler(modelRate, outRate, C, rsOpts));
   }
   // The model-rate mix, kept until the stems of the same samples arrive (for `minus`).
   const mixQueue = plan.complement?.method === 'minus' ? new PlanarQueue(C) : undefined;
@@ -440,17 +442,24 @@ async function runPipeline(
       }
     }
     for (const stem of plan.stems) {
-      const rs = outResamplers.get(stem)!;
+      const rs = outResamplers.get(stem);
       const w = stemWriters.get(stem)!;
       const block = merged[stem];
-      const out = block && n > 0 ? rs.process(block) : undefined;
-      const tail = final ? rs.flush() : undefined;
+      const out = block && n > 0 ? (rs ? rs.process(block) : block) : undefined;
+      const tail = final ? rs?.flush() : undefined;
       if (out) await w.write(out);
       if (tail) await w.write(tail);
     }
   };
 
   const pushAll = async (block: RawAudio | null): Promise<void> => {
+    const piecewise = streams.length === 1 ? streams[0]! : undefined;
+    if (piecewise?.pieces) {
+      if (block !== null) mixQueue?.push(block.channels);
+      for await (const piece of piecewise.pieces(block)) await emit([piece], false);
+      if (block === null) await emit([], true);
+      return;
+    }
     let parts: StemBlocks[];
     if (block === null) {
       parts = [];

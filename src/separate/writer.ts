@@ -2,7 +2,9 @@
  * Writes one stem, streaming, with demucs' clipping policy (demucs/audio.py `prevent_clip`):
  * - 'rescale' (default): the whole stem is divided by max(1.01·peak, 1). The peak is only known at the end,
  *   so the stem is spooled to a raw float32 temp file beside the destination and copied into the final
- *   format with the gain: memory stays flat whatever the length.
+ *   format with the gain: memory stays flat whatever the length. With `eager`, the final file is also written
+ *   as the blocks come, for as long as the peak keeps the gain at 1 (most stems): then the finished file is
+ *   already there and the copy, the one pass that cannot start before the model's last block, is skipped.
  * - 'clamp': samples limited to ±0.99, written directly.
  * - 'none': written as is (formats with integer samples still saturate at full scale).
  * Nothing carries the final name before the stem is complete (the sink writes a temp file and renames it).
@@ -22,6 +24,11 @@ export interface StemWriterOptions {
   channels: number;
   clip: ClipMode;
   createSink(path: string, sampleRate: number, channels: number): Promise<AudioSink>;
+  /**
+   * 'rescale' only: also write the final file while the gain stays 1 (see above). For in-process formats (WAV),
+   * where that costs one cheap encoding pass; an external encoder per stem would compete with the model.
+   */
+  eager?: boolean;
 }
 
 /** Frames per block when copying the spool into the final format. */
@@ -30,6 +37,9 @@ const COPY_BLOCK = 65536;
 export class StemWriter {
   private sink: AudioSink | undefined;
   private spool: { path: string; fh: FileHandle; pos: number } | undefined;
+  private scratch = new Float32Array(0);
+  /** 'rescale' with `eager`: `sink` holds every block so far at gain 1. */
+  private eager = false;
   private peak = 0;
   private frames = 0;
   /** Stop writing after this many frames (the input length), once known. */
@@ -60,6 +70,15 @@ export class StemWriter {
         await discardTemp(path);
         throw new OutputError(`cannot write a temporary file beside ${opts.path}`, { cause, hint: 'check free space and permissions of the output folder' });
       }
+      if (opts.eager) {
+        try {
+          w.sink = await opts.createSink(opts.path, opts.sampleRate, opts.channels);
+        } catch (e) {
+          await w.abort();
+          throw e;
+        }
+        w.eager = true;
+      }
     } else {
       w.sink = await opts.createSink(opts.path, opts.sampleRate, opts.channels);
     }
@@ -84,7 +103,9 @@ export class StemWriter {
     const chans = n === channels[0]!.length ? channels : channels.map((c) => c.subarray(0, n));
     if (this.spool) {
       const C = chans.length;
-      const buf = new Float32Array(n * C);
+      // Reused: a fresh buffer per block is a fresh mapping for a large block, page faults on every write.
+      if (this.scratch.length < n * C) this.scratch = new Float32Array(n * C);
+      const buf = this.scratch.subarray(0, n * C);
       let peak = this.peak;
       for (let c = 0; c < C; c++) {
         const ch = chans[c]!;
@@ -96,7 +117,7 @@ export class StemWriter {
         }
       }
       this.peak = peak;
-      const bytes = new Uint8Array(buf.buffer);
+      const bytes = new Uint8Array(buf.buffer, 0, n * C * 4);
       try {
         await this.spool.fh.write(bytes, 0, bytes.length, this.spool.pos);
       } catch (e) {
@@ -104,6 +125,17 @@ export class StemWriter {
         throw fromSystemError(e, { path: this.opts.path, role: 'output' });
       }
       this.spool.pos += bytes.length;
+      if (this.eager) {
+        if (gainOf(peak) === 1) {
+          await this.sink!.write({ channels: chans, sampleRate: this.opts.sampleRate });
+        } else {
+          // From here the gain is below 1: the file is made from the spool at the end.
+          this.eager = false;
+          const sink = this.sink!;
+          this.sink = undefined;
+          await sink.abort();
+        }
+      }
     } else {
       let block = chans;
       if (this.opts.clip === 'clamp') {
@@ -113,7 +145,15 @@ export class StemWriter {
           return o;
         });
       }
-      for (const ch of chans) for (let i = 0; i < n; i++) this.peak = Math.max(this.peak, Math.abs(ch[i]!));
+      let peak = this.peak;
+      for (const ch of chans) {
+        for (let i = 0; i < n; i++) {
+          const v = ch[i]!;
+          const a = v < 0 ? -v : v;
+          if (a > peak) peak = a;
+        }
+      }
+      this.peak = peak;
       await this.sink!.write({ channels: block, sampleRate: this.opts.sampleRate });
     }
     this.frames += n;
@@ -127,10 +167,15 @@ export class StemWriter {
       await this.write(pad);
     }
     const t0 = performance.now();
-    if (this.spool) {
+    if (this.spool && this.eager) {
+      // The gain stayed 1: the sink has the whole stem.
       const { fh, path } = this.spool;
-      // demucs prevent_clip 'rescale': wav / max(1.01·peak, 1).
-      this.gain = 1 / Math.max(1.01 * this.peak, 1);
+      this.spool = undefined;
+      await fh.close();
+      await discardTemp(path);
+    } else if (this.spool) {
+      const { fh, path } = this.spool;
+      this.gain = gainOf(this.peak);
       const sink = await this.opts.createSink(this.opts.path, this.opts.sampleRate, this.opts.channels);
       this.sink = sink;
       const C = this.opts.channels;
@@ -163,4 +208,9 @@ export class StemWriter {
     }
     await this.sink?.abort().catch(() => undefined);
   }
+}
+
+/** demucs prevent_clip 'rescale': wav / max(1.01·peak, 1). */
+function gainOf(peak: number): number {
+  return 1 / Math.max(1.01 * peak, 1);
 }
