@@ -63,7 +63,9 @@ export type ToClassicWorker = { type: 'job'; id: number; input: Float32Array[]; 
 export type FromClassicWorker =
   | { type: 'ready'; provider: string; threads: number }
   | { type: 'fatal'; error: TransferredError }
-  | { type: 'done'; id: number; stems: Record<string, Float32Array[]>; inferSeconds: number }
+  /** The next samples of the chunk's stems, in order (views of transferred buffers). */
+  | { type: 'part'; id: number; stems: Record<string, Float32Array[]> }
+  | { type: 'done'; id: number; inferSeconds: number }
   | { type: 'failed'; id: number; error: TransferredError };
 
 /** An error as it crosses a thread boundary (structured clone keeps neither the class nor the extra fields). */
@@ -115,7 +117,6 @@ export function classicWorkerScript(): URL {
 }
 
 interface JobResult {
-  stems: Record<string, Float32Array[]>;
   inferSeconds: number;
 }
 
@@ -124,6 +125,8 @@ interface Job {
   input: Float32Array[];
   skip: number;
   keep: number;
+  /** Each part of the stems as it arrives, in order, before the job resolves. */
+  onPart(stems: Record<string, Float32Array[]>): void;
   resolve(r: JobResult): void;
   reject(e: unknown): void;
 }
@@ -200,10 +203,10 @@ export class ClassicWorkerPool {
     }
   }
 
-  run(owner: object, input: Float32Array[], skip: number, keep: number): Promise<JobResult> {
+  run(owner: object, input: Float32Array[], skip: number, keep: number, onPart: Job['onPart']): Promise<JobResult> {
     if (this.disposed) return Promise.reject(new InternalError('the classic model was used after dispose()'));
     return new Promise<JobResult>((resolve, reject) => {
-      this.queue.push({ owner, input, skip, keep, resolve, reject });
+      this.queue.push({ owner, input, skip, keep, onPart, resolve, reject });
       this.pump();
     });
   }
@@ -285,10 +288,14 @@ export class ClassicWorkerPool {
         failReady(e);
         this.kill(i, slot, e);
         return;
+      } else if (m.type === 'part') {
+        // A part changes nothing about the worker's state; one of a chunk given up is dropped.
+        if (slot.job?.id === m.id) slot.job.onPart(m.stems);
+        return;
       } else if (slot.job?.id === m.id) {
         const job = slot.job;
         slot.job = undefined;
-        if (m.type === 'done') job.resolve({ stems: m.stems, inferSeconds: m.inferSeconds });
+        if (m.type === 'done') job.resolve({ inferSeconds: m.inferSeconds });
         else job.reject(reviveError(m.error));
       } else if (slot.draining === m.id) {
         slot.draining = undefined;
@@ -447,6 +454,12 @@ class InputStore {
   }
 }
 
+/** A chunk handed out: its stems' parts so far, in order, and whether the worker is done with it. */
+interface ChunkState {
+  parts: Array<Record<string, Float32Array[]>>;
+  done: boolean;
+}
+
 class ParallelClassicStream implements StemStream {
   private readonly input = new InputStore();
   private readonly context = classicContextSamples();
@@ -455,14 +468,16 @@ class ParallelClassicStream implements StemStream {
   /** The next chunk to hand out, and the next one to return. */
   private next = 0;
   private emitNext = 0;
-  private readonly pending = new Map<number, Promise<void>>();
-  private readonly results = new Map<number, Record<string, Float32Array[]>>();
+  private readonly chunks = new Map<number, ChunkState>();
+  /** Waiting for a part, a finished chunk or a failure. */
+  private waiters: Array<() => void> = [];
   private failure: unknown;
   private infer = 0;
   private processed = 0;
   private readonly onAbort = (): void => {
     this.failure ??= new InterruptedError();
     this.pool.cancel(this, this.failure);
+    this.notify();
   };
 
   constructor(
@@ -480,28 +495,34 @@ class ParallelClassicStream implements StemStream {
   }
 
   async push(block: RawAudio): Promise<StemBlocks> {
-    this.check();
-    this.input.append(toStereo(block));
-    const out: Array<Record<string, Float32Array[]>> = [];
-    await this.drive(false, out);
-    this.collect(out);
-    return concat(out);
+    return concat(await collectAll(this.pieces(block)));
   }
 
   async flush(): Promise<StemBlocks> {
-    const out: Array<Record<string, Float32Array[]>> = [];
+    return concat(await collectAll(this.pieces(null)));
+  }
+
+  /**
+   * Hands out every chunk whose input is complete, keeping at most maxInFlight unreturned, and yields the stems in
+   * order, a worker's block at a time, as they arrive. A push waits only while the limit is reached; the end of the
+   * input (null) waits for every chunk.
+   */
+  async *pieces(block: RawAudio | null): AsyncGenerator<StemBlocks> {
+    const ended = block === null;
     try {
       this.check();
-      await this.drive(true, out);
-      while (this.emitNext < this.next) {
-        await this.pending.get(this.emitNext);
+      if (block) this.input.append(toStereo(block));
+      for (;;) {
+        yield* this.ready();
         this.check();
-        this.collect(out);
+        if (this.next - this.emitNext < this.maxInFlight && this.dispatch(ended)) continue;
+        if (ended ? this.emitNext === this.next : this.next - this.emitNext < this.maxInFlight) return;
+        await new Promise<void>((r) => this.waiters.push(r));
+        this.check();
       }
     } finally {
-      this.opts.signal?.removeEventListener('abort', this.onAbort);
+      if (ended) this.opts.signal?.removeEventListener('abort', this.onAbort);
     }
-    return concat(out);
   }
 
   private check(): void {
@@ -509,16 +530,19 @@ class ParallelClassicStream implements StemStream {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** Hands out every chunk whose input is complete, keeping at most maxInFlight unreturned. */
-  private async drive(ended: boolean, out: Array<Record<string, Float32Array[]>>): Promise<void> {
+  private notify(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The parts that come next in order and have arrived (none is waited for). */
+  private *ready(): Generator<StemBlocks> {
     for (;;) {
-      if (this.next - this.emitNext >= this.maxInFlight) {
-        await this.pending.get(this.emitNext);
-        this.check();
-        this.collect(out);
-        continue;
-      }
-      if (!this.dispatch(ended)) return;
+      const c = this.chunks.get(this.emitNext);
+      if (!c) return;
+      for (let p = c.parts.shift(); p; p = c.parts.shift()) yield toStemBlocks(p);
+      if (!c.done) return;
+      this.chunks.delete(this.emitNext);
+      this.emitNext++;
     }
   }
 
@@ -530,58 +554,62 @@ class ParallelClassicStream implements StemStream {
     const need = ended ? Math.min(end + this.context, received) : end + this.context;
     if (received < need) return false;
     const from = Math.max(0, start - this.context);
-    const i = this.next++;
-    const job = this.pool.run(this, this.input.slice(from, need), start - from, end - start);
+    const state: ChunkState = { parts: [], done: false };
+    this.chunks.set(this.next++, state);
+    const onPart = (stems: Record<string, Float32Array[]>): void => {
+      state.parts.push(stems);
+      this.processed += stems[STEMS[0]]![0]!.length;
+      this.opts.onInferProgress?.(this.processed);
+      this.notify();
+    };
+    const job = this.pool.run(this, this.input.slice(from, need), start - from, end - start, onPart);
     this.input.dropBefore(this.next * this.chunk - this.context);
-    this.pending.set(
-      i,
-      job.then(
-        (r) => {
-          this.results.set(i, r.stems);
-          this.infer += r.inferSeconds;
-          this.processed += end - start;
-          this.opts.onInferProgress?.(this.processed);
-        },
-        (e: unknown) => {
-          if (this.failure !== undefined) return;
+    job.then(
+      (r) => {
+        state.done = true;
+        this.infer += r.inferSeconds;
+        this.notify();
+      },
+      (e: unknown) => {
+        if (this.failure === undefined) {
           // The first failure ends the stream: its other chunks would only burn the workers' time.
           this.failure = e;
           this.pool.cancel(this, e);
-        },
-      ),
+        }
+        this.notify();
+      },
     );
     return true;
   }
-
-  /** Moves the finished chunks that come next in order to `out`. */
-  private collect(out: Array<Record<string, Float32Array[]>>): void {
-    for (;;) {
-      const r = this.results.get(this.emitNext);
-      if (!r) return;
-      out.push(r);
-      this.results.delete(this.emitNext);
-      this.pending.delete(this.emitNext);
-      this.emitNext++;
-    }
-  }
 }
 
-function concat(parts: Array<Record<string, Float32Array[]>>): StemBlocks {
-  const rate = CLASSIC_PARAMS.sampleRate;
+async function collectAll<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+function toStemBlocks(part: Record<string, Float32Array[]>): StemBlocks {
+  const out: StemBlocks = {};
+  for (const s of STEMS) out[s] = { channels: part[s]!, sampleRate: CLASSIC_PARAMS.sampleRate };
+  return out;
+}
+
+function concat(parts: StemBlocks[]): StemBlocks {
+  if (parts.length === 1) return parts[0]!;
   const out: StemBlocks = {};
   for (const s of STEMS) {
     const channels = [0, 1].map((c) => {
-      if (parts.length === 1) return parts[0]![s]![c]!;
-      const n = parts.reduce((a, p) => a + p[s]![c]!.length, 0);
+      const n = parts.reduce((a, p) => a + p[s]!.channels[c]!.length, 0);
       const y = new Float32Array(n);
       let o = 0;
       for (const p of parts) {
-        y.set(p[s]![c]!, o);
-        o += p[s]![c]!.length;
+        y.set(p[s]!.channels[c]!, o);
+        o += p[s]!.channels[c]!.length;
       }
       return y;
     });
-    out[s] = { channels, sampleRate: rate };
+    out[s] = { channels, sampleRate: CLASSIC_PARAMS.sampleRate };
   }
   return out;
 }

@@ -60,20 +60,26 @@ async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise
     const model = await loading;
     const stream = model.createStream({});
     const { skip, keep } = job;
-    const stems: Record<string, Float32Array[]> = {};
-    for (const s of STEMS) stems[s] = [new Float32Array(keep), new Float32Array(keep)];
     // Output samples so far (the stream returns them in input order).
     let pos = 0;
-    const take = (b: StemBlocks): void => {
+    // Each block's part of [skip, skip + keep) goes back at once, as views of the stream's own arrays (the cascade
+    // returns fresh ones per block, so they can be transferred): no copy, and the calling thread can write a chunk's
+    // stems while it is still being separated.
+    const hand = (b: StemBlocks): void => {
       const n = b[STEMS[0]]!.channels[0]!.length;
       const from = Math.max(pos, skip);
       const to = Math.min(pos + n, skip + keep);
-      if (from < to) {
-        for (const s of STEMS) {
-          for (let c = 0; c < 2; c++) stems[s]![c]!.set(b[s]!.channels[c]!.subarray(from - pos, to - pos), from - skip);
-        }
-      }
       pos += n;
+      if (from >= to) return;
+      const stems: Record<string, Float32Array[]> = {};
+      const buffers = new Set<ArrayBuffer>();
+      for (const s of STEMS) {
+        stems[s] = b[s]!.channels.map((c) => {
+          buffers.add(c.buffer as ArrayBuffer);
+          return c.subarray(from - (pos - n), to - (pos - n));
+        });
+      }
+      send({ type: 'part', id: job.id, stems }, [...buffers]);
     };
     const total = job.input[0]!.length;
     const blocks = Math.ceil(total / BLOCK);
@@ -82,7 +88,7 @@ async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise
       enterBlock(job.id);
       try {
         const i = k * BLOCK;
-        take(
+        hand(
           k < blocks
             ? await stream.push({ channels: job.input.map((c) => c.subarray(i, i + BLOCK)), sampleRate: CLASSIC_PARAMS.sampleRate })
             : await stream.flush(),
@@ -91,8 +97,8 @@ async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise
         leaveBlock();
       }
     }
-    const buffers = STEMS.flatMap((s) => stems[s]!.map((c) => c.buffer as ArrayBuffer));
-    send({ type: 'done', id: job.id, stems, inferSeconds: stream.inferSeconds }, buffers);
+    if (pos < skip + keep) throw new InternalError(`classic worker: the chunk gave ${pos} samples, ${skip + keep} expected`);
+    send({ type: 'done', id: job.id, inferSeconds: stream.inferSeconds });
   } catch (e) {
     send({ type: 'failed', id: job.id, error: transferError(e) });
   }

@@ -39,6 +39,13 @@ export interface StemStream {
   flush(): Promise<StemBlocks>;
   /** Seconds spent inside model inference so far (for the per-phase timing line). */
   readonly inferSeconds: number;
+  /**
+   * Optional, for streams that finish audio out of step with their input (worker threads): what `push(block)` (or,
+   * for null, `flush()`) would return, as a sequence of smaller pieces, each handed on as soon as it is ready. A
+   * caller can then write a long stretch block by block, some of it while the model still works on the rest,
+   * instead of waiting for and allocating one concatenation. Use either this or push/flush for a given call.
+   */
+  pieces?(block: RawAudio | null): AsyncIterable<StemBlocks>;
 }
 
 export interface StemModel {
