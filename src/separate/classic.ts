@@ -498,9 +498,14 @@ class MaskStage {
   private readonly bins: number;
   private readonly window: Float32Array;
   private readonly fft: RealTransform;
-  /** Input samples from absolute index inStart on. */
+  /**
+   * Input samples from absolute index inStart on: the first inLen of each buffer (received = inStart + inLen). The
+   * buffers are reused and grown, not reallocated per block: fresh arrays per block were most of the stage's
+   * allocations (and page faults, which cost the most with several worker threads).
+   */
   private inBuf: Float32Array[];
   private inStart = 0;
+  private inLen = 0;
   private received = 0;
   /** Spectra of frames qStart .. nextFrame−1, per frame [2 channels × bins] re and im. */
   private frameRe: Float32Array[] = [];
@@ -515,6 +520,13 @@ class MaskStage {
   private emitted = 0;
   private readonly re: Float64Array;
   private readonly im: Float64Array;
+  /** A frame that reaches outside the buffered input (track edges), zero-filled where it does. */
+  private readonly edgeFrame: Float64Array;
+  /** Spectra of dropped frames, reused by the next analysed frames. */
+  private readonly spare: Array<{ re: Float32Array; im: Float32Array }> = [];
+  /** The model's input, sized for the largest batch: [chans, maxFrames + 2·ctx, bins]. */
+  private specRe: Float32Array | undefined;
+  private specIm: Float32Array | undefined;
 
   constructor(
     nFft: number,
@@ -537,6 +549,7 @@ class MaskStage {
     this.env = new Float64Array(0);
     this.re = new Float64Array(this.bins);
     this.im = new Float64Array(this.bins);
+    this.edgeFrame = new Float64Array(nFft);
   }
 
   /**
@@ -562,13 +575,16 @@ class MaskStage {
   private append(block: Float32Array[]): void {
     const len = block[0]?.length ?? 0;
     if (len === 0) return;
-    for (let c = 0; c < this.chans; c++) {
-      const old = this.inBuf[c]!;
-      const next = new Float32Array(old.length + len);
-      next.set(old);
-      next.set(block[c]!, old.length);
-      this.inBuf[c] = next;
+    if (this.inLen + len > this.inBuf[0]!.length) {
+      const size = Math.max(this.inLen + len, 2 * this.inBuf[0]!.length);
+      this.inBuf = this.inBuf.map((old) => {
+        const next = new Float32Array(size);
+        next.set(old.subarray(0, this.inLen));
+        return next;
+      });
     }
+    for (let c = 0; c < this.chans; c++) this.inBuf[c]!.set(block[c]!, this.inLen);
+    this.inLen += len;
     this.received += len;
   }
 
@@ -579,13 +595,13 @@ class MaskStage {
 
   private analyse(k: number): void {
     const start = k * this.hop - this.n / 2;
-    const re = new Float32Array(this.chans * this.bins);
-    const im = new Float32Array(this.chans * this.bins);
-    const frame = new Float64Array(this.n);
+    // Every element is overwritten below.
+    const { re, im } = this.spare.pop() ?? { re: new Float32Array(this.chans * this.bins), im: new Float32Array(this.chans * this.bins) };
+    const frame = this.edgeFrame;
     for (let c = 0; c < this.chans; c++) {
       const buf = this.inBuf[c]!;
       const off = start - this.inStart;
-      if (start >= this.inStart && start + this.n <= this.inStart + buf.length && start + this.n <= this.received) {
+      if (start >= this.inStart && start + this.n <= this.inStart + this.inLen && start + this.n <= this.received) {
         this.fft.forwardWindowed(buf, off, this.window, 1, this.re, this.im);
       } else {
         for (let j = 0; j < this.n; j++) frame[j] = this.sample(c, start + j);
@@ -607,9 +623,11 @@ class MaskStage {
     const bins = this.bins;
     const width = count + 2 * this.ctx;
     const chans = this.chans;
-    // Model layout [chans, width, bins] (channel-major, then frame, then bin).
-    const specRe = new Float32Array(chans * width * bins);
-    const specIm = new Float32Array(chans * width * bins);
+    // Model layout [chans, width, bins] (channel-major, then frame, then bin); every element is written below.
+    this.specRe ??= new Float32Array(chans * (this.maxFrames + 2 * this.ctx) * bins);
+    this.specIm ??= new Float32Array(this.specRe.length);
+    const specRe = this.specRe.subarray(0, chans * width * bins);
+    const specIm = this.specIm.subarray(0, chans * width * bins);
     for (let u = 0; u < width; u++) {
       const f = this.frame(first - this.ctx + u);
       for (let c = 0; c < chans; c++) {
@@ -682,8 +700,9 @@ class MaskStage {
   private dropFrames(keepFrom: number): void {
     const drop = Math.min(Math.max(0, keepFrom - this.qStart), this.frameRe.length - 1);
     if (drop <= 0) return;
-    this.frameRe.splice(0, drop);
-    this.frameIm.splice(0, drop);
+    const re = this.frameRe.splice(0, drop);
+    const im = this.frameIm.splice(0, drop);
+    for (let i = 0; i < drop; i++) this.spare.push({ re: re[i]!, im: im[i]! });
     this.qStart += drop;
   }
 
@@ -698,24 +717,26 @@ class MaskStage {
       }),
     );
     if (len > 0) {
-      this.ola = this.ola.map((chs) => chs.map((acc) => shift(acc, len)));
-      this.env = shift(this.env, len);
+      for (const chs of this.ola) for (const acc of chs) shift(acc, len);
+      shift(this.env, len);
       this.emitted += len;
     }
     // Keep the input from the earliest sample still needed: the next unanalysed frame's start or the next output.
     const keepFrom = Math.max(this.inStart, Math.min(this.emitted, this.nextFrame * this.hop - this.n / 2));
     if (keepFrom > this.inStart) {
-      this.inBuf = this.inBuf.map((b) => b.slice(keepFrom - this.inStart));
+      const drop = keepFrom - this.inStart;
+      for (const b of this.inBuf) b.copyWithin(0, drop, this.inLen);
+      this.inLen -= drop;
       this.inStart = keepFrom;
     }
     return { input, outs };
   }
 }
 
-function shift(a: Float64Array, by: number): Float64Array {
-  const b = new Float64Array(a.length);
-  if (by < a.length) b.set(a.subarray(by));
-  return b;
+/** Moves a buffer's contents `by` places to the front, in place, zero-filling the end. */
+function shift(a: Float64Array, by: number): void {
+  if (by < a.length) a.copyWithin(0, by);
+  a.fill(0, Math.max(0, a.length - by));
 }
 
 /** A FIFO of stereo samples (drums waiting for stage B's latency). */
