@@ -13,7 +13,9 @@ import { GraphBuilder } from '../../src/onnx/builder.js';
 import { InputError, InterruptedError, StemkitError } from '../../src/errors.js';
 import { CLASSIC_PARAMS, classicContextSamples, createClassicModel } from '../../src/separate/classic.js';
 import { classicChunkSamples, reviveError, transferError } from '../../src/separate/classic-parallel.js';
-import type { StemModel } from '../../src/separate/types.js';
+import type { StemBlocks, StemModel } from '../../src/separate/types.js';
+import { readAll } from '../../src/audio/open.js';
+import { openWavSource } from '../../src/audio/wav.js';
 import { separateStream } from '../helpers/stem-stream.js';
 import { writeWav } from '../helpers/separate-fixtures.js';
 
@@ -234,6 +236,64 @@ describe.skipIf(!shared || !existsSync(song))('classic on two worker threads, a 
       expect(maxDiff(await separate(one, x, 65536), await separate(two, x, 65536), x[0]!.length)).toBeLessThan(TOL_PARALLEL);
     } finally {
       await two.dispose();
+    }
+  });
+});
+
+describe('classic on threads, piece by piece', () => {
+  it('hands the stems on in pieces of a worker block, in order, equal to the one-thread stems', async () => {
+    const x = testSignal(12 * RATE + 777);
+    const ref = await separate(one, x, 65536);
+    const two = await createClassicModel(MODEL, { device: 'cpu', threads: 2 }, { chunkSeconds: 5 });
+    try {
+      const stream = two.createStream({ totalFrames: x[0]!.length });
+      const pieces: StemBlocks[] = [];
+      for await (const p of stream.pieces!({ channels: x, sampleRate: RATE })) pieces.push(p);
+      for await (const p of stream.pieces!(null)) pieces.push(p);
+      const sizes = pieces.map((p) => p['vocals']!.channels[0]!.length);
+      // 3 chunks of 5 s or less; a worker pushes 65536 samples at a time, and its flush returns at most the
+      // cascade's latency more: no piece is a chunk's worth.
+      expect(pieces.length).toBeGreaterThan(6);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(65536 + classicContextSamples());
+      const joined: Record<string, Float32Array[]> = {};
+      for (const k of STEMS) {
+        joined[k] = [0, 1].map((c) => {
+          const y = new Float32Array(x[0]!.length);
+          let o = 0;
+          for (const p of pieces) {
+            expect(p[k]!.channels[c]!.length).toBe(p['vocals']!.channels[0]!.length);
+            y.set(p[k]!.channels[c]!, o);
+            o += p[k]!.channels[c]!.length;
+          }
+          expect(o).toBe(x[0]!.length);
+          return y;
+        });
+      }
+      expect(maxDiff(ref, joined, x[0]!.length)).toBeLessThan(TOL_PARALLEL);
+    } finally {
+      await two.dispose();
+    }
+  });
+
+  it('stemkit separate writes the same stems at --threads 2 as at 1 (pieces through the pipeline and writers)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stemkit-classic-cli-'));
+    try {
+      // 13 s: two chunks on two workers, the second one's pieces queued while the first is written.
+      const x = testSignal(13 * RATE + 123);
+      await writeWav(join(dir, 'song.wav'), { channels: x, sampleRate: RATE });
+      const env = { ...process.env, NO_COLOR: '1', HOME: dir, STEMKIT_CACHE_DIR: join(dir, 'cache'), STEMKIT_RUNTIME_DIR: join(dir, 'run') };
+      const stems: Record<string, Record<string, Float32Array[]>> = {};
+      for (const t of ['1', '2']) {
+        const out = join(dir, `out${t}`);
+        execFileSync(process.execPath, [join(ROOT, 'bin', 'stemkit.js'), 'separate', join(dir, 'song.wav'), '-o', out, '--threads', t, '--device', 'cpu', '--bits', '32', '--clip', 'none'], { cwd: dir, env, stdio: 'pipe' });
+        stems[t] = {};
+        for (const k of STEMS) stems[t]![k] = (await readAll(await openWavSource(join(out, 'song', `${k}.wav`)))).channels;
+      }
+      expect(maxDiff(stems['1']!, stems['2']!, x[0]!.length)).toBeLessThan(TOL_PARALLEL);
+      // Not the same file twice: the stems differ from each other.
+      expect(maxDiff({ ...stems['1']!, vocals: stems['1']!['drums']! }, stems['1']!, x[0]!.length)).toBeGreaterThan(0.01);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
