@@ -290,8 +290,13 @@ async function child(spec) {
       const first = Object.values(blocks)[0];
       if (first) frames += first.channels[0].length;
     };
-    for (let f = 0; f < total; f += BLOCK) count(await stream.push({ channels: signalBlock(rate, model.channels, f, Math.min(BLOCK, total - f)), sampleRate: rate }));
-    count(await stream.flush());
+    // As the separation engine feeds it: piece by piece where the stream offers that (classic on threads).
+    const feed = async (block) => {
+      if (stream.pieces) for await (const p of stream.pieces(block)) count(p);
+      else count(block ? await stream.push(block) : await stream.flush());
+    };
+    for (let f = 0; f < total; f += BLOCK) await feed({ channels: signalBlock(rate, model.channels, f, Math.min(BLOCK, total - f)), sampleRate: rate });
+    await feed(null);
     infer = stream.inferSeconds;
     await model.dispose();
   }
