@@ -26,9 +26,13 @@ const STEMS = ['speech', 'noise'] as const;
  * The speech models keep ORT's own memory settings (arena and memory patterns, unlike the default): their tensors
  * are a few KB, so the arena costs no memory (same peak RSS either way, scripts/bench-memory.mjs), while without
  * them every call allocates afresh (DTLN +7–12 % CPU time measured).
+ *
+ * And one ORT thread whatever the budget: a step is a few hundred tiny kernels, too small to split, and the
+ * threads' hand-offs only cost. A second intra-op thread made 60 s of speech slower, not faster (quiet 2-core
+ * machine, medians of 3: GTCRN wall ×0.89 and +20 % CPU time, DTLN ×0.71 and +65 %).
  */
 function smallModelSession(session: SessionOptions): SessionOptions {
-  return { ...session, memory: session.memory ?? { cpuArena: true, memPattern: true } };
+  return { ...session, threads: 1, memory: session.memory ?? { cpuArena: true, memPattern: true } };
 }
 
 function contractError(path: string, why: string, model: string): DataError {

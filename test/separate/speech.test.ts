@@ -106,6 +106,24 @@ describe.skipIf(!SHARED_DIR)('speech enhancement on speech + noise (real models)
     }, 60_000);
   }
 
+  it('gtcrn and dtln run one ORT thread whatever the budget (a second one only slowed them), on both paths', async () => {
+    const seen: number[] = [];
+    const counting: typeof createSession = async (path, o) => {
+      seen.push(o.threads);
+      return createSession(path, o);
+    };
+    const session = { device: 'cpu' as const, threads: 4 };
+    for (const stepping of ['scan', 'frame'] as const) {
+      const g = await createGtcrnModel(join(SHARED_DIR!, 'models/gtcrn/gtcrn_simple.onnx'), { id: 'gtcrn', session, createSession: counting, stepping });
+      const d = await createDtlnModel(join(SHARED_DIR!, 'models/dtln/model_1.onnx'), join(SHARED_DIR!, 'models/dtln/model_2.onnx'), { id: 'dtln', session, createSession: counting, stepping });
+      expect([g.threads, d.threads]).toEqual([1, 1]);
+      await Promise.all([g.dispose(), d.dispose()]);
+    }
+    // The frame paths open their sessions through the given createSession (the Scan path opens its own).
+    expect(seen.length).toBeGreaterThan(0);
+    expect(new Set(seen)).toEqual(new Set([1]));
+  });
+
   it('dtln: a file that is not a DTLN stage is refused with E_MODEL_CONTRACT on either path', async () => {
     const gtcrn = join(SHARED_DIR!, 'models/gtcrn/gtcrn_simple.onnx');
     const stage2 = join(SHARED_DIR!, 'models/dtln/model_2.onnx');
