@@ -4,10 +4,11 @@
  * chunk's context makes exact. Started with node:worker_threads, never imported.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { InternalError, InterruptedError } from '../errors.js';
+import { InternalError } from '../errors.js';
 import { CLASSIC_PARAMS, STEMS, createLocalClassicModel } from './classic.js';
-import { CANCEL_ALL, transferError, type ClassicWorkerInit, type FromClassicWorker, type ToClassicWorker } from './classic-parallel.js';
+import type { ClassicJob, ClassicWorkerInit } from './classic-parallel.js';
 import type { StemBlocks } from './types.js';
+import { enterBlock, leaveBlock, transferError, type FromPoolWorker, type ToPoolWorker } from './worker-pool.js';
 
 /** Samples per push: the cascade's own streaming blocks, so the worker's memory does not grow with the chunk. */
 const BLOCK = 1 << 16;
@@ -15,7 +16,7 @@ const BLOCK = 1 << 16;
 const port = parentPort;
 if (!port) throw new InternalError('classic-worker.js runs only as a worker thread');
 const init = workerData as ClassicWorkerInit;
-const send = (m: FromClassicWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+const send = (m: FromPoolWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 
 const loading = createLocalClassicModel(init.modelPath, init.session);
 loading.then(
@@ -23,8 +24,8 @@ loading.then(
   (e: unknown) => send({ type: 'fatal', error: transferError(e) }),
 );
 
-port.on('message', (m: ToClassicWorker) => {
-  if (m.type === 'job') void separate(m);
+port.on('message', (m: ToPoolWorker<ClassicJob>) => {
+  if (m.type === 'job') void separate(m.id, m.payload);
   else void close();
 });
 
@@ -37,25 +38,7 @@ async function close(): Promise<void> {
   }
 }
 
-/**
- * Marks the worker busy, then checks whether the calling thread gave the chunk up (an abort, dispose, process exit):
- * in that order, so that a caller who sets the flag and then sees the worker idle knows it will not enter ORT.
- */
-function enterBlock(id: number): void {
-  Atomics.store(init.control, 1, 1);
-  const cancel = Atomics.load(init.control, 0);
-  if (cancel === id || cancel === CANCEL_ALL) {
-    leaveBlock();
-    throw new InterruptedError();
-  }
-}
-
-function leaveBlock(): void {
-  Atomics.store(init.control, 1, 0);
-  Atomics.notify(init.control, 1);
-}
-
-async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise<void> {
+async function separate(id: number, job: ClassicJob): Promise<void> {
   try {
     const model = await loading;
     const stream = model.createStream({});
@@ -79,13 +62,13 @@ async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise
           return c.subarray(from - (pos - n), to - (pos - n));
         });
       }
-      send({ type: 'part', id: job.id, stems }, [...buffers]);
+      send({ type: 'part', id, stems }, [...buffers]);
     };
     const total = job.input[0]!.length;
     const blocks = Math.ceil(total / BLOCK);
     // The blocks, then the end of the stream.
     for (let k = 0; k <= blocks; k++) {
-      enterBlock(job.id);
+      enterBlock(init.control, id);
       try {
         const i = k * BLOCK;
         hand(
@@ -94,12 +77,12 @@ async function separate(job: Extract<ToClassicWorker, { type: 'job' }>): Promise
             : await stream.flush(),
         );
       } finally {
-        leaveBlock();
+        leaveBlock(init.control);
       }
     }
     if (pos < skip + keep) throw new InternalError(`classic worker: the chunk gave ${pos} samples, ${skip + keep} expected`);
-    send({ type: 'done', id: job.id, inferSeconds: stream.inferSeconds });
+    send({ type: 'done', id, inferSeconds: stream.inferSeconds });
   } catch (e) {
-    send({ type: 'failed', id: job.id, error: transferError(e) });
+    send({ type: 'failed', id, error: transferError(e) });
   }
 }
