@@ -8,6 +8,7 @@ import type { ModelSession, SessionOptions } from '../runtime/onnx.js';
 import { createHtdemucsModel } from './htdemucs.js';
 import { createMdxModel, resolveMdxParams, type MdxOverrides } from './mdxnet.js';
 import { createDtlnModel, createGtcrnModel } from './speech.js';
+import { withSpeechLanes } from './speech-lanes.js';
 import type { StemModel } from './types.js';
 
 /** What an adapter gets: the model's files, its registry parameters and the run's options. */
@@ -51,8 +52,10 @@ export const SEPARATION_ADAPTERS: Readonly<Record<SeparationAdapter, (a: Adapter
     const params = await resolveMdxParams(path, opts);
     return createMdxModel({ id: a.id, path, params, denoise: a.denoise, session: a.session, createSession: a.createSession });
   },
-  gtcrn: (a) => createGtcrnModel(a.file('model'), { id: a.id, session: a.session, createSession: a.createSession }),
-  dtln: (a) => createDtlnModel(a.file('stage1'), a.file('stage2'), { id: a.id, session: a.session, createSession: a.createSession }),
+  // A multi-channel file's extra channels go to worker threads when the budget allows (src/separate/speech-lanes.ts).
+  gtcrn: async (a) => withSpeechLanes(await createGtcrnModel(a.file('model'), { id: a.id, session: a.session, createSession: a.createSession }), { kind: 'gtcrn', id: a.id, paths: [a.file('model')] }, a.session),
+  dtln: async (a) =>
+    withSpeechLanes(await createDtlnModel(a.file('stage1'), a.file('stage2'), { id: a.id, session: a.session, createSession: a.createSession }), { kind: 'dtln', id: a.id, paths: [a.file('stage1'), a.file('stage2')] }, a.session),
 };
 
 export function isSeparationAdapter(name: string): name is SeparationAdapter {

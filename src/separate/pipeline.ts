@@ -377,7 +377,7 @@ async function runPipeline(
     inferDone = done;
     progress?.({ stage: 'separate', status: 'progress', file, done: Math.min(done, modelFramesEstimate || done), total: modelFramesEstimate, unit: 'samples', sampleRate: modelRate });
   };
-  const streams: StemStream[] = Array.from({ length: layout.streams }, (_, i) => model.createStream(i === 0 ? { ...streamOpts, onInferProgress } : streamOpts));
+  const streams: StemStream[] = Array.from({ length: layout.streams }, (_, i) => model.createStream(i === 0 ? { ...streamOpts, onInferProgress, lane: 0 } : { ...streamOpts, lane: i }));
   const inResampler = createResampler(info.sampleRate, modelRate, layout.outChannels, rsOpts);
   const outRate = fopts.sampleRate === 'model' ? modelRate : info.sampleRate;
   const C = layout.outChannels;
@@ -460,18 +460,21 @@ async function runPipeline(
       if (block === null) await emit([], true);
       return;
     }
+    if (block !== null) mixQueue?.push(block.channels);
+    const step = (i: number): Promise<StemBlocks> =>
+      block === null ? streams[i]!.flush() : streams[i]!.push(layout.streams === 1 ? block : { channels: [block.channels[i]!], sampleRate: block.sampleRate });
     let parts: StemBlocks[];
-    if (block === null) {
-      parts = [];
-      for (const s of streams) parts.push(await s.flush());
+    if (model.concurrentLanes) {
+      // Each lane runs on its own thread: the channels are separated at the same time. Every lane settles before a
+      // failure is thrown, so that no call is still running in this thread's session when the next file starts.
+      const settled = await Promise.allSettled(streams.map((_, i) => step(i)));
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      parts = settled.map((r) => (r as PromiseFulfilledResult<StemBlocks>).value);
     } else {
-      mixQueue?.push(block.channels);
       // Streams run one after another: a model session is not shared across concurrent calls.
       parts = [];
-      for (let i = 0; i < streams.length; i++) {
-        const sub = layout.streams === 1 ? block : { channels: [block.channels[i]!], sampleRate: block.sampleRate };
-        parts.push(await streams[i]!.push(sub));
-      }
+      for (let i = 0; i < streams.length; i++) parts.push(await step(i));
     }
     await emit(parts, block === null);
   };

@@ -30,6 +30,8 @@ export interface StemStreamOptions {
   signal?: AbortSignal;
   /** Called after each model call with the model-rate frames fully processed so far. */
   onInferProgress?(doneFrames: number): void;
+  /** Which of a file's per-channel streams this is (0 for the first or only one). */
+  lane?: number;
 }
 
 export interface StemStream {
@@ -59,6 +61,8 @@ export interface StemModel {
   readonly threads: number;
   /** HTDemucs normalises by whole-track statistics (model-io.md §1.5 step 1), so it needs a first pass. */
   readonly needsTrackStats: boolean;
+  /** A file's per-channel streams (lanes) run on different threads and may be pushed at the same time. */
+  readonly concurrentLanes?: boolean;
   createStream(opts: StemStreamOptions): StemStream;
   dispose(): Promise<void>;
 }
