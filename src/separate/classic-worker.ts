@@ -3,86 +3,57 @@
  * with a one-thread session, then separates one chunk per message and sends back the part of each stem that the
  * chunk's context makes exact. Started with node:worker_threads, never imported.
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { InternalError } from '../errors.js';
 import { CLASSIC_PARAMS, STEMS, createLocalClassicModel } from './classic.js';
 import type { ClassicJob, ClassicWorkerInit } from './classic-parallel.js';
-import type { StemBlocks } from './types.js';
-import { enterBlock, leaveBlock, transferError, type FromPoolWorker, type ToPoolWorker } from './worker-pool.js';
+import type { StemBlocks, StemModel } from './types.js';
+import { enterBlock, leaveBlock, servePool, type SendToPool } from './worker-pool.js';
 
 /** Samples per push: the cascade's own streaming blocks, so the worker's memory does not grow with the chunk. */
 const BLOCK = 1 << 16;
 
-const port = parentPort;
-if (!port) throw new InternalError('classic-worker.js runs only as a worker thread');
-const init = workerData as ClassicWorkerInit;
-const send = (m: FromPoolWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+servePool<ClassicWorkerInit, ClassicJob, StemModel>('classic-worker.js', (init) => createLocalClassicModel(init.modelPath, init.session), separate);
 
-const loading = createLocalClassicModel(init.modelPath, init.session);
-loading.then(
-  (m) => send({ type: 'ready', provider: m.provider, threads: m.threads }),
-  (e: unknown) => send({ type: 'fatal', error: transferError(e) }),
-);
-
-port.on('message', (m: ToPoolWorker<ClassicJob>) => {
-  if (m.type === 'job') void separate(m.id, m.payload);
-  else void close();
-});
-
-/** Releases the session; with the port closed the thread has nothing left and ends. */
-async function close(): Promise<void> {
-  try {
-    await (await loading).dispose();
-  } finally {
-    port!.close();
-  }
-}
-
-async function separate(id: number, job: ClassicJob): Promise<void> {
-  try {
-    const model = await loading;
-    const stream = model.createStream({});
-    const { skip, keep } = job;
-    // Output samples so far (the stream returns them in input order).
-    let pos = 0;
-    // Each block's part of [skip, skip + keep) goes back at once, as views of the stream's own arrays (the cascade
-    // returns fresh ones per block, so they can be transferred): no copy, and the calling thread can write a chunk's
-    // stems while it is still being separated.
-    const hand = (b: StemBlocks): void => {
-      const n = b[STEMS[0]]!.channels[0]!.length;
-      const from = Math.max(pos, skip);
-      const to = Math.min(pos + n, skip + keep);
-      pos += n;
-      if (from >= to) return;
-      const stems: Record<string, Float32Array[]> = {};
-      const buffers = new Set<ArrayBuffer>();
-      for (const s of STEMS) {
-        stems[s] = b[s]!.channels.map((c) => {
-          buffers.add(c.buffer as ArrayBuffer);
-          return c.subarray(from - (pos - n), to - (pos - n));
-        });
-      }
-      send({ type: 'part', id, stems }, [...buffers]);
-    };
-    const total = job.input[0]!.length;
-    const blocks = Math.ceil(total / BLOCK);
-    // The blocks, then the end of the stream.
-    for (let k = 0; k <= blocks; k++) {
-      enterBlock(init.control, id);
-      try {
-        const i = k * BLOCK;
-        hand(
-          k < blocks
-            ? await stream.push({ channels: job.input.map((c) => c.subarray(i, i + BLOCK)), sampleRate: CLASSIC_PARAMS.sampleRate })
-            : await stream.flush(),
-        );
-      } finally {
-        leaveBlock(init.control);
-      }
+async function separate(id: number, job: ClassicJob, { model, init, send }: { model: StemModel; init: ClassicWorkerInit; send: SendToPool }): Promise<void> {
+  const stream = model.createStream({});
+  const { skip, keep } = job;
+  // Output samples so far (the stream returns them in input order).
+  let pos = 0;
+  // Each block's part of [skip, skip + keep) goes back at once, as views of the stream's own arrays (the cascade
+  // returns fresh ones per block, so they can be transferred): no copy, and the calling thread can write a chunk's
+  // stems while it is still being separated.
+  const hand = (b: StemBlocks): void => {
+    const n = b[STEMS[0]]!.channels[0]!.length;
+    const from = Math.max(pos, skip);
+    const to = Math.min(pos + n, skip + keep);
+    pos += n;
+    if (from >= to) return;
+    const stems: Record<string, Float32Array[]> = {};
+    const buffers = new Set<ArrayBuffer>();
+    for (const s of STEMS) {
+      stems[s] = b[s]!.channels.map((c) => {
+        buffers.add(c.buffer as ArrayBuffer);
+        return c.subarray(from - (pos - n), to - (pos - n));
+      });
     }
-    if (pos < skip + keep) throw new InternalError(`classic worker: the chunk gave ${pos} samples, ${skip + keep} expected`);
-    send({ type: 'done', id, inferSeconds: stream.inferSeconds });
-  } catch (e) {
-    send({ type: 'failed', id, error: transferError(e) });
+    send({ type: 'part', id, stems }, [...buffers]);
+  };
+  const total = job.input[0]!.length;
+  const blocks = Math.ceil(total / BLOCK);
+  // The blocks, then the end of the stream.
+  for (let k = 0; k <= blocks; k++) {
+    enterBlock(init.control, id);
+    try {
+      const i = k * BLOCK;
+      hand(
+        k < blocks
+          ? await stream.push({ channels: job.input.map((c) => c.subarray(i, i + BLOCK)), sampleRate: CLASSIC_PARAMS.sampleRate })
+          : await stream.flush(),
+      );
+    } finally {
+      leaveBlock(init.control);
+    }
   }
+  if (pos < skip + keep) throw new InternalError(`classic worker: the chunk gave ${pos} samples, ${skip + keep} expected`);
+  send({ type: 'done', id, inferSeconds: stream.inferSeconds });
 }

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { Worker, parentPort, workerData } from 'node:worker_threads';
 import {
   BusyError,
   DataError,
@@ -95,6 +95,44 @@ export function workerScript(name: string): URL {
     throw new InternalError(`a worker thread runs built code, and ${fileURLToPath(built)} is missing`, { hint: 'run `npm run build` first' });
   }
   return built;
+}
+
+/** In a worker script: sends a message (and moves `transfer`) to the calling thread. */
+export type SendToPool = (m: FromPoolWorker, transfer?: ArrayBuffer[]) => void;
+
+/**
+ * In a worker script: speaks the pool's protocol. `load` starts at once (the pool hears ready or fatal when it
+ * settles); each job runs `job` with the loaded model, and what it throws goes back as the job's typed failure;
+ * 'close' releases the model and ends the thread.
+ */
+export function servePool<I extends PoolWorkerInit, P, M extends { provider: string; threads: number; dispose(): Promise<void> }>(
+  script: string,
+  load: (init: I) => Promise<M>,
+  job: (id: number, payload: P, ctx: { model: M; init: I; send: SendToPool }) => Promise<void>,
+): void {
+  const port = parentPort;
+  if (!port) throw new InternalError(`${script} runs only as a worker thread`);
+  const init = workerData as I;
+  const send: SendToPool = (m, transfer = []) => port.postMessage(m, transfer);
+  const loading = load(init);
+  loading.then(
+    (m) => send({ type: 'ready', provider: m.provider, threads: m.threads }),
+    (e: unknown) => send({ type: 'fatal', error: transferError(e) }),
+  );
+  port.on('message', (m: ToPoolWorker<P>) => {
+    if (m.type === 'close') {
+      // With the port closed the thread has nothing left and ends.
+      void loading.then((model) => model.dispose(), () => undefined).finally(() => port.close());
+      return;
+    }
+    void (async () => {
+      try {
+        await job(m.id, m.payload, { model: await loading, init, send });
+      } catch (e) {
+        send({ type: 'failed', id: m.id, error: transferError(e) });
+      }
+    })();
+  });
 }
 
 /**
