@@ -123,6 +123,22 @@ describe.skipIf(!HAS_TMUX)('on a real terminal (tmux)', () => {
       }
     });
 
+    it('on a 70-column terminal the timing line breaks between its fields, not mid-word', async () => {
+      const env = { PATH: process.env['PATH'] ?? '', HOME: tmp.dir, STEMKIT_CACHE_DIR: join(tmp.dir, 'cache'), STEMKIT_RUNTIME_DIR: join(tmp.dir, 'run') };
+      const pane = openPane(['node', join(ROOT, 'bin/stemkit.js'), 'separate', 'album/track01.wav', '-o', 'out-70', '--threads', '1'], { cols: 70, rows: 30, env, cwd: tmp.dir });
+      try {
+        const rows = await pane.waitFor((r) => r.some((l) => l.startsWith('[exit')), 90_000);
+        const masked = rows.map((r) => r.replace(/\d+\.\d+s/g, 'N.NNs').replace(/RTF \d+\.\d+/g, 'RTF N.NN'));
+        const at = masked.indexOf('  load N.NNs | decode N.NNs | infer N.NNs | write N.NNs |');
+        expect(at).toBeGreaterThan(0);
+        expect(masked[at + 1]).toBe('  total N.NNs | RTF N.NN | cpu ×1');
+        expect(rows).toContain('[exit 0]');
+      } finally {
+        pane.close();
+        rmSync(join(tmp.dir, 'out-70'), { recursive: true, force: true });
+      }
+    });
+
     it('CI=true on a terminal: plain progress lines and no colour; FORCE_COLOR=1 colours even a pipe', async () => {
       const env = { PATH: process.env['PATH'] ?? '', HOME: tmp.dir, STEMKIT_CACHE_DIR: join(tmp.dir, 'cache'), STEMKIT_RUNTIME_DIR: join(tmp.dir, 'run') };
       const argv = ['node', join(ROOT, 'bin/stemkit.js'), 'separate', 'album/track01.wav', '-o', 'out-ci', '--threads', '1'];

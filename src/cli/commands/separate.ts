@@ -10,6 +10,7 @@ import { InputError, StemkitError, UsageError } from '../../errors.js';
 import { printable, withFlags } from '../messages.js';
 import { addJobOptions, jobOptionsFrom } from '../job-options.js';
 import { runAction, type CliContext } from '../context.js';
+import { wrapSegments } from '../render/table.js';
 import { addQueueOptions, submitSeparate } from './queue.js';
 import type { FileResult, SeparateFileOptions, SeparatorSpec } from '../../separate/separate.js';
 
@@ -156,7 +157,9 @@ function describeResult(ctx: CliContext, r: FileResult, fmt: (r: FileResult) => 
   }
   const lines = [`${style.ok(r.integrity ? '!' : '✓')} ${input}${r.integrity?.truncated ? style.warn(' (truncated input: partial stems)') : ''}`];
   for (const [stem, path] of Object.entries(r.outputs)) lines.push(`  ${stem}: ${printable(path)}`);
-  lines.push(style.dim(`  ${fmt(r)}`));
+  // On a terminal narrower than the timing line, it breaks between its fields rather than mid-word.
+  const out = ctx.stdout as { isTTY?: boolean; columns?: number };
+  for (const l of wrapSegments(`  ${fmt(r)}`, ' | ', out.isTTY ? out.columns : undefined, '  ')) lines.push(style.dim(l));
   return lines;
 }
 

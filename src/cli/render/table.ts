@@ -27,3 +27,30 @@ export function formatTable(columns: readonly Column[], rows: ReadonlyArray<read
 export function fmt(value: number | undefined, decimals = 2): string {
   return value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(decimals);
 }
+
+/**
+ * Splits a line of `sep`-joined segments into lines that fit `width` columns (each under it: a line that fills the
+ * last column makes some terminals wrap an empty line), breaking only between segments; continuation lines start
+ * with `indent`. A segment longer than the width gets a line of its own (the terminal wraps it). Without a width
+ * (not a terminal) the line is returned whole.
+ */
+export function wrapSegments(text: string, sep: string, width: number | undefined, indent = ''): string[] {
+  if (width === undefined || width <= 0 || text.length < width) return [text];
+  const lines: string[] = [];
+  // A line that more fields follow ends with the separator's visible part (" |").
+  const mark = sep.trimEnd();
+  const segs = text.split(sep);
+  let line = '';
+  segs.forEach((seg, i) => {
+    const next = line === '' ? seg : `${line}${sep}${seg}`;
+    const tail = i < segs.length - 1 ? mark.length : 0;
+    if (line !== '' && next.length + tail >= width) {
+      lines.push(`${line}${mark}`);
+      line = `${indent}${seg}`;
+    } else {
+      line = next;
+    }
+  });
+  lines.push(line);
+  return lines;
+}
