@@ -10,9 +10,10 @@
  * each side, and its stems are the whole track's: chunk boundaries fall on every stage's hop, so its frames are the
  * track's frames; only the masks' frame batches differ (ORT's kernels, as for any other block size: within 1e-6).
  *
- * The calling thread only cuts chunks, hands them over (transferred, not copied) and puts the results back in
- * order. At most N + 1 chunks are in flight (one waiting per busy worker), so memory stays bounded whatever the
- * track's length. The workers start with the model (never at import: `stemkit --help` starts none), keep the
+ * The calling thread only cuts chunks, hands them over (transferred, not copied) to the worker pool
+ * (src/separate/worker-pool.ts) and hands the stems on in order, block by block as the workers send them
+ * ({@link StemStream.pieces}). At most N + 1 chunks are in flight (one waiting per busy worker), so memory stays
+ * bounded whatever the track's length. The workers start with the model (never at import: `stemkit --help` starts none), keep the
  * process alive only while they hold a chunk, and are terminated by `dispose()`, and those of a stream whose
  * signal aborts at once (a later chunk starts a fresh one). An error inside a worker comes back as the same
  * StemkitError class, code and exit code.

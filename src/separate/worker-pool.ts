@@ -31,7 +31,7 @@ export interface PoolWorkerInit {
   control: Int32Array;
 }
 
-/** control[0] when the process exits: no chunk may enter ORT any more. */
+/** control[0] when the process exits: no job may enter ORT any more. */
 export const CANCEL_ALL = -1;
 
 /** A job (what it is, the worker script knows), or the end: release the session and end the thread. */
