@@ -56,7 +56,7 @@ export function withSpeechLanes(model: StemModel, spec: SpeechModelSpec, session
       const lane = so.lane ?? 0;
       if (lane === 0) return model.createStream(so);
       const init: Omit<SpeechWorkerInit, 'control'> = { ...spec, session: { ...session, device: 'cpu', threads: 1 } };
-      pool ??= new WorkerPool<SpeechJob>(workerScript('speech-worker'), { ...init }, workers, 'speech');
+      pool ??= new WorkerPool<SpeechJob>(workerScript('speech-worker'), init, workers, 'speech');
       return new LaneStream(pool, nextStream++, (lane - 1) % workers, so.wantedStems ?? model.stems, model.sampleRate, so.signal);
     },
     async dispose() {
@@ -96,17 +96,13 @@ class LaneStream implements StemStream {
 
   private async run(block: Float32Array | null): Promise<StemBlocks> {
     throwIfAborted(this.signal);
-    const parts: Array<Record<string, Float32Array[]>> = [];
+    // The worker answers a job with one part: the stems of this block (speech-worker.ts).
+    let part: Record<string, Float32Array[]> = {};
     const transfer = block ? [block.buffer as ArrayBuffer] : [];
-    const r = await this.pool.run(this, { stream: this.id, block, wanted: this.wanted }, transfer, (p) => parts.push(p), this.lane);
+    const r = await this.pool.run(this, { stream: this.id, block, wanted: this.wanted }, transfer, (p) => (part = p), this.lane);
     this.inferSeconds = r.inferSeconds;
     const out: StemBlocks = {};
-    for (const s of this.wanted) {
-      const chunks = parts.map((p) => p[s]?.[0] ?? new Float32Array(0));
-      const y = chunks.length === 1 ? chunks[0]! : new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
-      if (chunks.length > 1) chunks.reduce((o, c) => (y.set(c, o), o + c.length), 0);
-      out[s] = { channels: [y], sampleRate: this.rate };
-    }
+    for (const s of this.wanted) out[s] = { channels: [part[s]?.[0] ?? new Float32Array(0)], sampleRate: this.rate };
     return out;
   }
 }
